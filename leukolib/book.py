@@ -1,0 +1,273 @@
+"""Execute the notebooks with papermill and build the Jupyter Book.
+
+``make book`` runs ``python -m leukolib.book build`` which
+
+1. executes every ``notebooks/NN_*.ipynb`` in order with papermill, passing
+   the parameters ``profile``, ``dataset``, ``data_root``, ``output_dir`` and
+   ``seed`` (all notebooks share one ``output_dir``, so a later notebook can
+   read what an earlier one wrote), and stops at the first failing notebook;
+2. collapses papermill's injected-parameters cell (tag ``hide-cell``), so the
+   page shows which parameters produced it without cluttering it;
+3. stages the book sources (``_config.yml``, ``book/``) and the executed
+   copies in ``_build/src`` with the repository's layout, so the Colab and
+   Binder buttons point at the clean notebooks in ``notebooks/``;
+4. runs ``jupyter-book build`` with warnings as errors (``-W``) into
+   ``_build/html``.
+
+The install cell of every notebook is stamped from ``repository.url`` in
+``_config.yml`` (``python -m leukolib.book sync``), the one place that URL is
+kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "REPO_ROOT",
+    "list_notebooks",
+    "execute_notebooks",
+    "install_cell_source",
+    "sync_install_cells",
+    "stage_book",
+    "build_book",
+    "main",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+INSTALL_TAG = "colab-install"
+
+
+def list_notebooks(folder: str | Path = REPO_ROOT / "notebooks") -> list[Path]:
+    """The book's notebooks (``NN_name.ipynb``), in order."""
+    nbs = sorted(p for p in Path(folder).glob("[0-9][0-9]_*.ipynb"))
+    if not nbs:
+        raise FileNotFoundError(f"{folder}: no notebooks named NN_*.ipynb")
+    return nbs
+
+
+def read_config(root: str | Path = REPO_ROOT) -> dict[str, Any]:
+    """The book's ``_config.yml``."""
+    import yaml
+
+    return yaml.safe_load((Path(root) / "_config.yml").read_text())
+
+
+def install_cell_source(repository_url: str) -> str:
+    """The idempotent install cell: installs leukolib in Colab only, once."""
+    return (
+        "# Colab only: install leukolib from its repository (a no-op elsewhere and on re-runs)\n"
+        "import importlib.util\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules and importlib.util.find_spec("leukolib") is None:\n'
+        f'    %pip install -q "leukolib @ git+{repository_url}"'
+    )
+
+
+def sync_install_cells(
+    notebooks: Sequence[Path] | None = None, root: str | Path = REPO_ROOT, check: bool = False
+) -> list[Path]:
+    """Stamp every notebook's install cell (tag ``colab-install``) from ``_config.yml``.
+
+    Parameters
+    ----------
+    notebooks : sequence of Path, optional
+        Default: all of ``notebooks/``.
+    root : path
+        Repository root (holds ``_config.yml``).
+    check : bool
+        Only report the notebooks whose install cell is missing or stale.
+
+    Returns
+    -------
+    list of Path
+        Notebooks that were (or, with ``check``, would be) changed.
+    """
+    import nbformat
+
+    url = read_config(root)["repository"]["url"]
+    source = install_cell_source(url)
+    changed = []
+    for path in notebooks or list_notebooks(Path(root) / "notebooks"):
+        nb = nbformat.read(path, as_version=4)
+        cells = [c for c in nb.cells if INSTALL_TAG in c.get("metadata", {}).get("tags", [])]
+        if len(cells) != 1:
+            raise ValueError(
+                f"{path}: expected one cell tagged {INSTALL_TAG!r}, found {len(cells)}"
+            )
+        if cells[0].source != source:
+            changed.append(path)
+            if not check:
+                cells[0].source = source
+                nbformat.write(nb, path)
+    return changed
+
+
+def _collapse_injected(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "hide-cell"]
+            cell.source = "# Parameters of this run (injected by papermill)\n" + cell.source
+    nbformat.write(nb, path)
+
+
+def execute_notebooks(
+    executed_dir: str | Path,
+    parameters: dict[str, Any],
+    notebooks: Sequence[Path] | None = None,
+    timeout: int | None = None,
+) -> list[dict[str, Any]]:
+    """Execute notebooks in order with papermill.
+
+    Parameters
+    ----------
+    executed_dir : path
+        Where the executed copies go (same file names).
+    parameters : dict
+        Passed to every notebook (``profile``, ``dataset``, ``data_root``,
+        ``output_dir``, ``seed``).
+    notebooks : sequence of Path, optional
+        Default: all of ``notebooks/``.
+    timeout : int, optional
+        Per-cell timeout in seconds (default: ``execute.timeout`` of
+        ``_config.yml``).
+
+    Returns
+    -------
+    list of dict
+        ``notebook``, ``seconds`` per executed notebook.
+
+    Raises
+    ------
+    RuntimeError
+        At the first failing notebook, naming it and its executed copy.
+    """
+    import papermill as pm
+
+    executed_dir = Path(executed_dir)
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    if timeout is None:
+        timeout = int(read_config().get("execute", {}).get("timeout", 1800))
+    report = []
+    for nb in notebooks or list_notebooks():
+        out = executed_dir / nb.name
+        t0 = time.perf_counter()
+        print(f"[book] executing {nb.name} ...", flush=True)
+        try:
+            pm.execute_notebook(
+                str(nb),
+                str(out),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(nb.parent),
+                progress_bar=False,
+                execution_timeout=timeout,
+            )
+        except Exception as exc:
+            raise RuntimeError(
+                f"notebook {nb.name} failed; see the executed copy {out}:\n{exc}"
+            ) from exc
+        _collapse_injected(out)
+        dt = time.perf_counter() - t0
+        print(f"[book] {nb.name}: {dt:.1f} s", flush=True)
+        report.append({"notebook": nb.name, "seconds": round(dt, 1)})
+    return report
+
+
+def stage_book(executed_dir: str | Path, staging: str | Path, root: str | Path = REPO_ROOT) -> Path:
+    """Lay out the book sources and the executed notebooks for jupyter-book."""
+    root, staging, executed_dir = Path(root), Path(staging), Path(executed_dir)
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    shutil.copy2(root / "_config.yml", staging / "_config.yml")
+    shutil.copytree(root / "book", staging / "book")
+    shutil.copy2(root / "book" / "_toc.yml", staging / "_toc.yml")
+    shutil.copytree(executed_dir, staging / "notebooks", ignore=shutil.ignore_patterns("*.json"))
+    return staging
+
+
+def build_book(staging: str | Path, output: str | Path) -> Path:
+    """Run ``jupyter-book build`` (warnings are errors); return the HTML folder."""
+    output = Path(output)
+    cmd = [
+        str(Path(sys.executable).with_name("jupyter-book")),
+        "build",
+        str(staging),
+        "--path-output",
+        str(output),
+        "-W",
+        "-n",
+        "--keep-going",
+    ]
+    print("[book] " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    html = output / "_build" / "html"
+    if not (html / "index.html").exists():
+        raise RuntimeError(f"jupyter-book produced no {html / 'index.html'}")
+    return html
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m leukolib.book {build,execute,sync}``."""
+    p = argparse.ArgumentParser(prog="python -m leukolib.book", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for name in ("build", "execute"):
+        s = sub.add_parser(name, help=f"{name} the book" if name == "build" else "run notebooks")
+        s.add_argument("--profile", default="cpu")
+        s.add_argument("--dataset", default="synthetic")
+        s.add_argument("--data-root", default="")
+        s.add_argument("--seed", type=int, default=0)
+        s.add_argument("--build-dir", default=str(REPO_ROOT / "_build"))
+        s.add_argument("--notebooks", nargs="*", help="only these notebooks (paths)")
+    s = sub.add_parser("sync", help="stamp the install cells from _config.yml")
+    s.add_argument("--check", action="store_true", help="only report stale notebooks")
+    args = p.parse_args(argv)
+
+    if args.cmd == "sync":
+        changed = sync_install_cells(check=args.check)
+        for c in changed:
+            print(f"{'stale' if args.check else 'updated'}: {c}")
+        return 1 if (args.check and changed) else 0
+
+    build = Path(args.build_dir).resolve()
+    executed = build / "executed"
+    params = {
+        "profile": args.profile,
+        "dataset": args.dataset,
+        "data_root": str(Path(args.data_root).resolve()) if args.data_root else "",
+        "output_dir": str(build / "outputs"),
+        "seed": args.seed,
+    }
+    notebooks = [Path(n).resolve() for n in args.notebooks] if args.notebooks else None
+    t0 = time.perf_counter()
+    try:
+        report = execute_notebooks(executed, params, notebooks)
+    except RuntimeError as exc:
+        print(f"[book] {exc}", file=sys.stderr)
+        return 1
+    (build / "outputs").mkdir(parents=True, exist_ok=True)
+    (build / "outputs" / "execution.json").write_text(
+        json.dumps({"parameters": params, "notebooks": report}, indent=2) + "\n"
+    )
+    if args.cmd == "build":
+        html = build_book(stage_book(executed, build / "src"), build.parent)
+        print(f"[book] built {html} in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,221 @@
+"""Reading images and masks from disk into leukolib's conventions.
+
+Every image becomes an RGB ``uint8`` array of shape ``(H, W, 3)`` by these
+rules, whatever the file kind (BMP, PNG, JPEG, TIFF):
+
+* gray (1 channel) is replicated to the three channels;
+* an alpha channel (RGBA, LA, palette with transparency) is composited over
+  white, the colour of an empty smear background;
+* palette images are expanded through their palette;
+* CMYK and YCbCr JPEGs are converted to RGB by Pillow;
+* 16-bit (and other integer) data are scaled linearly from the full range of
+  their type to 0..255 (``value * 255 / 65535`` for 16-bit, rounded);
+* floating-point data are taken as 0..1 and scaled to 0..255 (clipped).
+
+Masks are label images: every pixel value must be one of the dataset's known
+levels (e.g. 0, 128, 255), or, for datasets stored lossy, is mapped to the
+nearest level. Nothing here ever writes a file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from leukolib.errors import ImageReadError, MaskError
+
+__all__ = ["IMAGE_SUFFIXES", "read_image", "read_mask", "to_rgb_uint8", "is_image_file"]
+
+#: File name suffixes (lower case) that leukolib reads as images.
+IMAGE_SUFFIXES: tuple[str, ...] = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def is_image_file(path: str | Path) -> bool:
+    """Return True when ``path`` has an image suffix leukolib reads."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def to_rgb_uint8(array: np.ndarray, *, source: str = "array") -> np.ndarray:
+    """Convert an image array to RGB ``uint8`` by the module's rules.
+
+    Parameters
+    ----------
+    array : ndarray
+        Shape ``(H, W)``, ``(H, W, 1)``, ``(H, W, 2)`` (gray + alpha),
+        ``(H, W, 3)`` or ``(H, W, 4)`` (RGBA); any integer, bool or float dtype.
+    source : str
+        Name used in error messages (usually the file path).
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_rgb_uint8(np.array([[0, 65535]], dtype=np.uint16))[0, 1]
+    array([255, 255, 255], dtype=uint8)
+    >>> to_rgb_uint8(np.zeros((1, 1, 4), np.uint8))[0, 0]  # transparent -> white
+    array([255, 255, 255], dtype=uint8)
+    """
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (2, 3, 4)):
+        raise ImageReadError(f"{source}: unsupported image shape {a.shape}")
+    if a.size == 0:
+        raise ImageReadError(f"{source}: the image is empty (shape {a.shape})")
+    if a.dtype == np.uint8 and a.ndim == 3 and a.shape[-1] == 3:
+        return np.ascontiguousarray(a)  # the common case: nothing to convert
+    if a.dtype == np.uint8 and a.ndim == 2:
+        return np.repeat(a[..., None], 3, axis=-1)
+    f = _to_unit_float(a, source)
+    if f.ndim == 2:
+        f = np.repeat(f[..., None], 3, axis=-1)
+    elif f.shape[-1] == 2:
+        f = np.concatenate([np.repeat(f[..., :1], 3, axis=-1), f[..., 1:]], axis=-1)
+    if f.shape[-1] == 4:
+        alpha = f[..., 3:]
+        f = f[..., :3] * alpha + (1.0 - alpha)  # composite over white
+    return np.clip(np.rint(f * 255.0), 0, 255).astype(np.uint8)
+
+
+def _to_unit_float(a: np.ndarray, source: str) -> np.ndarray:
+    if a.dtype == bool:
+        return a.astype(np.float32)
+    if np.issubdtype(a.dtype, np.integer):
+        info = np.iinfo(a.dtype)
+        if info.min < 0:
+            # Signed data: only the non-negative half carries intensity.
+            return np.clip(a, 0, None).astype(np.float64) / info.max
+        return a.astype(np.float64) / info.max
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.all(np.isfinite(a)):
+            raise ImageReadError(f"{source}: the image holds NaN or infinite values")
+        return np.clip(a.astype(np.float64), 0.0, 1.0)
+    raise ImageReadError(f"{source}: unsupported pixel type {a.dtype}")
+
+
+def _check_file(path: Path, kind: str, error: type[Exception]) -> None:
+    if not path.exists():
+        raise error(f"{path}: {kind} file not found")
+    if not path.is_file():
+        raise error(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise error(f"{path}: the {kind} file is empty (0 bytes)")
+
+
+def _read_array(path: Path, kind: str, error: type[Exception]) -> np.ndarray:
+    """Decode a file into an array, keeping its bit depth; palettes expanded."""
+    _check_file(path, kind, error)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        except Exception:  # noqa: BLE001 - fall back to Pillow for odd TIFFs
+            pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                if im.mode == "P":
+                    im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+                elif im.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+                    im = im.convert("RGB")
+                elif im.mode == "PA":
+                    im = im.convert("RGBA")
+                elif im.mode == "1":
+                    im = im.convert("L")
+                return np.asarray(im)
+    except UnidentifiedImageError as exc:
+        raise error(f"{path}: not a readable image ({exc})") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise error(f"{path}: cannot decode the {kind}, truncated or corrupt ({exc})") from exc
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as RGB ``uint8``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A BMP, PNG, JPEG or TIFF file.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+
+    Raises
+    ------
+    ImageReadError
+        If the file is missing, empty, truncated, corrupt or of an unsupported
+        kind. The message names the file.
+    """
+    path = Path(path)
+    return to_rgb_uint8(_read_array(path, "image", ImageReadError), source=str(path))
+
+
+def read_mask(
+    path: str | Path,
+    levels: Mapping[str, int],
+    *,
+    background: int = 0,
+    shape: tuple[int, int] | None = None,
+    nearest: bool = False,
+) -> dict[str, np.ndarray]:
+    """Read a label mask and split it into one boolean mask per level.
+
+    Parameters
+    ----------
+    path : str or Path
+        The mask file (gray; RGB masks are reduced to gray by their mean).
+    levels : mapping of str to int
+        Region name to pixel value, e.g. ``{"nucleus": 255, "cytoplasm": 128}``.
+    background : int
+        Pixel value of the background.
+    shape : (int, int), optional
+        Expected ``(H, W)``; a mask of another size raises :class:`MaskError`.
+    nearest : bool
+        Map every pixel to the nearest known level (for masks saved with lossy
+        compression). When False, an unknown value raises :class:`MaskError`.
+
+    Returns
+    -------
+    dict of str to ndarray of bool
+        One mask per name in ``levels``.
+    """
+    path = Path(path)
+    a = _read_array(path, "mask", MaskError)
+    if a.ndim == 3:
+        if a.shape[-1] in (2, 4):  # drop alpha
+            a = a[..., :-1]
+        a = a.astype(np.float64).mean(axis=-1)
+    if np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize > 1 and a.max() > 255:
+        raise MaskError(f"{path}: {a.dtype} mask with values above 255; expected 8-bit levels")
+    if shape is not None and tuple(a.shape[:2]) != tuple(shape):
+        raise MaskError(
+            f"{path}: mask is {a.shape[1]}x{a.shape[0]} (WxH) but its image is "
+            f"{shape[1]}x{shape[0]}"
+        )
+    values = np.array([background, *levels.values()], dtype=np.float64)
+    if nearest:
+        idx = np.abs(a[..., None].astype(np.float64) - values).argmin(axis=-1)
+    else:
+        a = np.rint(a).astype(np.int64)
+        unknown = np.setdiff1d(np.unique(a), values.astype(np.int64))
+        if unknown.size:
+            shown = ", ".join(str(v) for v in unknown[:5])
+            raise MaskError(
+                f"{path}: unknown mask level(s) {shown}; expected "
+                f"{', '.join(str(int(v)) for v in values)}"
+            )
+        lut = np.zeros(256, dtype=np.int64)
+        lut[values.astype(np.int64)] = np.arange(values.size)
+        idx = lut[np.clip(a, 0, 255)]
+    return {name: idx == i + 1 for i, name in enumerate(levels)}

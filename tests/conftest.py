@@ -1,0 +1,43 @@
+"""Shared fixtures: where the real datasets are, and how their absence is handled.
+
+Tests that read ``../shared/data`` skip with a reason on a user's machine
+(where the folder is absent) and fail in CI (``CI=true``), where skipping
+would hide a regression.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def _require(path: Path, what: str) -> Path:
+    if path.is_dir():
+        return path
+    msg = f"{what} not found at {path} (the shared datasets sit beside the project root)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{msg}; CI must have them")
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The ``../shared/data`` folder."""
+    return _require(SHARED_DATA, "shared data folder")
+
+
+@pytest.fixture(scope="session")
+def jtsc_root(shared_data: Path) -> Path:
+    """Root of the JTSC set (``Dataset 1``)."""
+    return _require(shared_data / "segmentation_WBC", "JTSC dataset")
+
+
+@pytest.fixture(scope="session")
+def all_idb2_root(shared_data: Path) -> Path:
+    """Root of ALL-IDB2."""
+    return _require(shared_data / "ALL_IDB2", "ALL-IDB2 dataset")

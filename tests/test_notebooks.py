@@ -1,0 +1,88 @@
+"""The notebooks: conventions, execution under the smoke profile, and a smoke book build."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from leukolib.book import build_book, execute_notebooks, list_notebooks, stage_book, sync_install_cells
+
+NOTEBOOKS = list_notebooks()
+PARAMETERS = {"profile", "dataset", "data_root", "output_dir", "seed"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_conventions(path: Path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    first = code[0]
+    assert "parameters" in first.metadata.get("tags", []), "first code cell must be tagged"
+    names = {t.id for node in ast.parse(first.source).body for t in getattr(node, "targets", [])}
+    assert PARAMETERS <= names, f"parameters cell lacks {PARAMETERS - names}"
+    assert not any(c.get("outputs") or c.get("execution_count") for c in code), "outputs committed"
+    headings = " ".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for section in ("## Overview", "## Prerequisites", "## Summary", "## What's next"):
+        assert section in headings, f"missing section {section!r}"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert ".save(" in "".join(c.source for c in code), "the notebook must save its key numbers"
+
+
+def test_install_cells_match_config():
+    assert sync_install_cells(check=True) == [], "run `make sync`"
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """Every notebook executed once under the smoke profile (synthetic data)."""
+    build = tmp_path_factory.mktemp("book") / "_build"
+    params = {
+        "profile": "smoke",
+        "dataset": "synthetic",
+        "data_root": "",
+        "output_dir": str(build / "outputs"),
+        "seed": 0,
+    }
+    execute_notebooks(build / "executed", params)
+    return build
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_and_writes_its_numbers(smoke_run: Path, path: Path):
+    record = json.loads((smoke_run / "outputs" / f"{path.stem}.json").read_text())
+    assert record["notebook"] == path.stem
+    assert record["params"]["profile"] == "smoke"
+    assert record["results"]
+    executed = nbformat.read(smoke_run / "executed" / path.name, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "hide-cell" in injected[0].metadata["tags"]
+
+
+@pytest.mark.notebooks
+def test_smoke_book_builds_with_figures(smoke_run: Path):
+    html = build_book(stage_book(smoke_run / "executed", smoke_run / "src"), smoke_run.parent)
+    for path in NOTEBOOKS:
+        page = (html / "notebooks" / f"{path.stem}.html").read_text()
+        assert "<img" in page, f"{path.stem}: no figure rendered"
+        assert "colab.research.google.com" in page, f"{path.stem}: no Colab button"
+    assert (html / "book" / "intro.html").exists()
+
+
+@pytest.mark.notebooks
+@pytest.mark.shared
+def test_datasets_notebook_on_jtsc(jtsc_root: Path, tmp_path: Path):
+    params = {
+        "profile": "smoke",
+        "dataset": "jtsc",
+        "data_root": str(jtsc_root),
+        "output_dir": str(tmp_path / "out"),
+        "seed": 0,
+    }
+    execute_notebooks(tmp_path / "executed", params, [NOTEBOOKS[0]])
+    record = json.loads((tmp_path / "out" / "01_datasets.json").read_text())
+    assert record["results"]["n_images"] == 12  # the smoke profile's cap
+    assert len(record["results"]["class_names"]) == 5
