@@ -55,15 +55,24 @@ def overlay_masks(
     image: np.ndarray,
     nucleus: np.ndarray | None,
     cytoplasm: np.ndarray | None = None,
-    alpha: float = 0.35,
+    alpha: float = 0.2,
 ) -> np.ndarray:
-    """Tint the nucleus (cyan) and cytoplasm (yellow) on a copy of ``image``."""
+    """Outline and lightly tint the nucleus (cyan) and cytoplasm (yellow) on a copy of ``image``.
+
+    The tint is light so the stain colours stay readable under it.
+    """
     out = np.asarray(image, dtype=np.float32).copy()
-    for mask, color in ((cytoplasm, (255, 220, 0)), (nucleus, CYAN)):
+    yellow = (255, 220, 0)
+    for mask, color in ((cytoplasm, yellow), (nucleus, CYAN)):
         if mask is not None:
             m = np.asarray(mask, bool)
             out[m] = (1 - alpha) * out[m] + alpha * np.array(color, np.float32)
     out = out.astype(np.uint8)
+    if cytoplasm is not None:
+        cell = np.asarray(cytoplasm, bool)
+        if nucleus is not None:
+            cell = cell | np.asarray(nucleus, bool)
+        out = draw_contour(out, cell, yellow)
     if nucleus is not None:
         out = draw_contour(out, nucleus)
     return out
