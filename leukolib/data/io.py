@@ -195,27 +195,33 @@ def read_mask(
     if a.ndim == 3:
         if a.shape[-1] in (2, 4):  # drop alpha
             a = a[..., :-1]
-        a = a.astype(np.float64).mean(axis=-1)
-    if np.issubdtype(a.dtype, np.integer) and a.dtype.itemsize > 1 and a.max() > 255:
+        a = a.mean(axis=-1, dtype=np.float32)
+    if a.dtype != np.uint8 and np.issubdtype(a.dtype, np.integer) and a.max() > 255:
         raise MaskError(f"{path}: {a.dtype} mask with values above 255; expected 8-bit levels")
     if shape is not None and tuple(a.shape[:2]) != tuple(shape):
         raise MaskError(
             f"{path}: mask is {a.shape[1]}x{a.shape[0]} (WxH) but its image is "
             f"{shape[1]}x{shape[0]}"
         )
-    values = np.array([background, *levels.values()], dtype=np.float64)
+    values = np.array([background, *levels.values()], dtype=np.int64)
     if nearest:
-        idx = np.abs(a[..., None].astype(np.float64) - values).argmin(axis=-1)
+        a8 = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+        # nearest known level of every possible 8-bit value, applied as a lookup table
+        lut = np.abs(np.arange(256)[:, None] - values[None, :]).argmin(axis=1).astype(np.uint8)
     else:
-        a = np.rint(a).astype(np.int64)
-        unknown = np.setdiff1d(np.unique(a), values.astype(np.int64))
+        if a.dtype != np.uint8:
+            if not np.array_equal(a, np.rint(a)) or a.min() < 0:
+                raise MaskError(f"{path}: mask values are not 8-bit integer levels")
+        a8 = a.astype(np.uint8, copy=False)
+        present = np.flatnonzero(np.bincount(a8.ravel(), minlength=256))
+        unknown = np.setdiff1d(present, values)
         if unknown.size:
             shown = ", ".join(str(v) for v in unknown[:5])
             raise MaskError(
                 f"{path}: unknown mask level(s) {shown}; expected "
                 f"{', '.join(str(int(v)) for v in values)}"
             )
-        lut = np.zeros(256, dtype=np.int64)
-        lut[values.astype(np.int64)] = np.arange(values.size)
-        idx = lut[np.clip(a, 0, 255)]
+        lut = np.zeros(256, dtype=np.uint8)
+        lut[values] = np.arange(values.size)
+    idx = lut[a8]
     return {name: idx == i + 1 for i, name in enumerate(levels)}
