@@ -27,7 +27,6 @@ import platform
 import statistics
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -37,8 +36,8 @@ from leukolib.data import load_dataset, read_image
 from leukolib.metrics import segmentation_metrics, summarize
 from leukolib.segmentation import evaluate_dataset, get_method
 from leukolib.segmentation.handcrafted import (
-    DILATION_POSITIONS,
     HandcraftedParams,
+    ablation_variants,
     segment_nucleus,
 )
 
@@ -97,34 +96,10 @@ def bench_dataset(name: str, root: Path, repeat: int, limit: int | None) -> dict
 
 def ablations(results: list[dict]) -> list[dict]:
     base = HandcraftedParams()
-    variants: list[tuple[str, HandcraftedParams]] = []
-    for scaled in (True, False):
-        for pos in DILATION_POSITIONS:
-            if pos == "none" and not scaled:
-                continue
-            label = f"dilation {pos}" + (
-                ""
-                if pos == "none"
-                else (" (radius scaled)" if scaled else f" (radius {base.dilation} px)")
-            )
-            variants.append((label, replace(base, dilation_position=pos, scale_dilation=scaled)))
-    variants.append(("area threshold absolute 150 px", replace(base, scale_min_area=False)))
-    variants.append(
-        (
-            "area and dilation absolute (150 px, 2 px)",
-            replace(base, scale_min_area=False, scale_dilation=False),
-        )
-    )
-    variants.append(("no area filter", replace(base, min_area=0)))
-    variants.append(
-        (
-            "bilateral on unscaled [0,1] (range kernel flat)",
-            replace(base, bilateral_sigma_color=base.bilateral_sigma_color * 255),
-        )
-    )
+    variants = ablation_variants(base).items()
     rows = []
     for label, p in variants:
-        row = {"variant": label, "default": p == base}
+        row = {"variant": label.rstrip(" *"), "default": p == base}
         for r in results:
             row[r["dataset"]] = _scores(r["samples"], p)["iou"]["mean"]
         rows.append(row)

@@ -68,6 +68,7 @@ marked as such in its ``note``; what was not seen is absent. Listed in :data:`MI
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "beside_paper",
     "CITATION",
     "DATASETS",
     "DOI",
@@ -350,3 +352,58 @@ def reported_wide(table: str, dataset: str | None = None) -> pd.DataFrame:
     )
     wide.columns.name = None
     return wide
+
+
+def beside_paper(
+    ours: Mapping[str, Mapping[str, float]],
+    dataset: str,
+    method: str,
+    metrics: Sequence[str] = ("acc", "pre", "rec", "spec", "dsc", "iou"),
+) -> pd.DataFrame:
+    """Our summary beside the paper's numbers for the same dataset and method.
+
+    Parameters
+    ----------
+    ours : mapping
+        ``{metric: {"mean": m, "std": s}}``, as returned by
+        :func:`leukolib.metrics.summarize`.
+    dataset, method : str
+        What to look up in :data:`RESULTS` (e.g. ``"jtsc"``, ``"HM"``).
+    metrics : sequence of str
+        The columns, in order.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``leukolib`` and ``paper (Table N)`` (one per table reporting the
+        pair), cells ``"mean ± std"`` strings; a paper cell that was not
+        transcribed is ``"n/a"``.
+
+    Examples
+    --------
+    >>> t = beside_paper({"iou": {"mean": 0.9, "std": 0.1}}, "jtsc", "ENSEMBLE", ["iou"])
+    >>> t.loc["paper (Table 2)", "iou"]
+    '0.926'
+    """
+    import pandas as pd
+
+    def cell(mean: float | None, std: float | None) -> str:
+        if mean is None:
+            return "n/a"
+        return f"{mean:.3f}" if std is None else f"{mean:.3f} ± {std:.3f}"
+
+    rows = {
+        "leukolib": {
+            m: cell(ours[m]["mean"], ours[m]["std"]) if m in ours else "n/a" for m in metrics
+        }
+    }
+    theirs = reported(dataset=dataset, method=method)
+    for table, group in theirs.groupby("table"):
+        by_metric = {r.metric: r for r in group.itertuples()}
+        rows[f"paper (Table {table})"] = {
+            m: cell(by_metric[m].value, by_metric[m].std) if m in by_metric else "n/a"
+            for m in metrics
+        }
+    if len(rows) == 1:
+        rows["paper"] = dict.fromkeys(metrics, "n/a")
+    return pd.DataFrame.from_dict(rows, orient="index")[list(metrics)]

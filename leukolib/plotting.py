@@ -13,7 +13,16 @@ if TYPE_CHECKING:
 
     from leukolib.data import Dataset
 
-__all__ = ["CYAN", "draw_contour", "overlay_masks", "show_samples", "plot_class_balance"]
+__all__ = [
+    "CYAN",
+    "draw_contour",
+    "overlay_masks",
+    "plot_class_balance",
+    "plot_otsu_histogram",
+    "show_predictions",
+    "show_samples",
+    "show_stages",
+]
 
 #: The paper's Figure 5 draws the nucleus contour in cyan.
 CYAN: tuple[int, int, int] = (0, 255, 255)
@@ -123,3 +132,103 @@ def plot_class_balance(dataset: Dataset, ax=None):
     for k, c in enumerate(counts):
         ax.text(k, c, str(int(c)), ha="center", va="bottom", fontsize=9)
     return ax
+
+
+def show_stages(
+    stages: Sequence[dict[str, np.ndarray]],
+    keys: Sequence[str],
+    titles: Sequence[str] | None = None,
+    size: float = 2.0,
+) -> Figure:
+    """A grid of intermediate images: one row per image, one column per stage.
+
+    Parameters
+    ----------
+    stages : sequence of dict
+        One dict per image, e.g. from
+        :func:`leukolib.segmentation.handcrafted.handcrafted_stages`.
+    keys : sequence of str
+        The stages to show, in order; 2-D float stages use the ``magma``
+        colour map, boolean masks gray.
+    titles : sequence of str, optional
+        Column titles (default: the keys).
+    size : float
+        Size of one panel, in inches.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        len(stages), len(keys), figsize=(size * len(keys), size * len(stages)), squeeze=False
+    )
+    for r, st in enumerate(stages):
+        for c, key in enumerate(keys):
+            ax = axes[r, c]
+            img = st[key]
+            if img.ndim == 2:
+                cmap = "gray" if img.dtype == bool else "magma"
+                ax.imshow(img, cmap=cmap, vmin=0, vmax=1 if img.dtype != np.uint8 else 255)
+            else:
+                ax.imshow(img)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title((titles or keys)[c], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_otsu_histogram(values: np.ndarray, threshold: float, ax=None, bins: int = 64):
+    """Histogram of a feature image with its Otsu threshold marked."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4, 2.6))
+    v = np.asarray(values, dtype=np.float64).ravel()
+    ax.hist(v, bins=bins, color="#7b5ea7", log=True)
+    ax.axvline(threshold, color="crimson", lw=2, label=f"Otsu threshold {threshold:.3g}")
+    ax.set_xlabel("filtered M * S")
+    ax.set_ylabel("pixels (log)")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def show_predictions(
+    samples: Sequence,
+    masks: Sequence[np.ndarray],
+    captions: Sequence[str] | None = None,
+    ncols: int = 4,
+    size: float = 2.6,
+    truth_color: tuple[int, int, int] = (255, 220, 0),
+) -> Figure:
+    """Predicted nucleus contours (cyan) beside the ground truth (yellow).
+
+    Parameters
+    ----------
+    samples : sequence of Sample
+        The images and their ground truth (``nucleus`` may be ``None``).
+    masks : sequence of ndarray of bool
+        The predicted masks, one per sample.
+    captions : sequence of str, optional
+        Panel titles (default: the sample ids).
+    ncols : int
+        Panels per row.
+    size : float
+        Size of one panel, in inches.
+    truth_color : (int, int, int)
+        RGB colour of the ground-truth contour.
+    """
+    import matplotlib.pyplot as plt
+
+    n = len(samples)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k, (ax, s, m) in enumerate(zip(axes.ravel()[:n], samples, masks, strict=True)):
+        img = s.image
+        if s.nucleus is not None:
+            img = draw_contour(img, s.nucleus, truth_color)
+        ax.imshow(draw_contour(img, m))
+        ax.set_title(captions[k] if captions else s.id, fontsize=8)
+    fig.tight_layout()
+    return fig

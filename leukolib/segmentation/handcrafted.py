@@ -37,7 +37,7 @@ count) is changed: measured, it made no difference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import cv2
@@ -49,6 +49,8 @@ from leukolib.paper import HANDCRAFTED_PARAMS
 __all__ = [
     "DILATION_POSITIONS",
     "HandcraftedParams",
+    "ablation_variants",
+    "evaluate_variants",
     "apply_mask",
     "area_filter",
     "bilateral",
@@ -768,3 +770,80 @@ def handcrafted_stages(
     stages: dict[str, Any] = {}
     _pipeline(image, params or HandcraftedParams(), stages)
     return stages
+
+
+def ablation_variants(base: HandcraftedParams | None = None) -> dict[str, HandcraftedParams]:
+    """The parameter variants that settled the documented defaults.
+
+    Where the Table A1 dilation goes (none, after Otsu, after the closing,
+    after the area filter), with its radius scaled to the image size or the
+    absolute 2 px; the area threshold scaled or absolute; no area filter; and
+    the bilateral filter on the unscaled product. The notebook and
+    ``benchmarks/bench_handcrafted.py`` both evaluate these.
+
+    Parameters
+    ----------
+    base : HandcraftedParams, optional
+        The defaults the variants depart from.
+
+    Returns
+    -------
+    dict of str to HandcraftedParams
+        Variant label to parameters, the default included (its label ends
+        with ``*``).
+    """
+    base = base or HandcraftedParams()
+    variants: dict[str, HandcraftedParams] = {}
+    for scaled in (True, False):
+        for pos in DILATION_POSITIONS:
+            if pos == "none" and not scaled:
+                continue
+            radius = "" if pos == "none" else (" (radius scaled)" if scaled else " (radius 2 px)")
+            variants[f"dilation {pos}{radius}"] = replace(
+                base, dilation_position=pos, scale_dilation=scaled
+            )
+    variants["area threshold absolute 150 px"] = replace(base, scale_min_area=False)
+    variants["area and dilation absolute (150 px, 2 px)"] = replace(
+        base, scale_min_area=False, scale_dilation=False
+    )
+    variants["no area filter"] = replace(base, min_area=0)
+    variants["bilateral on unscaled [0,1] (range kernel flat)"] = replace(
+        base, bilateral_sigma_color=base.bilateral_sigma_color * 255
+    )
+    return {(k + " *" if v == base else k): v for k, v in variants.items()}
+
+
+def evaluate_variants(samples, variants: dict[str, HandcraftedParams] | None = None):
+    """Mean IoU and DSC of each parameter variant on the same samples.
+
+    Parameters
+    ----------
+    samples : sequence of Sample
+        Samples with nucleus ground truth, loaded once and reused.
+    variants : dict of str to HandcraftedParams, optional
+        Default: :func:`ablation_variants`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per variant: ``iou``, ``iou_std``, ``dsc``.
+    """
+    import pandas as pd
+
+    from leukolib.metrics import segmentation_metrics, summarize
+
+    samples = [s for s in samples if s.nucleus is not None]
+    rows = []
+    for label, params in (variants or ablation_variants()).items():
+        s = summarize(
+            segmentation_metrics(segment_nucleus(x.image, params), x.nucleus) for x in samples
+        )
+        rows.append(
+            {
+                "variant": label,
+                "iou": s["iou"]["mean"],
+                "iou_std": s["iou"]["std"],
+                "dsc": s["dsc"]["mean"],
+            }
+        )
+    return pd.DataFrame(rows).set_index("variant")
