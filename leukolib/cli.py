@@ -9,6 +9,9 @@ Commands
 ``leukolib evaluate --dataset NAME --root DIR``
     Run a method over a dataset with ground truth: the six metrics (mean and
     std), images/s, and optionally a JSON record.
+``leukolib train-unet --dataset NAME --root DIR --out RUN_DIR``
+    Train the U-Net by k-fold cross-validation under a profile (resumable);
+    the run directory is then the ``--model`` of ``--method unet|ensemble``.
 ``leukolib datasets``
     The dataset names ``evaluate`` understands.
 
@@ -138,6 +141,31 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ev.set_defaults(func=cmd_evaluate)
 
+    tr = sub.add_parser(
+        "train-unet",
+        help="train the U-Net by k-fold cross-validation",
+        description="Train the MONAI U-Net (Unified Focal Loss, on-the-fly augmentation) by "
+        "k-fold cross-validation on a dataset with nucleus masks, under a profile (which also "
+        "caps the number of images: 12 under smoke, all under cpu and paper). Writes one "
+        "weights file per fold and run.json (config, folds, per-epoch curves, out-of-fold "
+        "metrics) into --out. Run the same command again to resume an interrupted run.",
+    )
+    tr.add_argument("--dataset", "-d", required=True, metavar="NAME", help="dataset name")
+    tr.add_argument("--root", type=Path, metavar="DIR", help="dataset folder")
+    tr.add_argument("--out", "-o", required=True, type=Path, metavar="RUN_DIR", help="run folder")
+    tr.add_argument(
+        "--profile", default="cpu", choices=["smoke", "cpu", "paper"], help="sizes (default cpu)"
+    )
+    tr.add_argument("--seed", type=int, default=0, help="seed of folds, weights, augmentation")
+    tr.add_argument("--epochs", type=_positive_int, help="override the profile's epochs")
+    tr.add_argument("--folds", type=_positive_int, help="override the profile's folds")
+    tr.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
+    tr.add_argument(
+        "--overwrite", action="store_true", help="replace a run of another configuration in --out"
+    )
+    tr.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    tr.set_defaults(func=cmd_train_unet)
+
     ds = sub.add_parser(
         "datasets",
         help="list the dataset names",
@@ -156,7 +184,14 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
         help=f"segmentation method (default: handcrafted). {_methods_help()}",
     )
     p.add_argument(
-        "--model", metavar="PATH", help="trained model, for methods that need one (not handcrafted)"
+        "--model",
+        metavar="RUN_DIR",
+        help="U-Net run directory from 'leukolib train-unet' (methods unet and ensemble)",
+    )
+    p.add_argument(
+        "--fusion",
+        choices=["and", "or", "soft"],
+        help="how 'ensemble' combines the masks (default and: the paper's)",
     )
 
 
@@ -344,12 +379,20 @@ def _reason(exc: BaseException, src: Path | None = None) -> str:
     return text
 
 
-def _get_method(args: argparse.Namespace):
-    from leukolib.segmentation import MethodError, get_method
+def _get_method(args: argparse.Namespace, dataset=None):
+    from leukolib.errors import LeukolibError
+    from leukolib.segmentation import SEGMENTERS, get_method
 
+    options = {}
+    if args.fusion is not None:
+        if args.method != "ensemble":
+            raise UsageError(f"--fusion is for --method ensemble, not {args.method!r}")
+        options["fusion"] = args.fusion
+    if dataset is not None and SEGMENTERS[args.method].needs_model:
+        options["dataset"] = dataset  # out-of-fold models on the run's own training set
     try:
-        return get_method(args.method, model=args.model)
-    except MethodError as exc:
+        return get_method(args.method, model=args.model, **options)
+    except LeukolibError as exc:  # unknown method, missing or unreadable run directory
         raise UsageError(str(exc)) from None
 
 
@@ -387,7 +430,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UsageError(f"--json {json_path}: already exists; use --overwrite to replace it")
         if json_path.is_dir():
             raise UsageError(f"--json {json_path}: is a folder")
-    segment = _get_method(args)
     try:
         dataset = load_dataset(args.dataset, args.root)
         if not dataset.has_masks:
@@ -396,6 +438,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
     except DataError as exc:
         raise UsageError(str(exc)) from None
+    segment = _get_method(args, dataset)
+    mode = getattr(segment, "mode", None)
+    if mode is not None:
+        print(f"{args.method}: {mode} ({getattr(segment, 'reason', '')})".rstrip(" ()"))
     result = evaluate_dataset(dataset, segment, limit=args.limit, progress=not args.quiet)
     if result.failures:
         print(f"{len(result.failures)} sample(s) failed:", file=sys.stderr)
@@ -407,10 +453,68 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_summary(result, dataset.name, args.method))
     if json_path is not None:
         record = result.to_json_dict(dataset.name, args.method)
+        if mode is not None:
+            record["model"] = str(args.model)
+            record["model_mode"] = mode  # "out-of-fold" or "fold-average"
+        if args.fusion is not None or args.method == "ensemble":
+            record["fusion"] = args.fusion or "and"
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {json_path}")
     return 1 if result.failures else 0
+
+
+# ----------------------------------------------------------------------------- train-unet
+
+
+def cmd_train_unet(args: argparse.Namespace) -> int:
+    """``leukolib train-unet``: see the module docstring."""
+    from leukolib.data import load_dataset
+    from leukolib.errors import DataError, LeukolibError
+    from leukolib.notebook import limit_dataset
+    from leukolib.profiles import get_profile
+
+    profile = get_profile(args.profile)
+    try:
+        if args.dataset == "synthetic":
+            dataset = load_dataset(
+                "synthetic",
+                n_images=profile.synthetic_images,
+                size=profile.synthetic_size,
+                seed=args.seed,
+            )
+        else:
+            dataset = limit_dataset(
+                load_dataset(args.dataset, args.root), profile.max_images, args.seed
+            )
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    if not dataset.has_masks:
+        raise UsageError(f"dataset {args.dataset!r} has no nucleus masks: nothing to train on")
+    from leukolib.segmentation.training import train_unet
+
+    try:
+        record = train_unet(
+            dataset,
+            args.out.expanduser(),
+            profile=args.profile,
+            seed=args.seed,
+            device=args.device,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            epochs=args.epochs,
+            folds=args.folds,
+            data_root=args.root,
+        )
+    except LeukolibError as exc:
+        raise UsageError(str(exc)) from None
+    s = record["oof"]["summary"]
+    print(
+        f"{dataset.name}: {len(record['folds'])} folds, out-of-fold IoU "
+        f"{s['iou']['mean']:.4f} ± {s['iou']['std']:.4f}, DSC {s['dsc']['mean']:.4f}; "
+        f"run in {args.out}"
+    )
+    return 0
 
 
 # ----------------------------------------------------------------------------- datasets

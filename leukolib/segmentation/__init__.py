@@ -152,6 +152,46 @@ register_method(
 )
 
 
+def _unet_predictor(model: Any, dataset: Any = None, threshold: float = 0.5):
+    # torch is imported here, so that `import leukolib.segmentation` stays light
+    from leukolib.segmentation.unet import SegmentationPredictor, UNetRun, load_unet_run
+
+    run = model if isinstance(model, UNetRun) else load_unet_run(model)
+    if dataset is not None:
+        return run.predictor_for(dataset, threshold=threshold)
+    return SegmentationPredictor(run, "fold-average", "new images: all folds averaged", threshold)
+
+
+def _unet(model: Any = None, dataset: Any = None, threshold: float = 0.5) -> Segmenter:
+    return _unet_predictor(model, dataset, threshold)
+
+
+def _ensemble(model: Any = None, dataset: Any = None, **options: Any) -> Segmenter:
+    from leukolib.segmentation.ensemble import EnsembleParams, EnsembleSegmenter
+
+    try:
+        params = EnsembleParams(**options)
+    except (TypeError, ValueError) as exc:
+        raise MethodError(f"method 'ensemble': {exc}") from None
+    return EnsembleSegmenter(_unet_predictor(model, dataset, params.threshold), params=params)
+
+
+register_method(
+    "unet",
+    _unet,
+    "MONAI U-Net trained by `leukolib train-unet` (needs --model RUN_DIR; out-of-fold on its "
+    "training set, all folds averaged elsewhere)",
+    needs_model=True,
+)
+register_method(
+    "ensemble",
+    _ensemble,
+    "handcrafted and U-Net masks fused (--fusion and|or|soft, default and), then an area "
+    "opening (needs --model RUN_DIR)",
+    needs_model=True,
+)
+
+
 def get_method(name: str, model: Any = None, **options: Any) -> Segmenter:
     """Build the segmenter called ``name``.
 
@@ -182,4 +222,7 @@ def get_method(name: str, model: Any = None, **options: Any) -> Segmenter:
         raise MethodError(f"unknown segmentation method {name!r}; known: {', '.join(SEGMENTERS)}")
     if spec.needs_model and model is None:
         raise MethodError(f"method {spec.name!r} needs a trained model (--model PATH)")
-    return spec.factory(model, **options)
+    try:
+        return spec.factory(model, **options)
+    except TypeError as exc:  # an option the method does not take
+        raise MethodError(f"method {spec.name!r}: {exc}") from None

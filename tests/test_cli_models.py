@@ -1,0 +1,76 @@
+"""The CLI with trained models: train-unet, then segment and evaluate with unet and ensemble."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from leukolib.cli import main
+from leukolib.data import load_dataset
+
+
+@pytest.fixture(scope="module")
+def paired_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("paired")
+    ds = load_dataset("synthetic", n_images=8, size=96, seed=5)
+    for s in ds:
+        (root / "images").mkdir(exist_ok=True)
+        (root / "masks").mkdir(exist_ok=True)
+        Image.fromarray(s.image).save(root / "images" / f"{s.id}.png")
+        Image.fromarray(s.nucleus.astype(np.uint8) * 255).save(root / "masks" / f"{s.id}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run_dir(paired_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "unet"
+    argv = ["train-unet", "--dataset", "paired", "--root", str(paired_root), "--out", str(out),
+            "--profile", "smoke", "--quiet"]
+    assert main(argv) == 0
+    assert (out / "run.json").exists() and (out / "fold_00.pt").exists()
+    assert main(argv) == 0  # resumes: nothing to do
+    return out
+
+
+@pytest.mark.parametrize("method", ["unet", "ensemble"])
+def test_evaluate_on_the_training_set_is_out_of_fold(paired_root, run_dir, tmp_path, method):
+    out = tmp_path / f"{method}.json"
+    argv = ["evaluate", "--dataset", "paired", "--root", str(paired_root), "--method", method,
+            "--model", str(run_dir), "--json", str(out), "--quiet"]
+    assert main(argv) == 0
+    record = json.loads(out.read_text())
+    assert record["model_mode"] == "out-of-fold"
+    assert record["n_images"] == 8 and 0.0 <= record["iou"] <= 1.0
+    if method == "ensemble":
+        assert record["fusion"] == "and"
+
+
+def test_evaluate_elsewhere_uses_the_fold_average(run_dir, tmp_path):
+    out = tmp_path / "e.json"
+    argv = ["evaluate", "--dataset", "synthetic", "--method", "ensemble", "--fusion", "or",
+            "--model", str(run_dir), "--limit", "3", "--json", str(out), "--quiet"]
+    assert main(argv) == 0
+    record = json.loads(out.read_text())
+    assert record["model_mode"] == "fold-average" and record["fusion"] == "or"
+
+
+def test_segment_new_images_with_the_unet(paired_root, run_dir, tmp_path):
+    argv = ["segment", str(paired_root / "images"), "--method", "unet", "--model", str(run_dir),
+            "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 0
+    assert len(list((tmp_path / "out").glob("*_mask.png"))) == 8
+
+
+def test_model_errors_are_usage_errors(tmp_path, capsys):
+    assert main(["evaluate", "--dataset", "synthetic", "--method", "unet", "--quiet"]) == 2
+    assert "needs a trained model" in capsys.readouterr().err
+    argv = ["evaluate", "--dataset", "synthetic", "--method", "unet", "--model", str(tmp_path)]
+    assert main(argv) == 2
+    assert "no run.json" in capsys.readouterr().err
+    argv = ["evaluate", "--dataset", "synthetic", "--fusion", "or"]
+    assert main(argv) == 2
+    assert "--fusion is for --method ensemble" in capsys.readouterr().err
