@@ -191,7 +191,8 @@ def _add_method_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fusion",
         choices=["and", "or", "soft"],
-        help="how 'ensemble' combines the masks (default and: the paper's)",
+        help="how 'ensemble' combines the masks: soft (default, measured best), and (the "
+        "paper's; safer for a U-Net from another dataset) or or",
     )
 
 
@@ -457,7 +458,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             record["model"] = str(args.model)
             record["model_mode"] = mode  # "out-of-fold" or "fold-average"
         if args.fusion is not None or args.method == "ensemble":
-            record["fusion"] = args.fusion or "and"
+            record["fusion"] = segment.params.fusion
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {json_path}")

@@ -86,6 +86,11 @@ class Run:
     device: str
     params: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def unet_run_dir(self) -> Path:
+        """Where this run's U-Net is trained (notebook 03) and found (notebook 04)."""
+        return self.output_dir / f"unet_{self.dataset.name}_{self.profile.name}_seed{self.seed}"
+
     def path(self, filename: str) -> Path:
         """A file inside this run's output folder."""
         return self.output_dir / filename

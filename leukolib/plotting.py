@@ -19,6 +19,7 @@ __all__ = [
     "overlay_masks",
     "plot_class_balance",
     "plot_otsu_histogram",
+    "show_method_masks",
     "show_predictions",
     "show_samples",
     "show_stages",
@@ -232,3 +233,88 @@ def show_predictions(
         ax.set_title(captions[k] if captions else s.id, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def show_method_masks(
+    samples: Sequence,
+    masks: dict[str, Sequence[np.ndarray]],
+    scores: dict[str, Sequence[float]] | None = None,
+    row_titles: Sequence[str] | None = None,
+    metric: str = "iou",
+    size: float = 2.4,
+    truth_color: tuple[int, int, int] = (255, 220, 0),
+) -> Figure:
+    """Several methods' masks on the same images, side by side (the paper's Figure 4 style).
+
+    One row per sample: the image with its ground truth (yellow), then one
+    panel per method with that method's contour (cyan) over the ground truth.
+
+    Parameters
+    ----------
+    samples : sequence of Sample
+        The images and their ground truth.
+    masks : dict
+        ``{method: [mask per sample]}``; the columns, in order.
+    scores : dict, optional
+        ``{method: [score per sample]}``, shown in the panel titles.
+    row_titles : sequence of str, optional
+        Title of each row's first panel (default: the sample ids).
+    metric : str
+        Name of the score in the titles.
+    size : float
+        Size of one panel, in inches.
+    truth_color : (int, int, int)
+        RGB colour of the ground-truth contour.
+    """
+    import matplotlib.pyplot as plt
+
+    methods = list(masks)
+    nrows, ncols = max(1, len(samples)), len(methods) + 1
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, s in enumerate(samples):
+        base = s.image if s.nucleus is None else draw_contour(s.image, s.nucleus, truth_color)
+        axes[r, 0].imshow(base)
+        axes[r, 0].set_title(row_titles[r] if row_titles else s.id, fontsize=8)
+        for c, method in enumerate(methods, start=1):
+            axes[r, c].imshow(draw_contour(base, masks[method][r]))
+            title = method
+            if scores is not None and method in scores:
+                title += f"  {metric} {scores[method][r]:.3f}"
+            axes[r, c].set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(history, axes=None):
+    """Per-fold training and validation loss and IoU per epoch (the paper's Figure 6).
+
+    Parameters
+    ----------
+    history : pandas.DataFrame
+        Columns ``fold, epoch, train_loss, val_loss, train_iou, val_iou``, as
+        :meth:`leukolib.segmentation.unet.UNetRun.history` returns.
+    axes : pair of Axes, optional
+
+    Returns
+    -------
+    pair of Axes
+    """
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, history["fold"].nunique())))
+    for color, (fold, h) in zip(colors, history.groupby("fold"), strict=True):
+        for ax, metric in zip(axes, ("loss", "iou"), strict=True):
+            ax.plot(h["epoch"], h[f"train_{metric}"], "--", color=color, alpha=0.7)
+            ax.plot(h["epoch"], h[f"val_{metric}"], "-", color=color, label=f"fold {fold}")
+    for ax, metric in zip(axes, ("Unified Focal Loss", "IoU"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+    axes[0].set_title("loss (dashed: training, solid: validation)")
+    axes[1].set_title("nucleus IoU")
+    axes[1].legend(fontsize=8)
+    return axes

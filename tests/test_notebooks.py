@@ -9,7 +9,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from leukolib.book import build_book, execute_notebooks, list_notebooks, stage_book, sync_install_cells
+from leukolib.book import (
+    build_book,
+    execute_notebooks,
+    list_notebooks,
+    stage_book,
+    sync_install_cells,
+)
 
 NOTEBOOKS = list_notebooks()
 PARAMETERS = {"profile", "dataset", "data_root", "output_dir", "seed"}

@@ -186,7 +186,7 @@ register_method(
 register_method(
     "ensemble",
     _ensemble,
-    "handcrafted and U-Net masks fused (--fusion and|or|soft, default and), then an area "
+    "handcrafted and U-Net masks fused (--fusion soft|and|or, default soft), then an area "
     "opening (needs --model RUN_DIR)",
     needs_model=True,
 )

@@ -1,0 +1,278 @@
+"""Pre-processing and on-the-fly augmentation of image / mask pairs for the U-Net.
+
+Conventions
+-----------
+* **Normalisation**: an RGB ``uint8`` image becomes ``float32`` in ``[0, 1]``
+  (divided by 255), channel first ``(3, H, W)``; no per-channel mean/std
+  standardisation (instance normalisation in the network makes it
+  unnecessary). A mask becomes ``float32`` ``{0, 1}``, shape ``(1, H, W)``.
+* **Resizing** (:func:`resize_image`, :func:`resize_mask`) to the profile's
+  square size happens once, before augmentation (every transform below is
+  size-preserving, so the order does not change the result, and augmenting
+  small images is cheaper): bilinear for images (antialiased when shrinking),
+  bilinear then ``>= 0.5`` for masks. Inference resizes the image the same
+  way and maps the predicted probabilities back to the original size with
+  bilinear interpolation (:mod:`leukolib.segmentation.unet`).
+
+Augmentation (paper, section 4.1), applied on the fly to each training pair:
+
+=====================  ======  ===============================================
+transform              p       how
+=====================  ======  ===============================================
+vertical flip          0.5     ``RandFlipd(spatial_axis=0)``, image and mask
+horizontal flip        0.5     ``RandFlipd(spatial_axis=1)``, image and mask
+random rotate 90       0.5     ``RandRotate90d`` (k = 1, 2 or 3), both
+transpose              0.5     :class:`RandTransposed` (swap H and W), both
+random gamma           0.2     ``RandAdjustContrastd``, gamma in [0.7, 1.5],
+                               image only
+CLAHE                  0.2     :class:`RandCLAHEd` (scikit-image
+                               ``equalize_adapthist``, clip 0.01), image only
+Gaussian noise         0.2     ``RandGaussianNoised``, std up to 0.03, image
+                               only, then clipped to [0, 1]
+=====================  ======  ===============================================
+
+The whole pipeline is a MONAI ``Compose``; :func:`training_transforms` seeds
+it (``set_random_state``), so the same seed gives the same augmented pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.transforms import (
+    Compose,
+    MapTransform,
+    RandAdjustContrastd,
+    RandFlipd,
+    RandGaussianNoised,
+    RandomizableTransform,
+    RandRotate90d,
+)
+
+__all__ = [
+    "RandCLAHEd",
+    "RandTransposed",
+    "ClipIntensityd",
+    "image_to_tensor",
+    "mask_to_tensor",
+    "resize_image",
+    "resize_mask",
+    "training_transforms",
+    "plain_tensor",
+]
+
+KEYS = ("image", "mask")
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """RGB ``uint8`` ``(H, W, 3)`` -> ``float32`` ``(3, H, W)`` in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = image_to_tensor(np.full((2, 3, 3), 255, np.uint8))
+    >>> tuple(t.shape), float(t.max())
+    ((3, 2, 3), 1.0)
+    """
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {a.shape}")
+    if a.dtype != np.uint8:
+        from leukolib.data.io import to_rgb_uint8
+
+        a = to_rgb_uint8(a)
+    # astype copies: read-only inputs (e.g. decoded files) are fine.
+    return torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).div_(255.0)
+
+
+def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
+    """Boolean mask ``(H, W)`` -> ``float32`` ``(1, H, W)`` in ``{0, 1}``."""
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ValueError(f"expected a 2-D mask, got shape {m.shape}")
+    return torch.from_numpy(m.astype(np.float32))[None]
+
+
+def resize_image(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of ``(C, H, W)`` or ``(N, C, H, W)`` float images.
+
+    Antialiased when shrinking, so that small structures are averaged rather
+    than aliased. Returns the input unchanged when it already has the size.
+    """
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    batched = image.ndim == 4
+    x = image if batched else image[None]
+    if tuple(x.shape[-2:]) != hw:
+        shrink = x.shape[-2] > hw[0] or x.shape[-1] > hw[1]
+        x = F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=shrink)
+    return x if batched else x[0]
+
+
+def resize_mask(mask: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resize a ``{0, 1}`` mask ``(1, H, W)``: bilinear, then threshold at 0.5."""
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(mask.shape[-2:]) == hw:
+        return mask
+    return (resize_image(mask.float(), hw) >= 0.5).float()
+
+
+def plain_tensor(x) -> torch.Tensor:
+    """A plain ``torch.Tensor`` (MONAI returns ``MetaTensor``; numpy is converted)."""
+    if hasattr(x, "as_tensor"):
+        return x.as_tensor()
+    return torch.as_tensor(np.asarray(x)) if isinstance(x, np.ndarray) else x
+
+
+class RandTransposed(RandomizableTransform, MapTransform):
+    """Swap the two spatial axes of every key with probability ``prob``.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Dictionary keys of channel-first ``(C, H, W)`` tensors.
+    prob : float
+        Probability of transposing.
+    """
+
+    def __init__(self, keys=KEYS, prob: float = 0.5, allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        """Transpose every key of ``data`` (or none), by one random draw."""
+        d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        for key in self.key_iterator(d):
+            d[key] = plain_tensor(d[key]).transpose(-1, -2).contiguous()
+        return d
+
+
+class RandCLAHEd(RandomizableTransform, MapTransform):
+    """Contrast-limited adaptive histogram equalisation with probability ``prob``.
+
+    Wraps :func:`skimage.exposure.equalize_adapthist` (on an RGB image it
+    equalises the value channel of HSV, keeping hue and saturation).
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Keys of ``(3, H, W)`` float images in ``[0, 1]`` (never masks).
+    prob : float
+        Probability of applying it.
+    clip_limit : float
+        Contrast clip limit of CLAHE (scikit-image's default 0.01).
+    """
+
+    def __init__(
+        self,
+        keys=("image",),
+        prob: float = 0.2,
+        clip_limit: float = 0.01,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.clip_limit = clip_limit
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        """Equalise the images of ``data`` (or not), by one random draw."""
+        from skimage.exposure import equalize_adapthist
+
+        d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        for key in self.key_iterator(d):
+            x = plain_tensor(d[key])
+            hwc = x.permute(1, 2, 0).clamp(0, 1).cpu().numpy().astype(np.float64)
+            out = equalize_adapthist(hwc, clip_limit=self.clip_limit)
+            d[key] = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).permute(2, 0, 1)
+        return d
+
+
+class ClipIntensityd(MapTransform):
+    """Clip image intensities to ``[0, 1]`` (after noise) and return plain tensors."""
+
+    def __init__(self, keys=("image",), allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        """Clip the keys of ``data`` to ``[0, 1]``."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = plain_tensor(d[key]).float().clamp_(0.0, 1.0)
+        return d
+
+
+def training_transforms(
+    seed: int | None = 0,
+    p_geometric: float = 0.5,
+    p_photometric: float = 0.2,
+    gamma_range: tuple[float, float] = (0.7, 1.5),
+    noise_std: float = 0.03,
+) -> Compose:
+    """The paper's on-the-fly augmentation as a seeded MONAI ``Compose``.
+
+    Parameters
+    ----------
+    seed : int or None
+        Seed of every random transform (``None``: not seeded).
+    p_geometric : float
+        Probability of each geometric transform (flips, rotate 90,
+        transpose); applied to image and mask alike.
+    p_photometric : float
+        Probability of each intensity transform (gamma, CLAHE, noise); image
+        only.
+    gamma_range : (float, float)
+        Range of the random gamma.
+    noise_std : float
+        Upper bound of the Gaussian noise's standard deviation.
+
+    Returns
+    -------
+    monai.transforms.Compose
+        Called on ``{"image": (3, S, S) float, "mask": (1, S, S) float}``; the
+        output holds plain tensors, the image clipped to ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> t = training_transforms(seed=0)
+    >>> out = t({"image": torch.rand(3, 8, 8), "mask": torch.zeros(1, 8, 8)})
+    >>> tuple(out["image"].shape), tuple(out["mask"].shape)
+    ((3, 8, 8), (1, 8, 8))
+    """
+    pipeline = Compose(
+        [
+            RandFlipd(keys=KEYS, prob=p_geometric, spatial_axis=0),
+            RandFlipd(keys=KEYS, prob=p_geometric, spatial_axis=1),
+            RandRotate90d(keys=KEYS, prob=p_geometric, max_k=3, spatial_axes=(0, 1)),
+            RandTransposed(keys=KEYS, prob=p_geometric),
+            RandAdjustContrastd(keys=("image",), prob=p_photometric, gamma=gamma_range),
+            RandCLAHEd(keys=("image",), prob=p_photometric),
+            RandGaussianNoised(keys=("image",), prob=p_photometric, mean=0.0, std=noise_std),
+            ClipIntensityd(keys=KEYS),
+        ]
+    )
+    if seed is not None:
+        pipeline.set_random_state(seed=int(seed) % (2**32))
+    return pipeline
+
+
+def describe_augmentation() -> dict[str, object]:
+    """The augmentation settings, for the run record."""
+    return {
+        "order": "resize once, then flips/rotate90/transpose (image+mask), "
+        "gamma/CLAHE/noise (image only), clip [0, 1]",
+        "p_geometric": 0.5,
+        "p_photometric": 0.2,
+        "gamma_range": [0.7, 1.5],
+        "clahe_clip_limit": 0.01,
+        "noise_std_max": 0.03,
+        "normalisation": "uint8 / 255 -> [0, 1]",
+    }

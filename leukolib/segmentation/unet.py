@@ -1,0 +1,529 @@
+"""The U-Net of the paper, and inference with a trained k-fold run.
+
+Network
+-------
+:func:`build_unet` returns MONAI's ``UNet`` (installed MONAI 1.6.1) with the
+paper's five levels::
+
+    UNet(spatial_dims=2, in_channels=3, out_channels=1,
+         channels=(32, 64, 128, 256, 512), strides=(1, 2, 2, 2),
+         norm="instance", act="mish", dropout=p, num_res_units=NUM_RES_UNITS)
+
+MONAI's signature is ``UNet(spatial_dims, in_channels, out_channels,
+channels, strides, kernel_size=3, up_kernel_size=3, num_res_units=0,
+act=PRELU, norm=INSTANCE, dropout=0.0, bias=True, adn_ordering="NDA")``. With
+its default ``num_res_units=0`` every level is a *single* (strided) 3x3
+convolution on the way down and a single transposed convolution on the way
+up. We keep that default (:data:`NUM_RES_UNITS`): measured on this project's
+2-core CPU, a training step on a batch of 8 at 128 px takes 0.8 s with
+``num_res_units=0`` (2.6 M parameters), 1.1 s with 1 and 1.9 s with 2 (two
+convolutions per level plus residual paths, 6.5 M parameters), and the light
+network already exceeds the target IoU on JTSC (see the benchmark in
+``benchmarks/bench_unet.py``). The value is recorded in every run, so a run
+trained with another value loads correctly. The paper does not state this
+detail.
+
+The strides downsample by 2 three times, so the input side must be a multiple
+of 8: images are resized to the profile's size (``seg_image_size``) and the
+predicted probabilities are mapped back to the original size by bilinear
+interpolation, then thresholded at 0.5 (:func:`predict_proba`).
+
+Trained runs
+------------
+:func:`load_unet_run` opens a run directory written by
+:func:`leukolib.segmentation.training.train_unet` and returns a
+:class:`UNetRun`: the fold models (``fold_00.pt`` ..., state dicts loaded with
+``torch.load(..., weights_only=True)``), the run record (``run.json``) and
+out-of-fold bookkeeping (:meth:`UNetRun.oof_fold_of`,
+:meth:`UNetRun.predictor_for`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from leukolib.data.base import Dataset
+from leukolib.data.sample import Sample
+from leukolib.errors import LeukolibError
+from leukolib.segmentation.augment import image_to_tensor, resize_image
+
+__all__ = [
+    "NETWORK",
+    "NUM_RES_UNITS",
+    "RunError",
+    "SegmentationPredictor",
+    "UNetRun",
+    "build_unet",
+    "evaluate_unet",
+    "image_fingerprint",
+    "load_unet_run",
+    "predict_proba",
+]
+
+#: MONAI ``num_res_units`` (see the module docstring for why 0).
+NUM_RES_UNITS = 0
+
+#: The architecture, as recorded in every run (``dropout`` comes from the hyper-parameters).
+NETWORK: dict[str, Any] = {
+    "name": "monai.networks.nets.UNet",
+    "spatial_dims": 2,
+    "in_channels": 3,
+    "out_channels": 1,
+    "channels": [32, 64, 128, 256, 512],
+    "strides": [1, 2, 2, 2],
+    "num_res_units": NUM_RES_UNITS,
+    "norm": "instance",
+    "act": "mish",
+}
+
+RUN_FORMAT = "leukolib.unet-run/1"
+
+
+class RunError(LeukolibError, ValueError):
+    """A run directory that cannot be used: missing, incomplete or of another config."""
+
+
+def build_unet(dropout: float = 0.2, **overrides: Any) -> nn.Module:
+    """The paper's five-level U-Net (MONAI), one output channel of logits.
+
+    Parameters
+    ----------
+    dropout : float
+        Dropout rate of every convolution block.
+    **overrides
+        Any other ``monai.networks.nets.UNet`` argument, replacing
+        :data:`NETWORK` (e.g. ``num_res_units=2``); ``name`` is ignored.
+
+    Returns
+    -------
+    torch.nn.Module
+        Maps ``(N, 3, S, S)`` float images (``S`` a multiple of 8) to
+        ``(N, 1, S, S)`` logits.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = build_unet(dropout=0.0).eval()
+    >>> tuple(net(torch.zeros(1, 3, 32, 32)).shape)
+    (1, 1, 32, 32)
+    """
+    from monai.networks.nets import UNet
+
+    cfg = {**NETWORK, **overrides}
+    cfg.pop("name", None)
+    cfg.pop("dropout", None)
+    return UNet(
+        spatial_dims=int(cfg["spatial_dims"]),
+        in_channels=int(cfg["in_channels"]),
+        out_channels=int(cfg["out_channels"]),
+        channels=tuple(int(c) for c in cfg["channels"]),
+        strides=tuple(int(s) for s in cfg["strides"]),
+        num_res_units=int(cfg["num_res_units"]),
+        norm=cfg["norm"],
+        act=cfg["act"],
+        dropout=float(dropout),
+    )
+
+
+def _check_size(size: int) -> int:
+    size = int(size)
+    if size < 8 or size % 8:
+        raise ValueError(f"the U-Net input size must be a positive multiple of 8, got {size}")
+    return size
+
+
+def _as_image(image: np.ndarray | Sample) -> np.ndarray:
+    return image.image if isinstance(image, Sample) else np.asarray(image)
+
+
+@torch.no_grad()
+def predict_proba(
+    models: Sequence[nn.Module],
+    images: Sequence[np.ndarray] | np.ndarray,
+    size: int,
+    device: str | torch.device = "cpu",
+    batch_size: int = 16,
+) -> list[np.ndarray]:
+    """Nucleus probabilities of images, averaged over ``models``, at original size.
+
+    Each image is resized to ``size`` x ``size``, every model's sigmoid output
+    is averaged, and the average is resized back to the image's own height and
+    width with bilinear interpolation (threshold it at 0.5 for a mask).
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        Networks in eval mode, on ``device``.
+    images : sequence of ndarray (H, W, 3) or one such array
+        RGB images (any sizes; ``uint8`` or convertible).
+    size : int
+        Network input side (multiple of 8).
+    device : str or torch.device
+    batch_size : int
+        Images per forward pass (images of different sizes are fine).
+
+    Returns
+    -------
+    list of ndarray of float32, shape (H, W)
+    """
+    size = _check_size(size)
+    single = isinstance(images, np.ndarray) and images.ndim == 3
+    items = [images] if single else list(images)
+    out: list[np.ndarray] = []
+    for start in range(0, len(items), batch_size):
+        chunk = [_as_image(im) for im in items[start : start + batch_size]]
+        x = torch.stack([resize_image(image_to_tensor(im), size) for im in chunk]).to(device)
+        prob = torch.zeros(x.shape[0], 1, size, size, device=device)
+        for m in models:
+            prob += torch.sigmoid(m(x).float())
+        prob /= len(models)
+        for p, im in zip(prob, chunk, strict=True):
+            h, w = im.shape[:2]
+            back = F.interpolate(p[None], size=(h, w), mode="bilinear", align_corners=False)
+            out.append(back[0, 0].clamp_(0, 1).cpu().numpy().astype(np.float32))
+    return out
+
+
+def image_fingerprint(image: np.ndarray) -> str:
+    """A short hash of an image's pixels (to tell whether two datasets hold the same images)."""
+    a = np.ascontiguousarray(image)
+    h = hashlib.sha1(str(a.shape).encode())
+    h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class SegmentationPredictor:
+    """``callable(sample) -> bool mask`` returned by :meth:`UNetRun.predictor_for`.
+
+    Attributes
+    ----------
+    run : UNetRun
+    mode : str
+        ``"out-of-fold"``: every sample is segmented by the fold model that
+        did not train on it (the dataset is the training dataset);
+        ``"fold-average"``: the average of all fold models' probabilities.
+    reason : str
+        Why this mode was chosen, in words.
+    threshold : float
+    """
+
+    run: UNetRun
+    mode: str
+    reason: str
+    threshold: float = 0.5
+
+    def proba(self, sample: Sample) -> np.ndarray:
+        """Nucleus probability map of a sample, at its own size."""
+        fold = self.run.oof_fold_of(sample.id) if self.mode == "out-of-fold" else None
+        return self.run.predict_proba(sample.image, fold=fold)
+
+    def __call__(self, sample: Sample) -> np.ndarray:
+        """The nucleus mask of a sample (bool, at its own size)."""
+        return self.proba(sample) >= self.threshold
+
+    def __repr__(self) -> str:
+        return f"<SegmentationPredictor mode={self.mode!r}: {self.reason}>"
+
+
+class UNetRun:
+    """A trained k-fold U-Net run, loaded from its directory.
+
+    Use :func:`load_unet_run` to create one. Fold models are loaded on first
+    use.
+
+    Attributes
+    ----------
+    run_dir : Path
+    record : dict
+        The content of ``run.json``.
+    device : str
+    image_size : int
+        Network input side.
+    n_folds : int
+    dataset_name : str
+    ids : list of str
+        The training dataset's sample ids.
+    """
+
+    def __init__(self, run_dir: str | Path, record: dict[str, Any], device: str = "cpu") -> None:
+        self.run_dir = Path(run_dir)
+        self.record = record
+        self.device = device
+        cfg = record["config"]
+        self.image_size = int(cfg["image_size"])
+        self.n_folds = int(cfg["folds"])
+        self.network = dict(cfg["network"])
+        self.dropout = float(cfg["hparams"]["dropout"])
+        self.dataset_name = str(record["dataset"]["name"])
+        self.ids = list(record["dataset"]["ids"])
+        self._fold_of = {sid: int(f["fold"]) for f in record["folds"] for sid in f["test_ids"]}
+        self._models: dict[int, nn.Module] = {}
+
+    # ------------------------------------------------------------------ models
+
+    def model(self, fold: int) -> nn.Module:
+        """The network of one fold (eval mode, on :attr:`device`)."""
+        fold = int(fold)
+        if not 0 <= fold < self.n_folds:
+            raise ValueError(f"fold {fold} out of range: the run has {self.n_folds} folds")
+        if fold not in self._models:
+            path = self.run_dir / f"fold_{fold:02d}.pt"
+            if not path.is_file():
+                raise RunError(f"{path}: fold model not found (the run is incomplete?)")
+            net = build_unet(dropout=self.dropout, **self.network)
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            net.load_state_dict(state)
+            self._models[fold] = net.to(self.device).eval()
+        return self._models[fold]
+
+    def models(self, fold: int | None = None) -> list[nn.Module]:
+        """One fold's model (``fold`` int) or all of them (``None``)."""
+        if fold is None:
+            return [self.model(k) for k in range(self.n_folds)]
+        return [self.model(fold)]
+
+    # --------------------------------------------------------------- inference
+
+    def predict_proba(self, image: np.ndarray | Sample, fold: int | None = None) -> np.ndarray:
+        """Nucleus probability ``(H, W)`` float32 at the image's own size.
+
+        Parameters
+        ----------
+        image : ndarray (H, W, 3) or Sample
+        fold : int, optional
+            Use that fold's model; ``None`` averages all folds' probabilities.
+        """
+        return predict_proba(self.models(fold), [_as_image(image)], self.image_size, self.device)[0]
+
+    def predict(
+        self, image: np.ndarray | Sample, fold: int | None = None, threshold: float = 0.5
+    ) -> np.ndarray:
+        """Nucleus mask ``(H, W)`` bool: :meth:`predict_proba` ``>= threshold``."""
+        return self.predict_proba(image, fold) >= threshold
+
+    def predict_many(
+        self, images: Sequence[np.ndarray], fold: int | None = None, batch_size: int = 16
+    ) -> list[np.ndarray]:
+        """:meth:`predict_proba` of several images, batched (faster)."""
+        return predict_proba(
+            self.models(fold),
+            [_as_image(i) for i in images],
+            self.image_size,
+            self.device,
+            batch_size,
+        )
+
+    # ------------------------------------------------------------ out of fold
+
+    def oof_fold_of(self, sample_id: str) -> int:
+        """The fold whose model never saw ``sample_id`` (it was in that fold's test set).
+
+        Raises
+        ------
+        KeyError
+            When the id is not one of the training dataset's samples.
+        """
+        try:
+            return self._fold_of[str(sample_id)]
+        except KeyError:
+            raise KeyError(
+                f"{sample_id!r} is not a sample of the training dataset "
+                f"{self.dataset_name!r} of {self.run_dir}"
+            ) from None
+
+    def matches(self, dataset: Dataset) -> tuple[bool, str]:
+        """Whether ``dataset`` is (part of) the training dataset, and why."""
+        if dataset.name != self.dataset_name:
+            return False, f"dataset {dataset.name!r} is not the training set {self.dataset_name!r}"
+        ids = list(dataset.ids)
+        unknown = [i for i in ids if i not in self._fold_of]
+        if unknown:
+            return False, f"{len(unknown)} of {len(ids)} ids are not in the training run"
+        prints = self.record["dataset"].get("fingerprints") or {}
+        if ids and prints:
+            first = dataset[0]
+            if prints.get(first.id) != image_fingerprint(first.image):
+                return False, f"same ids but different pixels (sample {first.id!r})"
+        return True, f"dataset {dataset.name!r}: all {len(ids)} ids were trained on by this run"
+
+    def predictor_for(self, dataset: Dataset, threshold: float = 0.5) -> SegmentationPredictor:
+        """A ``callable(sample) -> bool mask`` suited to ``dataset``.
+
+        On the training dataset (same name, ids among the run's and the same
+        pixels), each sample is segmented by its out-of-fold model, so that no
+        image is segmented by a model that trained on it; on any other
+        dataset, by the average of all folds.
+
+        Returns
+        -------
+        SegmentationPredictor
+            With ``mode`` ``"out-of-fold"`` or ``"fold-average"`` and ``reason``.
+        """
+        ok, reason = self.matches(dataset)
+        mode = "out-of-fold" if ok else "fold-average"
+        return SegmentationPredictor(self, mode, reason, threshold)
+
+    # ------------------------------------------------------------------ record
+
+    @property
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Out-of-fold metric summary ``{metric: {"mean", "std"}}``."""
+        return self.record["oof"]["summary"]
+
+    @property
+    def per_image(self) -> list[dict[str, Any]]:
+        """Out-of-fold metrics of every training image (id, fold, acc ... iou)."""
+        return self.record["oof"]["per_image"]
+
+    def history(self):
+        """Per-epoch curves of every fold as a tidy DataFrame (the paper's Figure 6)."""
+        import pandas as pd
+
+        rows = [{"fold": f["fold"], **h} for f in self.record["folds"] for h in f["history"]]
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        iou = self.record.get("oof", {}).get("summary", {}).get("iou", {}).get("mean")
+        tail = f", OOF IoU {iou:.3f}" if iou is not None else ""
+        return (
+            f"<UNetRun {self.run_dir} {self.dataset_name!r}: {self.n_folds} folds, "
+            f"{self.image_size} px{tail}>"
+        )
+
+
+def evaluate_unet(
+    run: UNetRun | str | Path,
+    dataset: Dataset,
+    progress: bool = True,
+    batch_size: int = 16,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Segment every sample of ``dataset`` with a run and score it against its masks.
+
+    On the training dataset each image is segmented by its out-of-fold model
+    (:meth:`UNetRun.predictor_for`), elsewhere by the fold average; metrics are
+    the paper's (:func:`leukolib.metrics.segmentation_metrics`) at each image's
+    original size.
+
+    Parameters
+    ----------
+    run : UNetRun or path
+        A loaded run or its directory.
+    dataset : Dataset
+        Samples with nucleus masks.
+    progress : bool
+        Show a progress bar.
+    batch_size : int
+        Images per forward pass.
+    device : str, optional
+        Used when ``run`` is a path.
+
+    Returns
+    -------
+    dict
+        ``mode`` (``"out-of-fold"`` or ``"fold-average"``), ``reason``,
+        ``per_image`` (``id``, ``fold`` (or ``None``), the six metrics) and
+        ``summary`` (``{metric: {"mean", "std"}}``).
+    """
+    from tqdm.auto import tqdm
+
+    from leukolib.metrics import segmentation_metrics, summarize
+
+    if not isinstance(run, UNetRun):
+        run = load_unet_run(run, device=device)
+    if not dataset.has_masks:
+        raise RunError(f"{dataset.name}: no nucleus masks to evaluate against")
+    predictor = run.predictor_for(dataset)
+    oof = predictor.mode == "out-of-fold"
+    ids = list(dataset.ids)
+    # Group the samples by the model that segments them, then batch.
+    groups: dict[int | None, list[int]] = {}
+    for i, sid in enumerate(ids):
+        groups.setdefault(run.oof_fold_of(sid) if oof else None, []).append(i)
+    rows: dict[int, dict[str, Any]] = {}
+    bar = tqdm(total=len(ids), desc=f"U-Net on {dataset.name}", disable=not progress, leave=False)
+    for fold, members in groups.items():
+        for start in range(0, len(members), batch_size):
+            chunk = [dataset[i] for i in members[start : start + batch_size]]
+            probs = run.predict_many([s.image for s in chunk], fold=fold, batch_size=batch_size)
+            for idx, s, p in zip(members[start : start + batch_size], chunk, probs, strict=True):
+                if s.nucleus is None:
+                    raise RunError(f"{dataset.name}: sample {s.id!r} has no nucleus mask")
+                m = segmentation_metrics(p >= predictor.threshold, s.nucleus)
+                rows[idx] = {"id": s.id, "fold": fold, **m}
+            bar.update(len(chunk))
+    bar.close()
+    per_image = [rows[i] for i in range(len(ids))]
+    return {
+        "mode": predictor.mode,
+        "reason": predictor.reason,
+        "per_image": per_image,
+        "summary": summarize(per_image),
+    }
+
+
+def read_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """``run.json`` of a run directory, or ``None`` when there is none."""
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{path}: not valid JSON ({exc})") from exc
+    if record.get("format") != RUN_FORMAT:
+        raise RunError(f"{path}: not a leukolib U-Net run (format {record.get('format')!r})")
+    return record
+
+
+def load_unet_run(
+    run_dir: str | Path, device: str | None = None, allow_incomplete: bool = False
+) -> UNetRun:
+    """Open a trained run directory.
+
+    Parameters
+    ----------
+    run_dir : path
+        A directory written by :func:`~leukolib.segmentation.training.train_unet`.
+    device : str, optional
+        ``"cpu"`` or ``"cuda"``; default: CUDA when present.
+    allow_incomplete : bool
+        Open a run whose training has not finished (only its completed folds
+        can predict).
+
+    Returns
+    -------
+    UNetRun
+
+    Raises
+    ------
+    RunError
+        When the directory holds no run, or an unfinished one.
+    """
+    from leukolib.notebook import select_device
+
+    run_dir = Path(run_dir).expanduser()
+    record = read_record(run_dir)
+    if record is None:
+        raise RunError(f"{run_dir}: no run.json (not a U-Net run directory)")
+    if record.get("status") != "complete" and not allow_incomplete:
+        done = len(record.get("folds", []))
+        raise RunError(
+            f"{run_dir}: training is not finished ({done} of {record['config']['folds']} folds); "
+            "run train_unet again with the same arguments to resume it"
+        )
+    return UNetRun(run_dir, record, select_device(device))
+
+
+PredictorFn = Callable[[Sample], np.ndarray]

@@ -1,0 +1,295 @@
+"""U-Net: network, augmentation, folds, run directories, resume, inference."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from leukolib.data import Dataset
+from leukolib.data.synthetic import SyntheticDataset
+from leukolib.segmentation.augment import training_transforms
+from leukolib.segmentation.hparams import DEFAULT_HPARAMS, unet_hparams
+from leukolib.segmentation.training import make_folds, train_unet
+from leukolib.segmentation.unet import (
+    RunError,
+    build_unet,
+    evaluate_unet,
+    load_unet_run,
+    predict_proba,
+)
+
+TINY = {"profile": "smoke", "image_size": 32, "folds": 2, "epochs": 1, "progress": False}
+
+
+def _tiny_data(seed: int = 0) -> SyntheticDataset:
+    return SyntheticDataset(n_images=6, size=64, seed=seed)
+
+
+class _Renamed(Dataset):
+    """The same samples under another dataset name."""
+
+    def __init__(self, base: Dataset, name: str) -> None:
+        self.base, self.name = base, name
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    @property
+    def ids(self) -> list[str]:
+        return self.base.ids
+
+    def _load(self, index: int):
+        return self.base[index]
+
+
+def _weights(run_dir) -> dict[str, torch.Tensor]:
+    out = {}
+    for path in sorted(run_dir.glob("fold_*.pt")):
+        for name, t in torch.load(path, weights_only=True).items():
+            out[f"{path.name}:{name}"] = t
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("unet") / "run"
+    record = train_unet(_tiny_data(), run_dir, seed=0, **TINY)
+    return run_dir, record
+
+
+# ----------------------------------------------------------------------------- network
+
+
+def test_network_shape_and_odd_sizes_map_back():
+    net = build_unet(dropout=0.0).eval()
+    assert tuple(net(torch.zeros(2, 3, 32, 32)).shape) == (2, 1, 32, 32)
+    with pytest.raises(ValueError):
+        predict_proba([net], np.zeros((10, 10, 3), np.uint8), size=30)
+    images = [np.zeros((37, 45, 3), np.uint8), np.zeros((20, 16, 3), np.uint8)]
+    probs = predict_proba([net], images, size=32)
+    assert [p.shape for p in probs] == [(37, 45), (20, 16)]
+    assert all(p.dtype == np.float32 and 0 <= p.min() <= p.max() <= 1 for p in probs)
+
+
+class _RedIsNucleus(torch.nn.Module):
+    """A fake network: logit = large where the red channel is bright."""
+
+    def forward(self, x):
+        return (x[:, :1] - 0.5) * 40
+
+
+def test_probabilities_are_mapped_back_where_they_belong():
+    image = np.zeros((37, 45, 3), np.uint8)
+    image[5:20, 8:30, 0] = 255  # an off-centre red rectangle, odd size
+    truth = image[..., 0] > 0
+    mask = predict_proba([_RedIsNucleus()], image, size=32)[0] >= 0.5
+    inter, union = (mask & truth).sum(), (mask | truth).sum()
+    assert inter / union > 0.9
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def _pattern(seed=0):
+    rng = np.random.default_rng(seed)
+    mask = torch.from_numpy(rng.random((1, 16, 16)) > 0.6).float()
+    mask[0, 0, :5] = 1  # break the symmetries, so every transform shows
+    image = torch.rand(3, 16, 16) * 0.3
+    image[0] = torch.where(mask[0] > 0, 0.9, 0.1)  # red channel encodes the mask
+    return image, mask
+
+
+def test_geometric_augmentation_keeps_image_and_mask_aligned():
+    image, mask = _pattern()
+    t = training_transforms(seed=1, p_geometric=0.5, p_photometric=0.0)
+    changed = 0
+    for _ in range(30):
+        out = t({"image": image.clone(), "mask": mask.clone()})
+        assert out["image"].shape == (3, 16, 16) and out["mask"].shape == (1, 16, 16)
+        assert torch.equal(out["mask"][0] > 0.5, out["image"][0] > 0.5)
+        changed += not torch.equal(out["mask"], mask)
+    assert changed > 10
+
+
+def test_photometric_augmentation_touches_the_image_only():
+    image, mask = _pattern()
+    t = training_transforms(seed=2, p_geometric=0.0, p_photometric=1.0)
+    out = t({"image": image.clone(), "mask": mask.clone()})
+    assert torch.equal(out["mask"], mask)
+    assert not torch.allclose(out["image"], image)
+    assert 0.0 <= out["image"].min() <= out["image"].max() <= 1.0
+
+
+def test_augmentation_is_reproducible_for_a_seed():
+    image, mask = _pattern()
+
+    def stream(seed):
+        t = training_transforms(seed=seed)
+        return [t({"image": image.clone(), "mask": mask.clone()}) for _ in range(8)]
+
+    a, b, c = stream(5), stream(5), stream(6)
+    assert all(torch.equal(x["image"], y["image"]) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x["image"], y["image"]) for x, y in zip(a, c, strict=True))
+
+
+# ----------------------------------------------------------------------------- folds
+
+
+@pytest.mark.parametrize("n, k, v", [(23, 4, 0.2), (6, 2, 0.2), (10, 5, 0.0)])
+def test_folds_disjoint_cover_and_val_not_in_test(n, k, v):
+    folds = make_folds(n, k, v, seed=3)
+    tests = np.concatenate([f.test for f in folds])
+    assert sorted(tests.tolist()) == list(range(n))  # each sample tested exactly once
+    for f in folds:
+        tr, va, te = set(f.train), set(f.val), set(f.test)
+        assert not (tr & va) and not (tr & te) and not (va & te)
+        assert tr | va | te == set(range(n))
+        assert len(va) == (0 if v == 0 else max(1, int(np.ceil(v * (n - len(te))))))
+    again = make_folds(n, k, v, seed=3)
+    assert all(np.array_equal(a.val, b.val) for a, b in zip(folds, again, strict=True))
+    with pytest.raises(ValueError):
+        make_folds(3, 4, 0.1, seed=0)
+
+
+# ----------------------------------------------------------------------------- hparams
+
+
+def test_hparams_default_and_overrides():
+    hp = unet_hparams("jtsc")
+    assert hp == DEFAULT_HPARAMS and hp.source == "leukolib-default"
+    expected = {"lam": 0.5, "delta": 0.6, "gamma": 0.5, "lr": 1e-3, "dropout": 0.2}
+    assert hp.values() == {**expected, "weight_decay": 1e-5}
+    user = unet_hparams("jtsc", {"dropout": 0.1})
+    assert user.dropout == 0.1 and user.source == "user"
+    with pytest.raises(ValueError):
+        unet_hparams("jtsc", {"momentum": 0.9})
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_tiny_run_writes_the_run_directory(tiny_run):
+    run_dir, record = tiny_run
+    assert sorted(p.name for p in run_dir.iterdir()) == ["fold_00.pt", "fold_01.pt", "run.json"]
+    on_disk = json.loads((run_dir / "run.json").read_text())
+    assert on_disk["status"] == "complete"
+    cfg = on_disk["config"]
+    assert (cfg["image_size"], cfg["folds"], cfg["epochs"], cfg["seed"]) == (32, 2, 1, 0)
+    assert cfg["hparams_source"] == "leukolib-default" and cfg["profile"] == "smoke"
+    assert on_disk["dataset"]["name"] == "synthetic" and len(on_disk["dataset"]["ids"]) == 6
+    assert set(on_disk["versions"]) >= {"torch", "monai", "leukolib"}
+    for fold in on_disk["folds"]:
+        assert not set(fold["val_ids"]) & set(fold["test_ids"])
+        assert len(fold["history"]) == 1
+        assert set(fold["history"][0]) >= {"train_loss", "val_loss", "train_iou", "val_iou"}
+    per_image = on_disk["oof"]["per_image"]
+    assert sorted(r["id"] for r in per_image) == sorted(on_disk["dataset"]["ids"])
+    assert 0.0 <= on_disk["oof"]["summary"]["iou"]["mean"] <= 1.0
+    assert on_disk["timings"]["total_seconds"] > 0 and on_disk["timings"]["mean_epoch_seconds"] > 0
+    assert on_disk["oof"] == record["oof"]
+
+
+def test_second_call_resumes_without_retraining(tiny_run):
+    run_dir, record = tiny_run
+    stamps = {p.name: p.stat().st_mtime_ns for p in run_dir.glob("fold_*.pt")}
+    t0 = time.perf_counter()
+    again = train_unet(_tiny_data(), run_dir, seed=0, **TINY)
+    assert time.perf_counter() - t0 < 2.0
+    assert again["oof"] == record["oof"]
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in run_dir.glob("fold_*.pt")}
+
+
+def test_refuses_a_different_config_unless_overwrite(tiny_run, tmp_path):
+    run_dir, _ = tiny_run
+    with pytest.raises(RunError, match="seed"):
+        train_unet(_tiny_data(), run_dir, seed=1, **TINY)
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunError, match="not empty"):
+        train_unet(_tiny_data(), tmp_path, seed=0, **TINY)
+
+
+def test_load_predict_and_out_of_fold_predictor(tiny_run):
+    run_dir, record = tiny_run
+    state = torch.load(run_dir / "fold_00.pt", weights_only=True)
+    assert all(isinstance(t, torch.Tensor) for t in state.values())
+    run = load_unet_run(run_dir, device="cpu")
+    data = _tiny_data()
+    sample = data[0]
+    prob = run.predict_proba(sample.image)
+    assert prob.shape == (64, 64) and prob.dtype == np.float32
+    odd = np.zeros((50, 70, 3), np.uint8)
+    assert run.predict(odd).shape == (50, 70) and run.predict(odd).dtype == bool
+    assert run.predict(odd, fold=1).shape == (50, 70)
+    # OOF bookkeeping: every id belongs to the fold whose test set holds it.
+    for fold in record["folds"]:
+        assert all(run.oof_fold_of(i) == fold["fold"] for i in fold["test_ids"])
+    with pytest.raises(KeyError):
+        run.oof_fold_of("no-such-id")
+    predictor = run.predictor_for(data)
+    assert predictor.mode == "out-of-fold"
+    for s in data:
+        expected = run.predict(s.image, fold=run.oof_fold_of(s.id))
+        assert np.array_equal(predictor(s), expected)
+    # ... and the OOF metrics of the record are those of that predictor.
+    from leukolib.metrics import segmentation_metrics
+
+    rows = {r["id"]: r for r in record["oof"]["per_image"]}
+    for s in data:
+        assert segmentation_metrics(predictor(s), s.nucleus)["iou"] == pytest.approx(
+            rows[s.id]["iou"]
+        )
+    ev = evaluate_unet(run, data, progress=False, batch_size=4)
+    assert ev["mode"] == "out-of-fold"
+    assert [r["iou"] for r in ev["per_image"]] == pytest.approx([rows[i]["iou"] for i in data.ids])
+    other = run.predictor_for(_Renamed(data, "jtsc"))
+    assert other.mode == "fold-average"
+    assert np.array_equal(other(sample), run.predict(sample.image))
+    # same name and ids but other pixels: not the training set
+    assert run.predictor_for(_tiny_data(seed=1)).mode == "fold-average"
+
+
+def test_same_seed_same_weights_on_cpu(tiny_run, tmp_path):
+    run_dir, record = tiny_run
+    torch.manual_seed(123)
+    again = train_unet(_tiny_data(), tmp_path / "again", seed=0, device="cpu", **TINY)
+    after = torch.rand(3)
+    torch.manual_seed(123)
+    assert torch.equal(after, torch.rand(3))  # the caller's generator is left alone
+    a, b = _weights(run_dir), _weights(tmp_path / "again")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert again["oof"] == record["oof"]
+
+
+def test_interrupted_fold_resumes_from_its_checkpoint_exactly(tmp_path):
+    kwargs = {**TINY, "epochs": 2}
+    full = train_unet(_tiny_data(), tmp_path / "full", seed=0, **kwargs)
+
+    def stop(fold, row):
+        if fold == 0 and row["epoch"] == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_unet(_tiny_data(), tmp_path / "cut", seed=0, on_epoch_end=stop, **kwargs)
+    assert (tmp_path / "cut" / "fold_00.ckpt").is_file()
+    resumed = train_unet(_tiny_data(), tmp_path / "cut", seed=0, **kwargs)
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["oof"] == full["oof"]
+    assert not list((tmp_path / "cut").glob("*.ckpt"))
+
+
+@pytest.mark.shared
+def test_tiny_run_on_real_jtsc_images(jtsc_root, tmp_path):
+    from leukolib.data import Subset, load_dataset
+
+    data = Subset(load_dataset("jtsc", jtsc_root), range(6))
+    record = train_unet(data, tmp_path / "jtsc", seed=0, **TINY)
+    assert record["dataset"]["root"].endswith("Dataset 1")
+    assert record["dataset"]["ids"] == data.ids
+    run = load_unet_run(tmp_path / "jtsc", device="cpu")
+    assert run.predictor_for(data).mode == "out-of-fold"
+    assert run.predict(data[0]).shape == data[0].nucleus.shape == (120, 120)
