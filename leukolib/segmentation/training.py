@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
-from tqdm.auto import tqdm
+from tqdm import tqdm  # not tqdm.auto: its asyncio wrapper calls iter() twice on a DataLoader
 
 from leukolib.data.base import Dataset, Subset
 from leukolib.metrics import SEGMENTATION_METRICS, segmentation_metrics, summarize
@@ -220,19 +220,31 @@ def _load_data(dataset: Dataset, size: int, progress: bool) -> _Data:
 
 
 def _dataset_root(dataset: Dataset) -> str | None:
-    """Best guess of the folder a dataset was read from (for the record only)."""
+    """The folder ``load_dataset(dataset.name, root)`` reads, guessed from its files.
+
+    Every loader with masks keeps its images in one folder directly under the
+    root (``ROOT/Dataset 1``, ``ROOT/img``, ``ROOT/images``), so the guess is
+    that folder's parent; it is kept only when the loader accepts it.
+    """
     while isinstance(dataset, Subset):
         dataset = dataset.dataset
     root = getattr(dataset, "root", None)
     if root is not None:
         return str(root)
     records = getattr(dataset, "records", None)
-    if records:
-        try:
-            return os.path.commonpath([str(r.image.parent) for r in records])
-        except ValueError:
-            return None
-    return None
+    if not records:
+        return None
+    parents = {Path(r.image).parent for r in records}
+    guess = parents.pop().parent if len(parents) == 1 else None
+    if guess is None:
+        return None
+    try:
+        from leukolib.data import load_dataset
+
+        ok = set(dataset.ids) <= set(load_dataset(dataset.name, guess).ids)
+    except Exception:  # noqa: BLE001 - a guess that does not load is simply not recorded
+        ok = False
+    return str(guess) if ok else None
 
 
 # ----------------------------------------------------------------------------- metrics

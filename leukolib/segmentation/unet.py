@@ -436,7 +436,7 @@ def evaluate_unet(
         ``per_image`` (``id``, ``fold`` (or ``None``), the six metrics) and
         ``summary`` (``{metric: {"mean", "std"}}``).
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from leukolib.metrics import segmentation_metrics, summarize
 
