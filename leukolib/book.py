@@ -244,7 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1 if (args.check and changed) else 0
 
     build = Path(args.build_dir).resolve()
+    if build.name != "_build":
+        # jupyter-book writes into <path-output>/_build/html: the folder must be called _build
+        p.error(f"--build-dir must be a folder named _build, got {build}")
     executed = build / "executed"
+    if not args.notebooks and executed.exists():
+        shutil.rmtree(executed)  # a full run: no executed copy of an earlier run may be staged
     params = {
         "profile": args.profile,
         "dataset": args.dataset,

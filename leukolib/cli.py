@@ -442,7 +442,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     segment = _get_method(args, dataset)
     mode = getattr(segment, "mode", None)
     if mode is not None:
-        print(f"{args.method}: {mode} ({getattr(segment, 'reason', '')})".rstrip(" ()"))
+        reason = getattr(segment, "reason", "")
+        print(f"{args.method}: {mode}" + (f" ({reason})" if reason else ""))
     result = evaluate_dataset(dataset, segment, limit=args.limit, progress=not args.quiet)
     if result.failures:
         print(f"{len(result.failures)} sample(s) failed:", file=sys.stderr)

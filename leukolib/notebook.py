@@ -51,7 +51,6 @@ def seed_everything(seed: int) -> None:
     """
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - third-party code may still use the legacy global
-    os.environ.setdefault("PYTHONHASHSEED", str(seed))
     try:
         import torch
     except ImportError:  # pragma: no cover

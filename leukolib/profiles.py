@@ -12,8 +12,10 @@ Three profiles cover the ways the book is used:
     minutes while the results are meaningful.
 ``paper``
     The protocol of Diaz Resendiz et al. (2023): 10-fold cross-validation,
-    30 epochs, batch size 8, images resized to 256x256, the paper's learning
-    rates and per-dataset U-Net hyperparameters (its Table A2). Meant for a GPU.
+    30 epochs, batch size 8, images resized to 256x256. Meant for a GPU. The
+    paper's learning rates and per-dataset U-Net hyperparameters (its Table
+    A2) could not be transcribed: :mod:`leukolib.segmentation.hparams` uses
+    documented defaults until they are filled in :mod:`leukolib.paper`.
 
 Every notebook takes a ``profile`` parameter and reads all sizes from here.
 

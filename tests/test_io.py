@@ -132,3 +132,15 @@ def test_mask_nearest_level_for_lossy_rgb_masks(tmp_path):
     out = read_mask(tmp_path / "m.png", {"nucleus": 255, "cytoplasm": 155}, nearest=True)
     assert out["nucleus"].tolist() == [[False, False, True], [False, False, True]]
     assert out["cytoplasm"].tolist() == [[False, True, False], [True, False, False]]
+
+
+def test_mask_levels_must_be_distinct_and_8bit(tmp_path):
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / "m.png")
+    with pytest.raises(ValueError, match="distinct 8-bit"):
+        read_mask(tmp_path / "m.png", {"nucleus": 0})  # the background's level
+    with pytest.raises(ValueError, match="distinct 8-bit"):
+        read_mask(tmp_path / "m.png", {"nucleus": 300})
+    big = np.array([[0, 300]], np.uint16)
+    Image.fromarray(big).save(tmp_path / "b.png")
+    with pytest.raises(MaskError, match="outside 0-255"):
+        read_mask(tmp_path / "b.png", {"nucleus": 255})

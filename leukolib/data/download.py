@@ -23,7 +23,7 @@ __all__ = ["SOURCES", "download"]
 
 _ZHENG = "https://github.com/zxaoyou/segmentation_WBC/archive/refs/heads/master.zip"
 
-#: Dataset name -> (archive URL, folder the loader needs, how to get it by hand).
+#: Dataset name -> (archive URL, folder the loader needs).
 SOURCES: dict[str, tuple[str, str]] = {
     "jtsc": (_ZHENG, "Dataset 1"),
     "cellavision": (_ZHENG, "Dataset 2"),

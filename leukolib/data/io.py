@@ -191,13 +191,19 @@ def read_mask(
         One mask per name in ``levels``.
     """
     path = Path(path)
+    values = [int(background), *(int(v) for v in levels.values())]
+    if len(set(values)) != len(values) or not all(0 <= v <= 255 for v in values):
+        raise ValueError(
+            f"mask levels must be distinct 8-bit values, different from the background "
+            f"{background}: got {dict(levels)}"
+        )
     a = _read_array(path, "mask", MaskError)
     if a.ndim == 3:
         if a.shape[-1] in (2, 4):  # drop alpha
             a = a[..., :-1]
         a = a.mean(axis=-1, dtype=np.float32)
-    if a.dtype != np.uint8 and np.issubdtype(a.dtype, np.integer) and a.max() > 255:
-        raise MaskError(f"{path}: {a.dtype} mask with values above 255; expected 8-bit levels")
+    if a.dtype != np.uint8 and a.size and (a.max() > 255 or a.min() < 0):
+        raise MaskError(f"{path}: {a.dtype} mask with values outside 0-255; expected 8-bit levels")
     if shape is not None and tuple(a.shape[:2]) != tuple(shape):
         raise MaskError(
             f"{path}: mask is {a.shape[1]}x{a.shape[0]} (WxH) but its image is "

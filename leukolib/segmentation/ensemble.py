@@ -99,7 +99,7 @@ def fuse(
     deep_proba : ndarray of float, shape (H, W)
         The U-Net's nucleus probability (a boolean mask works too, as 0/1).
     params : EnsembleParams, optional
-        Fusion rule and area opening (default: the paper's AND).
+        Fusion rule and area opening (default: ``EnsembleParams()``, the soft fusion).
 
     Returns
     -------

@@ -753,7 +753,7 @@ def handcrafted_stages(
     dict
         In order: ``rgb`` (uint8 input), ``corrected`` (float32 0..255),
         ``magenta``, ``saturation``, ``product`` (float32 0..1), ``filtered``
-        (float32 0..255), ``threshold`` (float, Otsu's value on ``filtered``),
+        (uint8 0..255), ``threshold`` (float, Otsu's value on ``filtered``),
         ``otsu``, ``closed``, ``filled``, ``area_filtered``, ``final`` (bool
         masks) and ``masked_rgb`` (uint8, the input outside the nucleus set to
         black). When the dilation is on, a ``dilated`` mask follows the step

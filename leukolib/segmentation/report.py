@@ -162,10 +162,10 @@ def _probas(deep: Any, samples: Sequence[Sample], batch_size: int) -> list[np.nd
     run = _run_of(deep)
     if run is None:
         return [np.asarray(deep.proba(s), dtype=np.float32) for s in samples]
-    oof = getattr(deep, "mode", None) == "out-of-fold"
     groups: dict[int | None, list[int]] = {}
     for i, s in enumerate(samples):
-        groups.setdefault(run.oof_fold_of(s.id) if oof else None, []).append(i)
+        # a training image of the run gets its out-of-fold model, any other the fold average
+        groups.setdefault(run.fold_for(s.image), []).append(i)
     out: list[np.ndarray] = [np.empty(0)] * len(samples)
     for fold, members in groups.items():
         probs = run.predict_many([samples[i].image for i in members], fold, batch_size)

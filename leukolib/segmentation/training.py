@@ -48,7 +48,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -277,7 +277,7 @@ def _evaluate(model, x, y, loss_fn, device, batch_size, use_amp) -> tuple[float,
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -310,6 +310,23 @@ def _our_files(run_dir: Path) -> list[Path]:
 def _config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     keys = sorted(set(a) | set(b))
     return [k for k in keys if a.get(k) != b.get(k)]
+
+
+def _same_pixels(record: dict[str, Any], dataset: Dataset, run_dir: Path, overwrite: bool) -> bool:
+    """Whether a run found on disk was trained on these very images (ids alone can lie)."""
+    stored = record.get("dataset", {}).get("fingerprints") or {}
+    if not stored:
+        return True  # the run was interrupted before its images were recorded
+    for s in dataset:
+        if stored.get(s.id) != image_fingerprint(s.image):
+            if overwrite:
+                return False
+            raise RunError(
+                f"{run_dir} holds a U-Net run of the same configuration but trained on other "
+                f"pixels (sample {s.id!r} differs); choose another directory or pass "
+                "overwrite=True to replace it"
+            )
+    return True
 
 
 def _prepare_run_dir(run_dir: Path, config: dict[str, Any], overwrite: bool) -> dict | None:
@@ -554,6 +571,11 @@ def train_unet(
     if not dataset.has_masks:
         raise RunError(f"{dataset.name}: the dataset has no nucleus masks to train on")
     n_folds = int(folds or prof.seg_folds)
+    if not 2 <= n_folds <= len(dataset):
+        raise RunError(
+            f"k-fold cross-validation needs 2 to {len(dataset)} folds for the {len(dataset)} "
+            f"images of {dataset.name!r}, got {n_folds}"
+        )
     config = {
         "profile": prof.name,
         "image_size": size,
@@ -575,6 +597,10 @@ def train_unet(
     config = json.loads(json.dumps(config))  # as it reads back from run.json
     run_dir = Path(out_dir).expanduser()
     record = _prepare_run_dir(run_dir, config, overwrite)
+    if record is not None and not _same_pixels(record, dataset, run_dir, overwrite):
+        for path in _our_files(run_dir):
+            path.unlink()
+        record = None
     if record is not None and record.get("status") == "complete":
         if progress:
             print(f"U-Net run in {run_dir} is complete: nothing to train", flush=True)

@@ -225,8 +225,7 @@ class SegmentationPredictor:
 
     def proba(self, sample: Sample) -> np.ndarray:
         """Nucleus probability map of a sample, at its own size."""
-        fold = self.run.oof_fold_of(sample.id) if self.mode == "out-of-fold" else None
-        return self.run.predict_proba(sample.image, fold=fold)
+        return self.run.predict_proba(sample.image, fold=self.run.fold_for(sample.image))
 
     def __call__(self, sample: Sample) -> np.ndarray:
         """The nucleus mask of a sample (bool, at its own size)."""
@@ -268,6 +267,12 @@ class UNetRun:
         self.dataset_name = str(record["dataset"]["name"])
         self.ids = list(record["dataset"]["ids"])
         self._fold_of = {sid: int(f["fold"]) for f in record["folds"] for sid in f["test_ids"]}
+        # The training images by their pixels: an image is recognised whatever its id or the
+        # name of the dataset it comes in, so no model ever segments an image it trained on.
+        prints = record["dataset"].get("fingerprints") or {}
+        self._fold_of_print = {
+            fp: self._fold_of[sid] for sid, fp in prints.items() if sid in self._fold_of
+        }
         self._models: dict[int, nn.Module] = {}
 
     # ------------------------------------------------------------------ models
@@ -342,36 +347,54 @@ class UNetRun:
                 f"{self.dataset_name!r} of {self.run_dir}"
             ) from None
 
+    def fold_for(self, image: np.ndarray | Sample) -> int | None:
+        """The fold whose model never saw this image, or ``None`` for a new image.
+
+        The image is recognised by its pixels (:func:`image_fingerprint`), not
+        by its id: a training image renamed or loaded under another dataset
+        name still gets its out-of-fold model.
+        """
+        return self._fold_of_print.get(image_fingerprint(_as_image(image)))
+
+    def folds_for(self, dataset: Dataset) -> list[int | None]:
+        """:meth:`fold_for` of every sample of ``dataset`` (decodes each image once)."""
+        return [self.fold_for(s.image) for s in dataset]
+
     def matches(self, dataset: Dataset) -> tuple[bool, str]:
-        """Whether ``dataset`` is (part of) the training dataset, and why."""
-        if dataset.name != self.dataset_name:
-            return False, f"dataset {dataset.name!r} is not the training set {self.dataset_name!r}"
-        ids = list(dataset.ids)
-        unknown = [i for i in ids if i not in self._fold_of]
-        if unknown:
-            return False, f"{len(unknown)} of {len(ids)} ids are not in the training run"
-        prints = self.record["dataset"].get("fingerprints") or {}
-        if ids and prints:
-            first = dataset[0]
-            if prints.get(first.id) != image_fingerprint(first.image):
-                return False, f"same ids but different pixels (sample {first.id!r})"
-        return True, f"dataset {dataset.name!r}: all {len(ids)} ids were trained on by this run"
+        """Whether every image of ``dataset`` is a training image of this run, and why."""
+        folds = self.folds_for(dataset)
+        known = sum(f is not None for f in folds)
+        if known == len(folds):
+            return True, f"all {len(folds)} images were trained on by this run (out-of-fold)"
+        return False, f"{known} of {len(folds)} images were trained on by this run"
 
     def predictor_for(self, dataset: Dataset, threshold: float = 0.5) -> SegmentationPredictor:
         """A ``callable(sample) -> bool mask`` suited to ``dataset``.
 
-        On the training dataset (same name, ids among the run's and the same
-        pixels), each sample is segmented by its out-of-fold model, so that no
-        image is segmented by a model that trained on it; on any other
-        dataset, by the average of all folds.
+        Each training image of this run (recognised by its pixels) is
+        segmented by its out-of-fold model, so that no image is segmented by
+        a model that trained on it; any other image by the average of all
+        folds.
 
         Returns
         -------
         SegmentationPredictor
-            With ``mode`` ``"out-of-fold"`` or ``"fold-average"`` and ``reason``.
+            With ``mode`` ``"out-of-fold"`` (every image was a training
+            image), ``"fold-average"`` (none was) or ``"mixed"``, and a
+            ``reason``.
         """
-        ok, reason = self.matches(dataset)
-        mode = "out-of-fold" if ok else "fold-average"
+        folds = self.folds_for(dataset)
+        known = sum(f is not None for f in folds)
+        if known == len(folds):
+            mode = "out-of-fold"
+        elif known == 0:
+            mode = "fold-average"
+        else:
+            mode = "mixed"
+        reason = (
+            f"{known} of {len(folds)} images of {dataset.name!r} were trained on by this run: "
+            "those get their out-of-fold model, the others the average of all folds"
+        )
         return SegmentationPredictor(self, mode, reason, threshold)
 
     # ------------------------------------------------------------------ record
@@ -394,7 +417,7 @@ class UNetRun:
         return pd.DataFrame(rows)
 
     def __repr__(self) -> str:
-        iou = self.record.get("oof", {}).get("summary", {}).get("iou", {}).get("mean")
+        iou = (((self.record.get("oof") or {}).get("summary") or {}).get("iou") or {}).get("mean")
         tail = f", OOF IoU {iou:.3f}" if iou is not None else ""
         return (
             f"<UNetRun {self.run_dir} {self.dataset_name!r}: {self.n_folds} folds, "
@@ -445,12 +468,11 @@ def evaluate_unet(
     if not dataset.has_masks:
         raise RunError(f"{dataset.name}: no nucleus masks to evaluate against")
     predictor = run.predictor_for(dataset)
-    oof = predictor.mode == "out-of-fold"
     ids = list(dataset.ids)
     # Group the samples by the model that segments them, then batch.
     groups: dict[int | None, list[int]] = {}
-    for i, sid in enumerate(ids):
-        groups.setdefault(run.oof_fold_of(sid) if oof else None, []).append(i)
+    for i, fold in enumerate(run.folds_for(dataset)):
+        groups.setdefault(fold, []).append(i)
     rows: dict[int, dict[str, Any]] = {}
     bar = tqdm(total=len(ids), desc=f"U-Net on {dataset.name}", disable=not progress, leave=False)
     for fold, members in groups.items():
