@@ -50,19 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="also print the table as JSON")
     args = ap.parse_args(argv)
 
-    from leukolib.data import load_dataset
-    from leukolib.notebook import limit_dataset
+    from leukolib.notebook import profile_dataset
     from leukolib.profiles import get_profile
     from leukolib.segmentation.training import train_unet
     from leukolib.segmentation.unet import read_record
 
     prof = get_profile(args.profile)
-    if args.dataset == "synthetic":
-        ds = load_dataset(
-            "synthetic", n_images=prof.synthetic_images, size=prof.synthetic_size, seed=args.seed
-        )
-    else:
-        ds = limit_dataset(load_dataset(args.dataset, args.root), prof.max_images, args.seed)
+    ds = profile_dataset(args.dataset, args.root, prof, args.seed)
     before = read_record(args.out) if os.path.isdir(args.out) else None
     state = "fresh run" if before is None else f"found a {before.get('status')} run"
     t0 = time.perf_counter()

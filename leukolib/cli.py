@@ -471,24 +471,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_train_unet(args: argparse.Namespace) -> int:
     """``leukolib train-unet``: see the module docstring."""
-    from leukolib.data import load_dataset
     from leukolib.errors import DataError, LeukolibError
-    from leukolib.notebook import limit_dataset
-    from leukolib.profiles import get_profile
+    from leukolib.notebook import profile_dataset
 
-    profile = get_profile(args.profile)
     try:
-        if args.dataset == "synthetic":
-            dataset = load_dataset(
-                "synthetic",
-                n_images=profile.synthetic_images,
-                size=profile.synthetic_size,
-                seed=args.seed,
-            )
-        else:
-            dataset = limit_dataset(
-                load_dataset(args.dataset, args.root), profile.max_images, args.seed
-            )
+        dataset = profile_dataset(args.dataset, args.root, args.profile, args.seed)
     except DataError as exc:
         raise UsageError(str(exc)) from None
     if not dataset.has_masks:

@@ -24,7 +24,15 @@ import numpy as np
 from leukolib.data import Dataset, Subset, load_dataset
 from leukolib.profiles import Profile, get_profile
 
-__all__ = ["Run", "in_colab", "select_device", "seed_everything", "setup", "save_results"]
+__all__ = [
+    "Run",
+    "in_colab",
+    "profile_dataset",
+    "save_results",
+    "seed_everything",
+    "select_device",
+    "setup",
+]
 
 
 def in_colab() -> bool:
@@ -121,6 +129,32 @@ def limit_dataset(dataset: Dataset, max_images: int | None, seed: int) -> Datase
     return Subset(dataset, sorted(int(i) for i in idx))
 
 
+def profile_dataset(
+    name: str,
+    root: str | os.PathLike | None,
+    profile: str | Profile,
+    seed: int = 0,
+    **kwargs: Any,
+) -> Dataset:
+    """A dataset at the size a profile runs it.
+
+    ``synthetic``: the profile's number and size of smears, generated with
+    ``seed``; a real dataset: a seeded, stratified subset of at most the
+    profile's ``max_images`` (all of it under ``cpu`` and ``paper``).
+
+    Examples
+    --------
+    >>> ds = profile_dataset("synthetic", None, "smoke")
+    >>> len(ds), ds[0].image.shape
+    (12, (128, 128, 3))
+    """
+    prof = get_profile(profile)
+    if name == "synthetic":
+        options = {"n_images": prof.synthetic_images, "size": prof.synthetic_size, "seed": seed}
+        return load_dataset("synthetic", **{**options, **kwargs})
+    return limit_dataset(load_dataset(name, root, **kwargs), prof.max_images, seed)
+
+
 def setup(
     name: str,
     profile: str | Profile = "cpu",
@@ -160,13 +194,7 @@ def setup(
     seed_everything(seed)
     out = Path(output_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    if dataset == "synthetic":
-        kwargs = {"n_images": prof.synthetic_images, "size": prof.synthetic_size, "seed": seed}
-        kwargs.update(dataset_kwargs)
-        ds = load_dataset("synthetic", **kwargs)
-    else:
-        full = load_dataset(dataset, data_root, **dataset_kwargs)
-        ds = limit_dataset(full, prof.max_images, seed)
+    ds = profile_dataset(dataset, data_root, prof, seed, **dataset_kwargs)
     params = {
         "profile": prof.name,
         "dataset": dataset,
