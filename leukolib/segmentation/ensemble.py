@@ -53,15 +53,16 @@ class EnsembleParams:
     ----------
     fusion : str
         One of :data:`FUSIONS`. The default is ``"soft"``, not the paper's
-        ``"and"``: measured under the ``cpu`` profile (out-of-fold U-Nets, mean
-        IoU), AND does not beat the U-Net alone on ALL-IDB2 (0.927 vs 0.930,
-        Wilcoxon p = 0.32: the generous expert polygons include pale nucleus
-        that the colour threshold rejects, and AND throws that margin away),
-        while SOFT is the only rule at least as good as the better of HM and
-        DEEP on both sets (JTSC 0.926 vs DEEP 0.920 and AND 0.926; ALL-IDB2
-        0.936 vs 0.930, p = 3e-14). For a U-Net applied to another dataset
-        than its training set, AND is safer (ALL-IDB2's U-Net on JTSC: AND 0.920,
-        SOFT 0.895). ``benchmarks/segmentation_report.py`` gives every number.
+        ``"and"``: measured under the ``cpu`` profile (5-fold out-of-fold
+        U-Nets, mean IoU), AND does not beat the U-Net alone on ALL-IDB2
+        (0.927 vs 0.933, Wilcoxon p = 0.34: the generous expert polygons
+        include pale nucleus that the colour threshold rejects, and AND throws
+        that margin away), while SOFT is the only rule at least as good as the
+        better of HM and DEEP on both sets (JTSC 0.926 vs DEEP 0.920 and AND
+        0.926; ALL-IDB2 0.939 vs 0.933, p = 5e-14). For a U-Net applied to
+        another dataset than its training set, AND is safer (ALL-IDB2's U-Net
+        on JTSC: AND 0.922, SOFT 0.886). ``benchmarks/segmentation_report.py``
+        gives every number.
     threshold : float
         Probability threshold of the U-Net (0.5).
     soft_weight : float
