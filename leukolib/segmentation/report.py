@@ -216,6 +216,7 @@ def evaluate_methods(
     batch_size: int = 16,
     chunk: int = 96,
     progress: bool = True,
+    seed: int = 0,
 ) -> SegmentationReport:
     """Score HM, DEEP and every fusion on every sample of ``dataset``.
 
@@ -246,6 +247,8 @@ def evaluate_methods(
         Samples loaded at once.
     progress : bool
         Show a progress bar.
+    seed : int
+        Seed of the report's bootstrap intervals.
 
     Returns
     -------
@@ -322,7 +325,7 @@ def evaluate_methods(
     }
     per_image = pd.DataFrame(rows, columns=[*_ID_COLUMNS, *SEGMENTATION_METRICS])
     agreement = pd.DataFrame(agree, columns=["dataset", "id", "trained_on", *AGREEMENT_COLUMNS])
-    return SegmentationReport(per_image, agreement, info)
+    return SegmentationReport(per_image, agreement, info, seed)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -784,6 +787,7 @@ class SegmentationReport:
     per_image: pd.DataFrame
     agreement: pd.DataFrame
     info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: int = 0  # of the bootstraps; the same for the tables shown and the files saved
 
     @classmethod
     def concat(cls, reports: Sequence[SegmentationReport]) -> SegmentationReport:
@@ -801,6 +805,7 @@ class SegmentationReport:
             pd.concat([r.per_image for r in reports], ignore_index=True),
             pd.concat([r.agreement for r in reports], ignore_index=True),
             info,
+            reports[0].seed,
         )
 
     @property
@@ -836,11 +841,13 @@ class SegmentationReport:
         return overall_table(self.summary(), metric)
 
     def paired(self, **kwargs: Any) -> pd.DataFrame:
-        """Paired comparisons per dataset (:func:`paired_comparison`)."""
+        """Paired comparisons per dataset (:func:`paired_comparison`; seed :attr:`seed`)."""
+        kwargs.setdefault("seed", self.seed)
         return paired_comparison(self.per_image, **kwargs)
 
     def mean_ci(self, metric: str = "iou", **kwargs: Any) -> pd.DataFrame:
-        """Mean ``metric`` with a bootstrap CI, beside the paper's value (:func:`mean_ci`)."""
+        """Mean ``metric`` with a bootstrap CI beside the paper's (:func:`mean_ci`)."""
+        kwargs.setdefault("seed", self.seed)
         return mean_ci(self.per_image, metric, **kwargs)
 
     def diagnostics(self) -> pd.DataFrame:
