@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leukolib.data import Dataset
+from leukolib.data import Dataset, Subset
 from leukolib.data.synthetic import SyntheticDataset
 from leukolib.metrics import SEGMENTATION_METRICS, summarize
 from leukolib.segmentation.handcrafted import segment_nucleus
@@ -53,21 +53,11 @@ class FakeDeep:
         return np.clip(p, 0, 1).astype(np.float32)
 
 
-class Renamed(Dataset):
+def renamed(base: Dataset, name: str) -> Subset:
     """The same samples under another dataset name."""
-
-    def __init__(self, base: Dataset, name: str) -> None:
-        self.base, self.name = base, name
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def ids(self) -> list[str]:
-        return self.base.ids
-
-    def _load(self, index: int):
-        return self.base[index]
+    view = Subset(base, range(len(base)))
+    view.name = name
+    return view
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +239,7 @@ def test_writers(fake_report, tmp_path):
     back = pd.read_csv(tmp_path / "per_image.csv", dtype={"id": str})
     assert len(back) == len(fake_report.per_image)
     assert "| paper HM | n/a |" in (tmp_path / "segmentation_report.md").read_text()
-    other = Renamed(SyntheticDataset(n_images=3, size=64, seed=5), "other")
+    other = renamed(SyntheticDataset(n_images=3, size=64, seed=5), "other")
     both = SegmentationReport.concat(
         [fake_report, evaluate_methods(other, FakeDeep(), progress=False)]
     )
@@ -262,7 +252,7 @@ def test_writers(fake_report, tmp_path):
 
 
 def test_generalization_matrix(tiny_run, data):
-    other = Renamed(SyntheticDataset(n_images=3, size=64, seed=9), "other")
+    other = renamed(SyntheticDataset(n_images=3, size=64, seed=9), "other")
     own = evaluate_methods(data, tiny_run, progress=False)
     gen = generalization(
         [tiny_run], {"synthetic": data, "other": other}, reports=[own], progress=False

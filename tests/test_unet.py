@@ -28,21 +28,11 @@ def _tiny_data(seed: int = 0) -> SyntheticDataset:
     return SyntheticDataset(n_images=6, size=64, seed=seed)
 
 
-class _Renamed(Dataset):
+def renamed(base: Dataset, name: str) -> Subset:
     """The same samples under another dataset name."""
-
-    def __init__(self, base: Dataset, name: str) -> None:
-        self.base, self.name = base, name
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    @property
-    def ids(self) -> list[str]:
-        return self.base.ids
-
-    def _load(self, index: int):
-        return self.base[index]
+    view = Subset(base, range(len(base)))
+    view.name = name
+    return view
 
 
 def _weights(run_dir) -> dict[str, torch.Tensor]:
@@ -244,10 +234,10 @@ def test_load_predict_and_out_of_fold_predictor(tiny_run):
     assert [r["iou"] for r in ev["per_image"]] == pytest.approx([rows[i]["iou"] for i in data.ids])
     # the same images under another name and ids are still recognised by their pixels:
     # no model segments an image it trained on
-    renamed = _Renamed(data, "jtsc")
-    other = run.predictor_for(renamed)
+    same = renamed(data, "jtsc")
+    other = run.predictor_for(same)
     assert other.mode == "out-of-fold"
-    assert np.array_equal(other(renamed[0]), predictor(data[0]))
+    assert np.array_equal(other(same[0]), predictor(data[0]))
     # same name and ids but other pixels: new images, all folds averaged
     new = _tiny_data(seed=1)
     assert run.predictor_for(new).mode == "fold-average"
