@@ -23,6 +23,7 @@ __all__ = [
     "show_predictions",
     "show_samples",
     "show_stages",
+    "show_worst",
 ]
 
 #: The paper's Figure 5 draws the nucleus contour in cyan.
@@ -318,3 +319,40 @@ def plot_learning_curves(history, axes=None):
     axes[1].set_title("nucleus IoU")
     axes[1].legend(fontsize=8)
     return axes
+
+
+def show_worst(dataset, per_image, predict, n: int = 8, metric: str = "iou", ncols: int = 4):
+    """The ``n`` images with the lowest ``metric``, predicted (cyan) beside the truth (yellow).
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The evaluated dataset.
+    per_image : DataFrame or sequence of dict
+        Per-image scores with an ``id`` column and ``metric`` (and optionally
+        ``fold``), e.g. :meth:`EvaluationResult.to_frame` or a U-Net run's
+        ``per_image``.
+    predict : callable
+        ``predict(sample) -> bool mask``: the method that was scored.
+    n : int
+        Number of images.
+    metric : str
+        The score to rank by (lowest first).
+    ncols : int
+        Panels per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import pandas as pd
+
+    worst = pd.DataFrame(per_image).nsmallest(n, metric)
+    index = {sid: i for i, sid in enumerate(dataset.ids)}
+    samples = [dataset[index[sid]] for sid in worst["id"]]
+    fold = worst["fold"].tolist() if "fold" in worst else [None] * len(worst)
+    captions = [
+        f"{sid}" + ("" if f is None else f" fold {f}") + f"  {metric} {v:.2f}"
+        for sid, f, v in zip(worst["id"], fold, worst[metric], strict=True)
+    ]
+    return show_predictions(samples, [predict(s) for s in samples], captions, ncols=ncols)

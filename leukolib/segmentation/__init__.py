@@ -152,7 +152,7 @@ register_method(
 )
 
 
-def _unet_predictor(model: Any, dataset: Any = None, threshold: float = 0.5):
+def _unet_predictor(model: Any = None, dataset: Any = None, threshold: float = 0.5):
     # torch is imported here, so that `import leukolib.segmentation` stays light
     from leukolib.segmentation.unet import SegmentationPredictor, UNetRun, load_unet_run
 
@@ -160,10 +160,6 @@ def _unet_predictor(model: Any, dataset: Any = None, threshold: float = 0.5):
     if dataset is not None:
         return run.predictor_for(dataset, threshold=threshold)
     return SegmentationPredictor(run, "fold-average", "new images: all folds averaged", threshold)
-
-
-def _unet(model: Any = None, dataset: Any = None, threshold: float = 0.5) -> Segmenter:
-    return _unet_predictor(model, dataset, threshold)
 
 
 def _ensemble(model: Any = None, dataset: Any = None, **options: Any) -> Segmenter:
@@ -178,7 +174,7 @@ def _ensemble(model: Any = None, dataset: Any = None, **options: Any) -> Segment
 
 register_method(
     "unet",
-    _unet,
+    _unet_predictor,
     "MONAI U-Net trained by `leukolib train-unet` (needs --model RUN_DIR; out-of-fold on its "
     "training set, all folds averaged elsewhere)",
     needs_model=True,

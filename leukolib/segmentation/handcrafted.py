@@ -42,6 +42,7 @@ from typing import Any, Literal
 
 import cv2
 import numpy as np
+from skimage.morphology import disk
 
 from leukolib.data.io import to_rgb_uint8
 from leukolib.paper import HANDCRAFTED_PARAMS
@@ -59,7 +60,6 @@ __all__ = [
     "color_constancy",
     "dilate",
     "dilation_radius",
-    "disk",
     "fill_holes",
     "hadamard_product",
     "handcrafted_stages",
@@ -570,28 +570,6 @@ def area_filter(mask: np.ndarray, min_pixels: int = 150, connectivity: int = 8) 
     return keep[labels]
 
 
-def disk(radius: int) -> np.ndarray:
-    """Disk structuring element ``x**2 + y**2 <= radius**2`` (as ``skimage.morphology.disk``).
-
-    Parameters
-    ----------
-    radius : int
-        Radius in pixels.
-
-    Returns
-    -------
-    ndarray of uint8, shape (2 * radius + 1, 2 * radius + 1)
-
-    Examples
-    --------
-    >>> disk(1).tolist()
-    [[0, 1, 0], [1, 1, 1], [0, 1, 0]]
-    """
-    r = int(radius)
-    y, x = np.ogrid[-r : r + 1, -r : r + 1]
-    return (x * x + y * y <= r * r).astype(np.uint8)
-
-
 def dilate(mask: np.ndarray, radius: int = 2) -> np.ndarray:
     """Dilate a mask with a disk of ``radius`` pixels (Table A1's dilation).
 
@@ -616,7 +594,7 @@ def dilate(mask: np.ndarray, radius: int = 2) -> np.ndarray:
     """
     if radius <= 0:
         return np.asarray(mask, bool).copy()
-    return cv2.dilate(_as_u8(mask), disk(radius)).view(bool)
+    return cv2.dilate(_as_u8(mask), disk(radius)).view(bool)  # skimage's disk: x² + y² <= r²
 
 
 def apply_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -82,7 +82,7 @@ from leukolib.segmentation.unet import (
     read_record,
 )
 
-__all__ = ["Fold", "SCHEDULER", "fold_membership", "make_folds", "train_unet"]
+__all__ = ["Fold", "SCHEDULER", "make_folds", "train_unet"]
 
 #: ReduceLROnPlateau settings (ours; the paper does not give them).
 SCHEDULER: dict[str, Any] = {
@@ -728,7 +728,3 @@ def train_unet(
         )
     return record
 
-
-def fold_membership(record: dict[str, Any]) -> dict[str, int]:
-    """``{sample id: fold whose test set holds it}`` from a run record."""
-    return {sid: int(f["fold"]) for f in record["folds"] for sid in f["test_ids"]}

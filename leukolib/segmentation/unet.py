@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -547,5 +547,3 @@ def load_unet_run(
         )
     return UNetRun(run_dir, record, select_device(device))
 
-
-PredictorFn = Callable[[Sample], np.ndarray]
