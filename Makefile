@@ -10,15 +10,18 @@ DATASET   ?= synthetic
 DATA_ROOT ?=
 SEED      ?= 0
 PYTEST_ARGS ?=
+LAB_ARGS  ?=
 
-STAMP := $(VENV)/.installed
+STAMP     := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
 
-.PHONY: help venv book notebooks test lint sync clean
+.PHONY: help venv book notebooks test lint lab sync clean
 
 help:
 	@echo "make book   execute the notebooks (PROFILE=$(PROFILE) DATASET=$(DATASET)) and build _build/html"
 	@echo "make test   unit tests, notebooks under the smoke profile, a smoke book build"
 	@echo "make lint   ruff"
+	@echo "make lab    install JupyterLab (the dev extra) into $(VENV) and start it in notebooks/"
 	@echo "make sync   stamp the notebooks' install cell from _config.yml"
 
 $(STAMP): pyproject.toml
@@ -42,6 +45,14 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# JupyterLab for people who open the notebooks; the kernel is .venv's python (python3).
+$(LAB_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[book,test,dev]"
+	@touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(LAB_ARGS)
 
 sync: $(STAMP)
 	$(BIN)/python -m leukolib.book sync

@@ -28,7 +28,7 @@ from leukolib.data.synthetic import SyntheticDataset  # noqa: E402
 def bench(n: int, size: int, repeat: int) -> tuple[float, float]:
     """Return the best (wall seconds, CPU seconds) to render ``n`` images."""
     data = SyntheticDataset(n_images=n, size=size, seed=0)
-    data[0]  # warm up: imports, caches, scratch buffers
+    data[0]  # warm up: imports and the shared noise tile
     best_wall, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
         wall, cpu = time.perf_counter(), time.process_time()

@@ -2,8 +2,36 @@
 
 A reproducible rebuild of Diaz Resendiz et al. (2023): handcrafted and deep
 white-blood-cell nucleus segmentation, their ensemble, ResNet-50
-classification and visual explanations. The library holds the logic; the
+classification and its explanations. The library holds the logic; the
 notebooks of the book narrate it.
+
+The data flow::
+
+    image --> nucleus mask --> segmented input --> classifier --+--> explanations (CAMs)
+             (handcrafted,     (or the raw image,  (ResNet-50)  +--> clusters (logit PCA)
+              U-Net, ensemble)  the ablation)                   +--> robustness (corruptions)
+
+The package, one sub-package per stage of the paper and small modules for
+what every stage shares::
+
+    leukolib/
+      data/            datasets by name, image and mask reading, synthetic smears, fingerprints
+      segmentation/    handcrafted (Algorithm 1), U-Net, ensemble, evaluation, selection
+      classification/  ResNet-50 heads, segmented or raw inputs, k-fold protocol, baselines
+      explain/         Grad-CAM family, nucleus share, faithfulness, calibration, clusters
+      robustness/      corruptions and severity sweeps
+      paper/           the paper's tables, as data
+      metrics, stats, tables      scores, intervals and tests, results tables
+      folds, training, runs       grouped splits, the training loop, run directories
+      device, profiles, selection seeding and devices, run sizes, how defaults are chosen
+      plotting                    figures shared by the stages
+      cli/             the ``leukolib`` command
+      notebook, book   helpers of the notebooks and of the book build
+
+Dependencies point one way: ``data`` and the shared modules -> the stages
+(segmentation -> classification -> explain, robustness) -> reports and
+tables -> the command line and the notebooks. The core never imports
+``notebook`` or ``book``.
 """
 
 from importlib.metadata import PackageNotFoundError, version

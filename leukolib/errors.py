@@ -13,6 +13,7 @@ __all__ = [
     "MaskError",
     "DatasetError",
     "DownloadError",
+    "LossyMaskWarning",
 ]
 
 
@@ -38,3 +39,7 @@ class DatasetError(DataError):
 
 class DownloadError(LeukolibError, OSError):
     """A dataset could not be downloaded (typically: no network)."""
+
+
+class LossyMaskWarning(UserWarning):
+    """A mask held a few stray values between its levels; they were mapped to the nearest."""

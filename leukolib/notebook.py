@@ -11,60 +11,17 @@ tables read back.
 
 from __future__ import annotations
 
-import json
 import os
-import random
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from leukolib.data import Dataset, Subset, load_dataset
+from leukolib.data import Dataset, profile_dataset
+from leukolib.device import seed_everything, select_device
 from leukolib.profiles import Profile, get_profile
+from leukolib.runs import library_versions, write_json
 
-__all__ = [
-    "Run",
-    "in_colab",
-    "profile_dataset",
-    "save_results",
-    "seed_everything",
-    "select_device",
-    "setup",
-]
-
-
-def in_colab() -> bool:
-    """True when running inside Google Colab."""
-    return "google.colab" in sys.modules
-
-
-def select_device(prefer: str | None = None) -> str:
-    """``"cuda"`` when a GPU is visible (or ``prefer`` says so), else ``"cpu"``."""
-    if prefer:
-        return prefer
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (CPU and CUDA) for a reproducible run.
-
-    On the CPU the same seed gives the same numbers; on a GPU some cuDNN
-    kernels stay nondeterministic (see PyTorch's reproducibility notes).
-    """
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - third-party code may still use the legacy global
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
+__all__ = ["Run", "glue", "save_results", "setup"]
 
 
 @dataclass
@@ -102,57 +59,21 @@ class Run:
         """A file inside this run's output folder."""
         return self.output_dir / filename
 
-    def save(self, results: dict[str, Any]) -> Path:
-        """Write ``results`` (plus parameters and versions) to ``<name>.json``."""
-        return save_results(self.output_dir, self.name, results, params=self.params)
+    def save(self, results: dict[str, Any]) -> str:
+        """Write ``results`` (plus parameters and versions) to ``<name>.json``.
 
+        Returns the file's name relative to ``output_dir`` (what a notebook
+        prints: never a path of the machine that ran it).
+        """
+        path = save_results(self.output_dir, self.name, results, params=self.params)
+        return self.relative(path)
 
-def limit_dataset(dataset: Dataset, max_images: int | None, seed: int) -> Dataset:
-    """A seeded random subset of at most ``max_images`` samples, stratified when labelled."""
-    n = len(dataset)
-    if max_images is None or n <= max_images:
-        return dataset
-    rng = np.random.default_rng(seed)
-    labels = dataset.labels
-    idx = None
-    if labels is not None and len(np.unique(labels)) > 1:
-        from sklearn.model_selection import train_test_split
-
+    def relative(self, path: str | os.PathLike) -> str:
+        """``path`` relative to ``output_dir`` (unchanged when it lies elsewhere)."""
         try:
-            idx, _ = train_test_split(
-                np.arange(n), train_size=max_images, stratify=labels, random_state=seed
-            )
-        except ValueError:  # a class too rare to stratify at this size: plain sampling
-            idx = None
-    if idx is None:
-        idx = rng.choice(n, size=max_images, replace=False)
-    return Subset(dataset, sorted(int(i) for i in idx))
-
-
-def profile_dataset(
-    name: str,
-    root: str | os.PathLike | None,
-    profile: str | Profile,
-    seed: int = 0,
-    **kwargs: Any,
-) -> Dataset:
-    """A dataset at the size a profile runs it.
-
-    ``synthetic``: the profile's number and size of smears, generated with
-    ``seed``; a real dataset: a seeded, stratified subset of at most the
-    profile's ``max_images`` (all of it under ``cpu`` and ``paper``).
-
-    Examples
-    --------
-    >>> ds = profile_dataset("synthetic", None, "smoke")
-    >>> len(ds), ds[0].image.shape
-    (12, (128, 128, 3))
-    """
-    prof = get_profile(profile)
-    if name == "synthetic":
-        options = {"n_images": prof.synthetic_images, "size": prof.synthetic_size, "seed": seed}
-        return load_dataset("synthetic", **{**options, **kwargs})
-    return limit_dataset(load_dataset(name, root, **kwargs), prof.max_images, seed)
+            return str(Path(path).resolve().relative_to(self.output_dir.resolve()))
+        except ValueError:
+            return str(path)
 
 
 def setup(
@@ -206,35 +127,6 @@ def setup(
     return Run(name, prof, ds, out, seed, select_device(device), params)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of leukolib and the libraries its numbers depend on."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": sys.version.split()[0]}
-    for pkg in ("leukolib", "numpy", "opencv-python-headless", "scikit-image", "torch", "monai"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def save_results(
     output_dir: str | os.PathLike,
     name: str,
@@ -251,13 +143,29 @@ def save_results(
     Path
         The JSON file written.
     """
-    out = Path(output_dir) / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "notebook": name,
         "params": params or {},
         "versions": library_versions(),
         "results": results,
     }
-    out.write_text(json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n")
-    return out
+    return write_json(Path(output_dir) / f"{name}.json", payload)
+
+
+def glue(name: str, value: Any, display: bool = False) -> Any:
+    """Make ``value`` available to the notebook's markdown as ``{glue:}`name```.
+
+    With myst-nb (the book build) this is :func:`myst_nb.glue`; elsewhere
+    (Colab, JupyterLab without myst-nb) the value is only displayed when
+    ``display`` is true. Used so that no number is typed into prose.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # outside the book: nothing to glue into
+        if display:
+            from IPython.display import display as show
+
+            show(value)
+        return value
+    _glue(name, value, display=display)
+    return value

@@ -1,4 +1,8 @@
-"""Figures shared by the notebooks: mask overlays, sample grids, class balance."""
+"""Figures shared by every stage: mask overlays, sample grids, class balance, learning curves.
+
+Stage-specific figures live with their stage (e.g.
+:mod:`leukolib.segmentation.figures`).
+"""
 
 from __future__ import annotations
 
@@ -18,12 +22,9 @@ __all__ = [
     "draw_contour",
     "overlay_masks",
     "plot_class_balance",
-    "plot_otsu_histogram",
-    "show_method_masks",
-    "show_predictions",
+    "plot_learning_curves",
     "show_samples",
     "show_stages",
-    "show_worst",
 ]
 
 #: The paper's Figure 5 draws the nucleus contour in cyan.
@@ -179,123 +180,16 @@ def show_stages(
     return fig
 
 
-def plot_otsu_histogram(values: np.ndarray, threshold: float, ax=None, bins: int = 64):
-    """Histogram of a feature image with its Otsu threshold marked."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4, 2.6))
-    v = np.asarray(values, dtype=np.float64).ravel()
-    ax.hist(v, bins=bins, color="#7b5ea7", log=True)
-    ax.axvline(threshold, color="crimson", lw=2, label=f"Otsu threshold {threshold:.3g}")
-    ax.set_xlabel("filtered M * S")
-    ax.set_ylabel("pixels (log)")
-    ax.legend(fontsize=8)
-    return ax
-
-
-def show_predictions(
-    samples: Sequence,
-    masks: Sequence[np.ndarray],
-    captions: Sequence[str] | None = None,
-    ncols: int = 4,
-    size: float = 2.6,
-    truth_color: tuple[int, int, int] = (255, 220, 0),
-) -> Figure:
-    """Predicted nucleus contours (cyan) beside the ground truth (yellow).
-
-    Parameters
-    ----------
-    samples : sequence of Sample
-        The images and their ground truth (``nucleus`` may be ``None``).
-    masks : sequence of ndarray of bool
-        The predicted masks, one per sample.
-    captions : sequence of str, optional
-        Panel titles (default: the sample ids).
-    ncols : int
-        Panels per row.
-    size : float
-        Size of one panel, in inches.
-    truth_color : (int, int, int)
-        RGB colour of the ground-truth contour.
-    """
-    import matplotlib.pyplot as plt
-
-    n = len(samples)
-    nrows = max(1, int(np.ceil(n / ncols)))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for k, (ax, s, m) in enumerate(zip(axes.ravel()[:n], samples, masks, strict=True)):
-        img = s.image
-        if s.nucleus is not None:
-            img = draw_contour(img, s.nucleus, truth_color)
-        ax.imshow(draw_contour(img, m))
-        ax.set_title(captions[k] if captions else s.id, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def show_method_masks(
-    samples: Sequence,
-    masks: dict[str, Sequence[np.ndarray]],
-    scores: dict[str, Sequence[float]] | None = None,
-    row_titles: Sequence[str] | None = None,
-    metric: str = "iou",
-    size: float = 2.4,
-    truth_color: tuple[int, int, int] = (255, 220, 0),
-) -> Figure:
-    """Several methods' masks on the same images, side by side (the paper's Figure 4 style).
-
-    One row per sample: the image with its ground truth (yellow), then one
-    panel per method with that method's contour (cyan) over the ground truth.
-
-    Parameters
-    ----------
-    samples : sequence of Sample
-        The images and their ground truth.
-    masks : dict
-        ``{method: [mask per sample]}``; the columns, in order.
-    scores : dict, optional
-        ``{method: [score per sample]}``, shown in the panel titles.
-    row_titles : sequence of str, optional
-        Title of each row's first panel (default: the sample ids).
-    metric : str
-        Name of the score in the titles.
-    size : float
-        Size of one panel, in inches.
-    truth_color : (int, int, int)
-        RGB colour of the ground-truth contour.
-    """
-    import matplotlib.pyplot as plt
-
-    methods = list(masks)
-    nrows, ncols = max(1, len(samples)), len(methods) + 1
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for r, s in enumerate(samples):
-        base = s.image if s.nucleus is None else draw_contour(s.image, s.nucleus, truth_color)
-        axes[r, 0].imshow(base)
-        axes[r, 0].set_title(row_titles[r] if row_titles else s.id, fontsize=8)
-        for c, method in enumerate(methods, start=1):
-            axes[r, c].imshow(draw_contour(base, masks[method][r]))
-            title = method
-            if scores is not None and method in scores:
-                title += f"  {metric} {scores[method][r]:.3f}"
-            axes[r, c].set_title(title, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_learning_curves(history, axes=None):
-    """Per-fold training and validation loss and IoU per epoch (the paper's Figure 6).
+def plot_learning_curves(history, score: str = "iou", axes=None):
+    """Per-fold training and validation loss and score per epoch (the paper's Figures 6 and A2).
 
     Parameters
     ----------
     history : pandas.DataFrame
-        Columns ``fold, epoch, train_loss, val_loss, train_iou, val_iou``, as
-        :meth:`leukolib.segmentation.unet.UNetRun.history` returns.
+        Columns ``fold, epoch, train_loss, val_loss, train_<score>,
+        val_<score>``, as a run's ``history()`` returns.
+    score : str
+        The score's name (``"iou"`` for the U-Net, ``"acc"`` for a classifier).
     axes : pair of Axes, optional
 
     Returns
@@ -308,51 +202,14 @@ def plot_learning_curves(history, axes=None):
         _, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     colors = plt.cm.viridis(np.linspace(0, 0.9, max(1, history["fold"].nunique())))
     for color, (fold, h) in zip(colors, history.groupby("fold"), strict=True):
-        for ax, metric in zip(axes, ("loss", "iou"), strict=True):
-            ax.plot(h["epoch"], h[f"train_{metric}"], "--", color=color, alpha=0.7)
-            ax.plot(h["epoch"], h[f"val_{metric}"], "-", color=color, label=f"fold {fold}")
-    for ax, metric in zip(axes, ("Unified Focal Loss", "IoU"), strict=True):
+        for ax, metric in zip(axes, ("loss", score), strict=True):
+            ax.plot(h["epoch"] + 1, h[f"train_{metric}"], "--", color=color, alpha=0.7)
+            ax.plot(h["epoch"] + 1, h[f"val_{metric}"], "-", color=color, label=f"fold {fold}")
+    for ax, metric in zip(axes, ("loss", score), strict=True):
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
     axes[0].set_title("loss (dashed: training, solid: validation)")
-    axes[1].set_title("nucleus IoU")
+    axes[1].set_title(f"{score} (dashed: training, solid: validation)")
     axes[1].legend(fontsize=8)
     return axes
-
-
-def show_worst(dataset, per_image, predict, n: int = 8, metric: str = "iou", ncols: int = 4):
-    """The ``n`` images with the lowest ``metric``, predicted (cyan) beside the truth (yellow).
-
-    Parameters
-    ----------
-    dataset : Dataset
-        The evaluated dataset.
-    per_image : DataFrame or sequence of dict
-        Per-image scores with an ``id`` column and ``metric`` (and optionally
-        ``fold``), e.g. :meth:`EvaluationResult.to_frame` or a U-Net run's
-        ``per_image``.
-    predict : callable
-        ``predict(sample) -> bool mask``: the method that was scored.
-    n : int
-        Number of images.
-    metric : str
-        The score to rank by (lowest first).
-    ncols : int
-        Panels per row.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import pandas as pd
-
-    worst = pd.DataFrame(per_image).nsmallest(n, metric)
-    index = {sid: i for i, sid in enumerate(dataset.ids)}
-    samples = [dataset[index[sid]] for sid in worst["id"]]
-    fold = worst["fold"].tolist() if "fold" in worst else [None] * len(worst)
-    captions = [
-        f"{sid}" + ("" if f is None else f" fold {f}") + f"  {metric} {v:.2f}"
-        for sid, f, v in zip(worst["id"], fold, worst[metric], strict=True)
-    ]
-    return show_predictions(samples, [predict(s) for s in samples], captions, ncols=ncols)

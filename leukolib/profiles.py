@@ -4,169 +4,244 @@ Three profiles cover the ways the book is used:
 
 ``smoke``
     Continuous integration: tiny images, one epoch, a dozen samples. Checks
-    that every notebook runs end to end in a few minutes on 2 CPU cores; its
+    that every notebook runs end to end in minutes on 2 CPU cores; its
     numbers mean nothing.
 ``cpu``
     The default ``make book`` on a laptop (2 cores, no GPU): reduced image
-    size, folds and epochs, sized so the whole book executes in about 20
-    minutes while the results are meaningful.
+    sizes, folds and epochs, sized so that the whole book executes in about
+    25 minutes while the results still mean something.
 ``paper``
-    The protocol of Diaz Resendiz et al. (2023): 10-fold cross-validation,
-    30 epochs, batch size 8, images resized to 256x256. Meant for a GPU. The
-    paper's learning rates and per-dataset U-Net hyperparameters (its Table
-    A2) could not be transcribed: :mod:`leukolib.segmentation.hparams` uses
-    documented defaults until they are filled in :mod:`leukolib.paper`.
+    The protocol of Diaz Resendiz et al. (2023), for a GPU: U-Net with 10
+    folds, 30 epochs, batch 8, 256 px and the per-dataset hyper-parameters of
+    its Table A2; ResNet-50 classifiers at 224 px (resize 232, centre crop
+    224) from ImageNet weights, Adam at 1e-5 with weight decay 1e-4, batch 8,
+    a 10 % test split and 10 folds of 30 epochs (its section 4.2).
 
-Every notebook takes a ``profile`` parameter and reads all sizes from here.
+A profile is one small dataclass per stage (:class:`DataSizes`,
+:class:`SegmentationProfile`, :class:`ClassificationProfile`,
+:class:`ExplanationProfile`, :class:`RobustnessProfile`), gathered in a
+:class:`Profile`. Every notebook takes a ``profile`` parameter and reads all
+sizes from here.
 
 Examples
 --------
 >>> p = get_profile("smoke")
->>> p.seg_folds, p.seg_epochs
+>>> p.segmentation.folds, p.segmentation.epochs
 (2, 1)
->>> get_profile("paper").seg_folds
-10
+>>> get_profile("paper").classification.image_size
+224
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["PROFILES", "Profile", "get_profile"]
+__all__ = [
+    "PROFILES",
+    "ClassificationProfile",
+    "DataSizes",
+    "ExplanationProfile",
+    "Profile",
+    "RobustnessProfile",
+    "SegmentationProfile",
+    "get_profile",
+]
+
+
+@dataclass(frozen=True)
+class DataSizes:
+    """How much data a profile loads.
+
+    Attributes
+    ----------
+    max_images : int or None
+        Cap on the images taken from a real dataset (``None``: all); a seeded,
+        stratified subset.
+    synthetic_images, synthetic_size : int
+        Number and side (pixels) of generated smears for ``synthetic``.
+    """
+
+    max_images: int | None
+    synthetic_images: int
+    synthetic_size: int
+
+
+@dataclass(frozen=True)
+class SegmentationProfile:
+    """The U-Net's k-fold training.
+
+    Attributes
+    ----------
+    image_size : int
+        Side the U-Net input is resized to (a multiple of 8).
+    folds, epochs, batch_size : int
+    val_fraction : float
+        Share of each fold's training images held out for the learning-rate
+        schedule and the model selection (never the test fold).
+    hparams : str
+        ``"paper"``: the paper's Table A2 row of the dataset (Yeung et al.'s
+        defaults where it has none); ``"defaults"``: leukolib's defaults
+        (:mod:`leukolib.segmentation.hparams`).
+    """
+
+    image_size: int
+    folds: int
+    epochs: int
+    batch_size: int
+    val_fraction: float
+    hparams: str = "defaults"
+
+
+@dataclass(frozen=True)
+class ClassificationProfile:
+    """The classifiers' protocol (the paper's section 4.2, scaled).
+
+    Attributes
+    ----------
+    image_size : int
+        Side of the network input: images are resized to ``resize`` and
+        centre-cropped to ``image_size`` (232 and 224 in the paper).
+    resize : int
+    folds, epochs, batch_size : int
+        Stratified k-fold on the training-validation part.
+    lr, weight_decay : float
+        Adam's learning rate and weight decay.
+    test_fraction : float
+        The stratified, grouped hold-out test split.
+    pretrained : bool
+        ImageNet weights are required (the ``paper`` profile refuses to run
+        without them); otherwise they are used when available.
+    patience : int or None
+        Early stopping on the validation accuracy (``None``: every epoch).
+    synthetic_images, synthetic_size : int
+        The synthetic smears the classification chapters use.
+    """
+
+    image_size: int
+    resize: int
+    folds: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    test_fraction: float
+    pretrained: bool
+    patience: int | None
+    synthetic_images: int
+    synthetic_size: int
+
+
+@dataclass(frozen=True)
+class ExplanationProfile:
+    """The explanation measures (class activation maps, faithfulness, calibration).
+
+    Attributes
+    ----------
+    max_images : int or None
+        Test images per model on which maps are measured (``None``: all).
+    road_percentiles : tuple of int
+        Shares (percent) of pixels removed by ROAD.
+    curve_steps : int
+        Points of the deletion and insertion curves.
+    n_boot : int
+        Bootstrap resamples of the confidence intervals.
+    """
+
+    max_images: int | None
+    road_percentiles: tuple[int, ...]
+    curve_steps: int
+    n_boot: int
+
+
+@dataclass(frozen=True)
+class RobustnessProfile:
+    """The corruption sweeps.
+
+    Attributes
+    ----------
+    severities : int
+        Levels of each corruption (the first is the mildest).
+    max_images : int or None
+        Test images per sweep (``None``: the whole test split).
+    """
+
+    severities: int
+    max_images: int | None
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Sizes of every stage of the pipeline.
+    """The sizes of every stage.
 
     Attributes
     ----------
-    name : str
-        ``"smoke"``, ``"cpu"`` or ``"paper"``.
-    description : str
-        One line on what the profile is for.
-    max_images : int or None
-        Cap on the number of images taken from a real dataset (``None``: all).
-    synthetic_images : int
-        Number of generated smears when the dataset is ``synthetic``.
-    synthetic_size : int
-        Side of the generated smears, in pixels.
-    seg_image_size : int
-        Side the U-Net input is resized to (a multiple of 8: three stride-2
-        levels).
-    seg_folds, seg_epochs, seg_batch_size : int
-        U-Net k-fold cross-validation: folds, epochs per fold, batch size.
-    seg_val_fraction : float
-        Share of each fold's training images held out for the learning-rate
-        scheduler and model selection (never the test fold).
-    cls_image_size : int
-        Side of the classifier input.
-    cls_folds, cls_epochs, cls_batch_size : int
-        Classifier k-fold cross-validation.
-    cls_lr : float
-        Classifier learning rate (Adam).
-    cls_test_fraction : float
-        Stratified hold-out test share for the classifier.
-    pretrained : bool
-        Start ResNet-50 from ImageNet weights (downloaded; needs a network).
+    name, description : str
+    data : DataSizes
+    segmentation : SegmentationProfile
+    classification : ClassificationProfile
+    explanation : ExplanationProfile
+    robustness : RobustnessProfile
     num_workers : int
-        DataLoader worker processes.
+        DataLoader worker processes on a GPU (the CPU uses none).
     """
 
     name: str
     description: str
-    max_images: int | None
-    synthetic_images: int
-    synthetic_size: int
-    seg_image_size: int
-    seg_folds: int
-    seg_epochs: int
-    seg_batch_size: int
-    seg_val_fraction: float
-    cls_image_size: int
-    cls_folds: int
-    cls_epochs: int
-    cls_batch_size: int
-    cls_lr: float
-    cls_test_fraction: float
-    pretrained: bool
-    num_workers: int
+    data: DataSizes
+    segmentation: SegmentationProfile
+    classification: ClassificationProfile
+    explanation: ExplanationProfile
+    robustness: RobustnessProfile
+    num_workers: int = field(default=0)
 
     def to_dict(self) -> dict[str, Any]:
-        """The profile as a plain dict (for JSON run records)."""
+        """The profile as nested plain dicts (for JSON records)."""
         return asdict(self)
-
-    def with_overrides(self, **changes: Any) -> Profile:
-        """A copy with some fields changed, e.g. ``p.with_overrides(seg_epochs=5)``."""
-        unknown = set(changes) - set(self.to_dict())
-        if unknown:
-            raise ValueError(f"unknown profile field(s): {', '.join(sorted(unknown))}")
-        return replace(self, **changes)
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
         description="CI: every notebook end to end in minutes on 2 cores; numbers meaningless",
-        max_images=12,
-        synthetic_images=12,
-        synthetic_size=128,
-        seg_image_size=64,
-        seg_folds=2,
-        seg_epochs=1,
-        seg_batch_size=4,
-        seg_val_fraction=0.2,
-        cls_image_size=64,
-        cls_folds=2,
-        cls_epochs=1,
-        cls_batch_size=4,
-        cls_lr=1e-4,
-        cls_test_fraction=0.25,
-        pretrained=False,
-        num_workers=0,
+        data=DataSizes(max_images=12, synthetic_images=12, synthetic_size=128),
+        segmentation=SegmentationProfile(image_size=64, folds=2, epochs=1, batch_size=4,
+                                          val_fraction=0.2),
+        classification=ClassificationProfile(
+            image_size=32, resize=34, folds=2, epochs=1, batch_size=4, lr=1e-3,
+            weight_decay=1e-4, test_fraction=0.25, pretrained=False, patience=None,
+            synthetic_images=16, synthetic_size=128),
+        explanation=ExplanationProfile(max_images=4, road_percentiles=(20, 60),
+                                       curve_steps=4, n_boot=200),
+        robustness=RobustnessProfile(severities=2, max_images=4),
     ),
     "cpu": Profile(
         name="cpu",
-        description="default book on a 2-core laptop: meaningful results, ~20 minutes in all",
-        max_images=None,
-        synthetic_images=150,
-        synthetic_size=256,
-        seg_image_size=128,
-        # 5 folds x 8 epochs at 128 px: JTSC out-of-fold IoU 0.920 (3 folds: 0.915) and
-        # the soft ensemble 0.926 (3 folds: 0.923); ~15 min for JTSC's 300 images on 2
-        # cores, ~6 min for the book's 150 synthetic smears. benchmarks/bench_unet.py.
-        seg_folds=5,
-        seg_epochs=8,
-        seg_batch_size=8,
-        seg_val_fraction=0.1,
-        cls_image_size=128,
-        cls_folds=3,
-        cls_epochs=5,
-        cls_batch_size=16,
-        cls_lr=1e-4,
-        cls_test_fraction=0.2,
-        pretrained=False,
-        num_workers=0,
+        description="default book on a 2-core laptop: meaningful results, ~25 minutes in all",
+        data=DataSizes(max_images=None, synthetic_images=150, synthetic_size=256),
+        segmentation=SegmentationProfile(image_size=128, folds=5, epochs=8, batch_size=8,
+                                          val_fraction=0.1),
+        classification=ClassificationProfile(
+            image_size=64, resize=66, folds=3, epochs=8, batch_size=16, lr=1e-3,
+            weight_decay=1e-4, test_fraction=0.1, pretrained=False, patience=None,
+            synthetic_images=300, synthetic_size=128),
+        explanation=ExplanationProfile(max_images=None, road_percentiles=(10, 20, 40, 60, 80),
+                                       curve_steps=10, n_boot=2000),
+        robustness=RobustnessProfile(severities=5, max_images=None),
     ),
     "paper": Profile(
         name="paper",
-        description="the paper's protocol (10 folds, 30 epochs, batch 8, 256 px); for a GPU",
-        max_images=None,
-        synthetic_images=651,
-        synthetic_size=256,
-        seg_image_size=256,
-        seg_folds=10,
-        seg_epochs=30,
-        seg_batch_size=8,
-        seg_val_fraction=0.1,
-        cls_image_size=256,
-        cls_folds=10,
-        cls_epochs=30,
-        cls_batch_size=8,
-        cls_lr=1e-4,
-        cls_test_fraction=0.2,
-        pretrained=True,
+        description="the paper's protocol (10 folds, 30 epochs, batch 8); for a GPU",
+        data=DataSizes(max_images=None, synthetic_images=651, synthetic_size=256),
+        segmentation=SegmentationProfile(image_size=256, folds=10, epochs=30, batch_size=8,
+                                          val_fraction=0.1, hparams="paper"),
+        classification=ClassificationProfile(
+            image_size=224, resize=232, folds=10, epochs=30, batch_size=8, lr=1e-5,
+            weight_decay=1e-4, test_fraction=0.1, pretrained=True, patience=None,
+            synthetic_images=651, synthetic_size=256),
+        explanation=ExplanationProfile(max_images=None, road_percentiles=(10, 20, 40, 60, 80),
+                                       curve_steps=20, n_boot=10_000),
+        robustness=RobustnessProfile(severities=5, max_images=None),
         num_workers=2,
     ),
 }

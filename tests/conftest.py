@@ -41,3 +41,9 @@ def jtsc_root(shared_data: Path) -> Path:
 def all_idb2_root(shared_data: Path) -> Path:
     """Root of ALL-IDB2."""
     return _require(shared_data / "ALL_IDB2", "ALL-IDB2 dataset")
+
+
+@pytest.fixture(scope="session")
+def bloodseg_root(shared_data: Path) -> Path:
+    """Root of SMC_IDB / BloodSeg."""
+    return _require(shared_data / "BloodSeg", "BloodSeg (SMC_IDB) dataset")

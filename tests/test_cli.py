@@ -164,6 +164,27 @@ def test_evaluate_paired_writes_json(paired_root, tmp_path, capsys):
     assert json.loads(js.read_text())["n_images"] == 2
 
 
+def test_evaluate_repairs_stray_mask_pixels_and_reports_them(tmp_path, smears, capsys):
+    """CellaVision-like masks with a few stray grey values: every image is evaluated."""
+    root = tmp_path / "cv"
+    for i, s in enumerate(smears):
+        (root / "Dataset 2").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(s.image).save(root / "Dataset 2" / f"{i + 1:03d}.bmp")
+        m = np.where(s.nucleus, 255, np.where(s.cytoplasm, 128, 0)).astype(np.uint8)
+        if i != 1:
+            m[0, :4] = [2, 11, 35, 50]
+        Image.fromarray(m).save(root / "Dataset 2" / f"{i + 1:03d}.png")
+    js = tmp_path / "cv.json"
+    argv = ["evaluate", "--dataset", "cellavision", "--root", str(root), "--json", str(js), "-q"]
+    with pytest.warns(UserWarning, match="stray pixel"):
+        assert main(argv) == 0
+    record = json.loads(js.read_text())
+    assert record["n_images"] == 3 and record["n_failures"] == 0
+    assert record["mask_repaired_images"] == 2 and record["mask_repaired_pixels"] == 8
+    assert [r["mask_repaired"] for r in record["per_image"]] == [4, 0, 4]
+    assert "masks repaired: 8 stray pixel(s) in 2 mask(s)" in capsys.readouterr().out
+
+
 def test_evaluate_bad_dataset_is_one_line(tmp_path, capsys):
     assert main(["evaluate", "--dataset", "jtsc", "--root", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err

@@ -45,8 +45,11 @@ def test_evaluate_on_the_training_set_is_out_of_fold(paired_root, run_dir, tmp_p
     record = json.loads(out.read_text())
     assert record["model_mode"] == "out-of-fold"
     assert record["n_images"] == 8 and 0.0 <= record["iou"] <= 1.0
-    if method == "ensemble":
-        assert record["fusion"] == "soft"  # the measured default
+    if method == "ensemble":  # one name, one rule: the library's ensemble, named in the output
+        from leukolib.segmentation.ensemble import EnsembleParams
+
+        assert record["fusion"] == EnsembleParams().fusion
+        assert record["ensemble"] == EnsembleParams().label()
 
 
 def test_evaluate_elsewhere_uses_the_fold_average(run_dir, tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from leukolib.data import Subset, load_dataset
-from leukolib.errors import DatasetError, ImageReadError, MaskError
+from leukolib.errors import DatasetError, ImageReadError, LossyMaskWarning, MaskError
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -59,6 +59,17 @@ def test_jtsc_loads_300_samples_with_masks_and_five_classes(jtsc_root):
 
 
 @pytest.mark.shared
+def test_bloodseg_loads_367_fields_and_counts_its_repaired_masks(bloodseg_root):
+    before = snapshot(bloodseg_root)
+    ds = load_dataset("bloodseg", bloodseg_root)
+    assert len(ds) == 367 and ds.has_masks and ds.labels is None
+    clean, noisy = ds[ds.ids.index("BloodImage_00100")], ds[ds.ids.index("BloodImage_00010")]
+    assert clean.image.shape == (480, 640, 3) and clean.nucleus.any()
+    assert clean.mask_repaired == 0 and noisy.mask_repaired > 0  # an RGB mask with noise
+    assert snapshot(bloodseg_root) == before
+
+
+@pytest.mark.shared
 def test_all_idb2_loads_260_samples_with_masks_and_blast_labels(all_idb2_root):
     before = snapshot(all_idb2_root)
     ds = load_dataset("all_idb2", all_idb2_root)
@@ -87,6 +98,21 @@ def test_cellavision_layout(tmp_path):
     assert ds[1].nucleus.sum() == 49 and ds[1].cytoplasm.sum() == 144 - 49
 
 
+def test_cellavision_masks_with_a_few_stray_pixels_load_all_images(tmp_path):
+    """CellaVision's public masks: clean 0/128/255 with a handful of stray grey pixels."""
+    for i in range(1, 6):
+        _save(tmp_path / "Dataset 2" / f"{i:03d}.bmp", _image(i, (60, 60)))
+        m = _mask((60, 60), cytoplasm=128)
+        if i % 2:
+            m[0, :3] = [2, 27, 50]  # 3 of 3600 pixels: under 1 %
+        _save(tmp_path / "Dataset 2" / f"{i:03d}.png", m)
+    ds = load_dataset("cellavision", tmp_path)
+    with pytest.warns(LossyMaskWarning):
+        samples = [ds[i] for i in range(len(ds))]
+    assert len(samples) == 5 and [s.mask_repaired for s in samples] == [3, 0, 3, 0, 3]
+    assert all(s.nucleus.sum() == 49 for s in samples)
+
+
 def test_bloodseg_maps_noisy_rgb_masks_to_nearest_level(tmp_path):
     _save(tmp_path / "images" / "BloodImage_00001.jpg", _image(0))
     noisy = np.repeat(_mask(nucleus=252, cytoplasm=150)[..., None], 3, axis=-1)
@@ -95,6 +121,7 @@ def test_bloodseg_maps_noisy_rgb_masks_to_nearest_level(tmp_path):
     ds = load_dataset("bloodseg", tmp_path)
     s = ds[0]
     assert s.id == "BloodImage_00001" and s.nucleus.sum() == 49 and ds.labels is None
+    assert s.mask_repaired == 144 + 1  # the 252 and 150 region, and the (4, 2, 6) pixel
 
 
 def test_leukemia_fab_and_imagefolder(tmp_path):

@@ -8,7 +8,7 @@ import tifffile
 from PIL import Image
 
 from leukolib.data.io import read_image, read_mask, to_rgb_uint8
-from leukolib.errors import ImageReadError, LeukolibError, MaskError
+from leukolib.errors import ImageReadError, LeukolibError, LossyMaskWarning, MaskError
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ def test_mask_levels(tmp_path):
 def test_mask_unknown_level_and_wrong_size(tmp_path):
     m = np.array([[0, 77, 255]], np.uint8)
     Image.fromarray(m).save(tmp_path / "m.png")
-    with pytest.raises(MaskError, match=r"m\.png: unknown mask level\(s\) 77"):
+    with pytest.raises(MaskError, match=r"m\.png: unknown mask level\(s\) 77 in 33\.3 %"):
         read_mask(tmp_path / "m.png", {"nucleus": 255})
     with pytest.raises(MaskError, match="mask is 3x1 .* image is 4x4"):
         read_mask(tmp_path / "m.png", {"nucleus": 255, "cytoplasm": 77}, shape=(4, 4))
@@ -129,9 +129,30 @@ def test_mask_nearest_level_for_lossy_rgb_masks(tmp_path):
     m = np.array([[3, 150, 250], [160, 1, 255]], np.uint8)
     rgb = np.repeat(m[..., None], 3, axis=-1)
     Image.fromarray(rgb).save(tmp_path / "m.png")
-    out = read_mask(tmp_path / "m.png", {"nucleus": 255, "cytoplasm": 155}, nearest=True)
+    out = read_mask(tmp_path / "m.png", {"nucleus": 255, "cytoplasm": 155}, lossy=True)
     assert out["nucleus"].tolist() == [[False, False, True], [False, False, True]]
     assert out["cytoplasm"].tolist() == [[False, True, False], [True, False, False]]
+    assert out.repaired == 5  # every pixel but the exact 255
+
+
+def test_a_few_stray_pixels_are_repaired_counted_and_reported(tmp_path):
+    """A clean 0/128/255 mask with a handful of stray grey values (as public masks have)."""
+    m = np.zeros((100, 100), np.uint8)
+    m[20:80, 20:80] = 128
+    m[35:65, 35:65] = 255
+    m[0, :5] = [2, 13, 50, 7, 31]  # 5 stray pixels near 0: 0.05 % of the mask
+    m[50, 50] = 240  # and one inside the nucleus
+    Image.fromarray(m).save(tmp_path / "stray.png")
+    with pytest.warns(LossyMaskWarning, match=r"stray\.png: 6 stray pixel\(s\)"):
+        out = read_mask(tmp_path / "stray.png", {"nucleus": 255, "cytoplasm": 128})
+    assert out.repaired == 6 and out["nucleus"].sum() == 900 and out["nucleus"][50, 50]
+    assert not out["cytoplasm"][0, :5].any()
+    # above 1 % of the pixels it is not a lossy save any more: the clear error stays
+    m[1, :] = 60
+    m[2, :] = 70
+    Image.fromarray(m).save(tmp_path / "noisy.png")
+    with pytest.raises(MaskError, match=r"noisy\.png: unknown mask level\(s\).*2\.1 %"):
+        read_mask(tmp_path / "noisy.png", {"nucleus": 255, "cytoplasm": 128})
 
 
 def test_mask_levels_must_be_distinct_and_8bit(tmp_path):

@@ -11,6 +11,7 @@ import pytest
 
 from leukolib.book import (
     build_book,
+    check_html,
     execute_notebooks,
     list_notebooks,
     stage_book,
@@ -68,14 +69,30 @@ def test_notebook_runs_and_writes_its_numbers(smoke_run: Path, path: Path):
     assert injected and "hide-cell" in injected[0].metadata["tags"]
 
 
+@pytest.fixture(scope="session")
+def smoke_book(smoke_run: Path) -> Path:
+    """The book built from the smoke run (``_build/html``)."""
+    return build_book(stage_book(smoke_run / "executed", smoke_run / "src"), smoke_run.parent)
+
+
 @pytest.mark.notebooks
-def test_smoke_book_builds_with_figures(smoke_run: Path):
-    html = build_book(stage_book(smoke_run / "executed", smoke_run / "src"), smoke_run.parent)
+def test_smoke_book_builds_with_figures(smoke_book: Path):
+    html = smoke_book
     for path in NOTEBOOKS:
         page = (html / "notebooks" / f"{path.stem}.html").read_text()
         assert "<img" in page, f"{path.stem}: no figure rendered"
         assert "colab.research.google.com" in page, f"{path.stem}: no Colab button"
-    assert (html / "book" / "intro.html").exists()
+    intro = (html / "book" / "intro.html").read_text()
+    for image in ("pipeline.svg", "package.svg"):
+        assert image in intro, f"intro: no {image}"
+        assert (html / "_images" / image).exists(), f"{image} not copied into the site"
+
+
+@pytest.mark.notebooks
+def test_smoke_book_pages_are_clean(smoke_run: Path, smoke_book: Path):
+    """What `make book` checks: no raw pipe tables, no machine paths, no error outputs."""
+    problems = check_html(smoke_book, roots=[smoke_run, smoke_run / "src"])
+    assert problems == [], "\n".join(problems)
 
 
 @pytest.mark.notebooks

@@ -9,31 +9,31 @@ from leukolib.profiles import PROFILES, get_profile
 def test_three_profiles_with_growing_sizes():
     smoke, cpu, full = (get_profile(n) for n in ("smoke", "cpu", "paper"))
     assert set(PROFILES) == {"smoke", "cpu", "paper"}
-    for field in ("seg_image_size", "seg_folds", "seg_epochs", "cls_image_size", "cls_epochs"):
-        assert getattr(smoke, field) <= getattr(cpu, field) <= getattr(full, field), field
+    for stage, field in (("segmentation", "image_size"), ("segmentation", "folds"),
+                         ("segmentation", "epochs"), ("classification", "image_size"),
+                         ("classification", "epochs"), ("classification", "folds")):
+        values = [getattr(getattr(p, stage), field) for p in (smoke, cpu, full)]
+        assert values == sorted(values), (stage, field)
 
 
 def test_paper_profile_follows_the_paper():
     p = get_profile("paper")
-    proto = paper.TRAINING_PROTOCOL
-    assert (p.seg_folds, p.seg_epochs, p.seg_batch_size) == (
-        proto["folds"], proto["epochs"], proto["batch_size"]
-    )
-    assert (p.cls_folds, p.cls_epochs, p.cls_batch_size) == (
-        proto["folds"], proto["epochs"], proto["batch_size"]
-    )
-    assert p.seg_image_size == p.cls_image_size == proto["image_size"]
+    s, c = p.segmentation, p.classification
+    assert (s.folds, s.epochs, s.batch_size, s.image_size, s.hparams) == (10, 30, 8, 256, "paper")
+    # section 4.2: batch 8, Adam 1e-5, weight decay 1e-4, resize 232 / crop 224, 10 % test
+    assert (c.folds, c.epochs, c.batch_size, c.lr, c.weight_decay) == (10, 30, 8, 1e-5, 1e-4)
+    assert (c.resize, c.image_size, c.test_fraction, c.pretrained) == (232, 224, 0.1, True)
+    assert set(paper.UNET_HPARAMS) >= {"jtsc", "all_idb2", "bloodseg"}  # what "paper" reads
 
 
 def test_unet_sizes_divide_by_the_strides():
     for p in PROFILES.values():
-        assert p.seg_image_size % 8 == 0, p.name
+        assert p.segmentation.image_size % 8 == 0, p.name
+        assert p.classification.resize >= p.classification.image_size, p.name
 
 
-def test_unknown_profile_and_overrides():
+def test_unknown_profile():
     with pytest.raises(ValueError, match="choose one of smoke, cpu, paper"):
         get_profile("fast")
-    p = get_profile("smoke").with_overrides(seg_epochs=3)
-    assert p.seg_epochs == 3 and get_profile("smoke").seg_epochs == 1
-    with pytest.raises(ValueError, match="unknown profile field"):
-        get_profile("smoke").with_overrides(epochs=3)
+    assert get_profile(get_profile("cpu")) is get_profile("cpu")
+    assert get_profile("cpu").to_dict()["segmentation"]["folds"] == 5

@@ -88,7 +88,7 @@ def test_same_seed_same_bytes_and_different_seed_differs() -> None:
 
 def test_outputs_are_fresh_arrays() -> None:
     a = generate_smear(0, seed=1)
-    b = generate_smear(0, seed=2)  # reuses the scratch buffers of the thread
+    b = generate_smear(0, seed=2)
     before = a.image.copy()
     generate_smear(2, seed=3)
     assert np.array_equal(a.image, before)
@@ -192,26 +192,28 @@ def test_platelets_scale_with_the_image() -> None:
     assert areas.size >= 3 and areas.max() < 4 * 150 and areas.mean() > 40
 
 
-def test_shortcut_makes_the_background_predictive() -> None:
-    def cues(shortcut: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        config = SmearConfig(shortcut=shortcut, two_wbc_probability=0.0)
-        labels, fraction, tint = [], [], []
-        for i in range(45):
-            layers = generate_smear_layers(i % 3, 500 + i, config)
-            s = layers.sample
-            background = ~(s.nucleus | s.cytoplasm | layers.rbc | layers.platelets)
-            rgb = s.image[background].astype(float).mean(axis=0)
-            labels.append(i % 3)
-            fraction.append(layers.rbc.mean())
-            tint.append((rgb[2] - rgb[1]) / rgb.mean())  # pink > 0 > yellow
-        return np.array(labels), np.array(fraction), np.array(tint)
+def shortcut_cues(shortcut: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, red-cell area fraction and background tint of 45 smears (15 per class)."""
+    config = SmearConfig(shortcut=shortcut, two_wbc_probability=0.0)
+    labels, fraction, tint = [], [], []
+    for i in range(45):
+        layers = generate_smear_layers(i % 3, 500 + i, config)
+        s = layers.sample
+        background = ~(s.nucleus | s.cytoplasm | layers.rbc | layers.platelets)
+        rgb = s.image[background].astype(float).mean(axis=0)
+        labels.append(i % 3)
+        fraction.append(layers.rbc.mean())
+        tint.append((rgb[2] - rgb[1]) / rgb.mean())  # pink > 0 > yellow
+    return np.array(labels), np.array(fraction), np.array(tint)
 
-    labels, fraction, tint = cues(0.0)
+
+def test_shortcut_makes_the_background_predictive() -> None:
+    labels, fraction, tint = shortcut_cues(0.0)
     assert abs(np.corrcoef(labels, fraction)[0, 1]) < 0.35
     assert abs(np.corrcoef(labels, tint)[0, 1]) < 0.35
     assert best_threshold_accuracy(fraction[labels == 0], fraction[labels == 2]) < 0.85
 
-    labels, fraction, tint = cues(1.0)
+    labels, fraction, tint = shortcut_cues(1.0)
     assert np.corrcoef(labels, fraction)[0, 1] > 0.9
     assert np.corrcoef(labels, tint)[0, 1] > 0.8
     assert best_threshold_accuracy(fraction[labels == 0], fraction[labels == 2]) == 1.0
@@ -219,6 +221,33 @@ def test_shortcut_makes_the_background_predictive() -> None:
     for label, count in ((0, 10), (1, 25), (2, 40)):
         layers = generate_smear_layers(label, 99, SmearConfig(shortcut=1.0))
         assert layers.nuisance == label / 2 and layers.rbc_count == count
+
+
+def test_reversed_shortcut_reverses_the_cue() -> None:
+    labels, fraction, tint = shortcut_cues(-1.0)
+    assert np.corrcoef(labels, fraction)[0, 1] < -0.9
+    assert np.corrcoef(labels, tint)[0, 1] < -0.8
+    assert best_threshold_accuracy(fraction[labels == 2], fraction[labels == 0]) == 1.0
+    # a partial shortcut: the nuisance value correlates with the label, with the sign
+    # of the shortcut; for the same draw, u(-s) of class c is u(s) of class 2 - c
+    labels = np.arange(60) % 3
+    for shortcut in (0.7, -0.7):
+        config = SmearConfig(shortcut=shortcut, size=64)
+        u = [generate_smear_layers(c, 700 + i, config).nuisance for i, c in enumerate(labels)]
+        assert np.sign(shortcut) * np.corrcoef(labels, u)[0, 1] > 0.7
+    for label in range(3):
+        a = generate_smear_layers(label, 5, SmearConfig(shortcut=0.6, size=64)).nuisance
+        b = generate_smear_layers(2 - label, 5, SmearConfig(shortcut=-0.6, size=64)).nuisance
+        assert a == pytest.approx(b)
+
+
+def test_full_reversed_shortcut_gives_l1_the_most_red_cells() -> None:
+    config = SmearConfig(shortcut=-1.0)
+    for label, nuisance in ((0, 1.0), (1, 0.5), (2, 0.0)):
+        assert generate_smear_layers(label, 99, config).nuisance == nuisance
+    counts = [generate_smear_layers(label, 123, config).rbc_count for label in range(3)]
+    assert counts[0] > counts[1] > counts[2] == 10
+    assert counts[0] >= 30  # 40 asked for; a few may find no room next to the white cell
 
 
 def test_two_white_cells_do_not_overlap() -> None:
@@ -303,6 +332,9 @@ def test_dataset_config_and_shorthands() -> None:
     assert listed.shape == (96, 128) and SmearConfig(size=np.int64(80)).size == 80
     with pytest.raises(ValueError, match="shortcut"):
         SyntheticDataset(3, shortcut=0.2, config=config)
+    # a negative shortcut reverses the cue (see test_reversed_shortcut_reverses_the_cue)
+    reversed_ = SyntheticDataset(3, size=64, shortcut=-0.5)
+    assert reversed_.config.shortcut == -0.5 and "shortcut=-0.5" in repr(reversed_)
 
 
 # --------------------------------------------------------------------------- errors
@@ -321,8 +353,9 @@ def test_dataset_config_and_shorthands() -> None:
         (lambda: SmearConfig(size=(256, 40)), "at least 64"),
         (lambda: SmearConfig(size=(256,)), "size must be"),
         (lambda: SmearConfig(size=256.0), "size must be"),
-        (lambda: SmearConfig(shortcut=-0.1), r"shortcut must be in \[0, 1\]"),
-        (lambda: SmearConfig(shortcut=1.5), r"shortcut must be in \[0, 1\]"),
+        (lambda: SmearConfig(shortcut=-1.1), r"shortcut must be in \[-1, 1\]"),
+        (lambda: SmearConfig(shortcut=1.5), r"shortcut must be in \[-1, 1\]"),
+        (lambda: SmearConfig(shortcut="0.5"), "shortcut must be a number"),
         (lambda: SmearConfig(shortcut=float("nan")), "shortcut must be in"),
         (lambda: SmearConfig(two_wbc_probability=2.0), "two_wbc_probability"),
         (lambda: SmearConfig(rbc_count=(40, 10)), "rbc_count"),

@@ -8,18 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from leukolib.data import Dataset, Subset
+from leukolib.data import Dataset, Sample, Subset
 from leukolib.data.synthetic import SyntheticDataset
-from leukolib.segmentation.augment import training_transforms
+from leukolib.folds import holdout, kfold
+from leukolib.runs import RunError
+from leukolib.segmentation.augment import Augmentation, training_transforms
+from leukolib.segmentation.evaluate import evaluate_segmentation, standard_methods
 from leukolib.segmentation.hparams import DEFAULT_HPARAMS, unet_hparams
-from leukolib.segmentation.training import make_folds, train_unet
-from leukolib.segmentation.unet import (
-    RunError,
-    build_unet,
-    evaluate_unet,
-    load_unet_run,
-    predict_proba,
-)
+from leukolib.segmentation.training import train_unet
+from leukolib.segmentation.unet import build_unet, load_unet_run, predict_proba
 
 TINY = {"profile": "smoke", "image_size": 32, "folds": 2, "epochs": 1, "progress": False}
 
@@ -94,7 +91,7 @@ def _pattern(seed=0):
 
 def test_geometric_augmentation_keeps_image_and_mask_aligned():
     image, mask = _pattern()
-    t = training_transforms(seed=1, p_geometric=0.5, p_photometric=0.0)
+    t = training_transforms(seed=1, aug=Augmentation(p_geometric=0.5, p_photometric=0.0))
     changed = 0
     for _ in range(30):
         out = t({"image": image.clone(), "mask": mask.clone()})
@@ -106,7 +103,7 @@ def test_geometric_augmentation_keeps_image_and_mask_aligned():
 
 def test_photometric_augmentation_touches_the_image_only():
     image, mask = _pattern()
-    t = training_transforms(seed=2, p_geometric=0.0, p_photometric=1.0)
+    t = training_transforms(seed=2, aug=Augmentation(p_geometric=0.0, p_photometric=1.0))
     out = t({"image": image.clone(), "mask": mask.clone()})
     assert torch.equal(out["mask"], mask)
     assert not torch.allclose(out["image"], image)
@@ -130,26 +127,39 @@ def test_augmentation_is_reproducible_for_a_seed():
 
 @pytest.mark.parametrize("n, k, v", [(23, 4, 0.2), (6, 2, 0.2), (10, 5, 0.0)])
 def test_folds_disjoint_cover_and_val_not_in_test(n, k, v):
-    folds = make_folds(n, k, v, seed=3)
+    folds = kfold(n, k, seed=3, val_fraction=v)
     tests = np.concatenate([f.test for f in folds])
     assert sorted(tests.tolist()) == list(range(n))  # each sample tested exactly once
     for f in folds:
         tr, va, te = set(f.train), set(f.val), set(f.test)
         assert not (tr & va) and not (tr & te) and not (va & te)
         assert tr | va | te == set(range(n))
-        assert len(va) == (0 if v == 0 else max(1, int(np.ceil(v * (n - len(te))))))
-    again = make_folds(n, k, v, seed=3)
+        assert (len(va) == 0) == (v == 0)
+    again = kfold(n, k, seed=3, val_fraction=v)
     assert all(np.array_equal(a.val, b.val) for a, b in zip(folds, again, strict=True))
     with pytest.raises(ValueError):
-        make_folds(3, 4, 0.1, seed=0)
+        kfold(3, 4, seed=0)
+
+
+def test_groups_never_straddle_a_split():
+    groups = np.repeat(np.arange(10), 3)  # 10 groups of 3 (e.g. duplicates, or patients)
+    labels = np.repeat(np.arange(10) % 2, 3)
+    for f in kfold(30, 5, seed=0, groups=groups, labels=labels, val_fraction=0.25):
+        parts = [set(groups[f.train]), set(groups[f.val]), set(groups[f.test])]
+        assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    rest, test = holdout(30, 0.2, seed=0, groups=groups, labels=labels)
+    assert not set(groups[rest]) & set(groups[test]) and len(test) == 6
 
 
 # ----------------------------------------------------------------------------- hparams
 
 
-def test_hparams_default_and_overrides():
+def test_hparams_default_paper_and_overrides():
     hp = unet_hparams("jtsc")
     assert hp == DEFAULT_HPARAMS and hp.source == "leukolib-default"
+    paper = unet_hparams("bloodseg", source="paper")  # Table A2's SMC_IDB row
+    assert (paper.lam, paper.delta, paper.gamma, paper.lr, paper.source) == (
+        0.6, 0.7, 1.0, 1e-4, "paper")
     expected = {"lam": 0.5, "delta": 0.6, "gamma": 0.5, "lr": 1e-3, "dropout": 0.2}
     assert hp.values() == {**expected, "weight_decay": 1e-5}
     user = unet_hparams("jtsc", {"dropout": 0.1})
@@ -210,29 +220,20 @@ def test_load_predict_and_out_of_fold_predictor(tiny_run):
     assert prob.shape == (64, 64) and prob.dtype == np.float32
     odd = np.zeros((50, 70, 3), np.uint8)
     assert run.predict(odd).shape == (50, 70) and run.predict(odd).dtype == bool
-    assert run.predict(odd, fold=1).shape == (50, 70)
-    # OOF bookkeeping: every id belongs to the fold whose test set holds it.
+    assert run.predict(odd, folds=1).shape == (50, 70)
+    # OOF bookkeeping: every image gets only the model of the fold that held it out.
     for fold in record["folds"]:
-        assert all(run.oof_fold_of(i) == fold["fold"] for i in fold["test_ids"])
-    with pytest.raises(KeyError):
-        run.oof_fold_of("no-such-id")
+        for i in fold["test_ids"]:
+            assert run.folds_for(data[data.ids.index(i)]) == (fold["fold"],)
     predictor = run.predictor_for(data)
     assert predictor.mode == "out-of-fold"
-    for s in data:
-        expected = run.predict(s.image, fold=run.oof_fold_of(s.id))
-        assert np.array_equal(predictor(s), expected)
-    # ... and the OOF metrics of the record are those of that predictor.
-    from leukolib.metrics import segmentation_metrics
-
+    # ... and the OOF metrics of the record are those of the one evaluation path.
     rows = {r["id"]: r for r in record["oof"]["per_image"]}
-    for s in data:
-        assert segmentation_metrics(predictor(s), s.nucleus)["iou"] == pytest.approx(
-            rows[s.id]["iou"]
-        )
-    ev = evaluate_unet(run, data, progress=False, batch_size=4)
-    assert ev["mode"] == "out-of-fold"
-    assert [r["iou"] for r in ev["per_image"]] == pytest.approx([rows[i]["iou"] for i in data.ids])
-    # the same images under another name and ids are still recognised by their pixels:
+    ev = evaluate_segmentation(data, standard_methods(predictor), progress=False, batch_size=4)
+    deep = ev.per_image[ev.per_image["method"] == "DEEP"]
+    assert deep["iou"].tolist() == pytest.approx([rows[i]["iou"] for i in data.ids])
+    assert set(deep["mode"]) == {"out-of-fold"}
+    # the same images under another name are still recognised by their pixels:
     # no model segments an image it trained on
     same = renamed(data, "jtsc")
     other = run.predictor_for(same)
@@ -242,8 +243,39 @@ def test_load_predict_and_out_of_fold_predictor(tiny_run):
     new = _tiny_data(seed=1)
     assert run.predictor_for(new).mode == "fold-average"
     assert np.array_equal(run.predictor_for(new)(new[0]), run.predict(new[0].image))
-    mixed = Subset(_tiny_data(seed=1), [0])
-    assert run.fold_for(mixed[0]) is None and run.fold_for(data[0]) == run.oof_fold_of(data[0].id)
+    assert run.folds_for(new[0]) is None
+
+
+class _WithTwin(Dataset):
+    """Six smears and a seventh that is an exact copy of the first, under another id."""
+
+    name = "twins"
+
+    def __init__(self) -> None:
+        self.base = _tiny_data()
+
+    def __len__(self) -> int:
+        return 7
+
+    @property
+    def ids(self) -> list[str]:
+        return [*self.base.ids, "twin_of_0"]
+
+    def _load(self, index: int) -> Sample:
+        s = self.base[index % 6]
+        return Sample(s.image, s.nucleus, s.cytoplasm, s.label, self.ids[index])
+
+
+def test_a_duplicate_shares_its_twins_fold_and_is_never_out_of_fold_of_it(tmp_path):
+    data = _WithTwin()
+    record = train_unet(data, tmp_path / "twins", seed=0, **TINY)
+    folds = {i: f["fold"] for f in record["folds"] for i in f["test_ids"]}
+    assert folds["twin_of_0"] == folds[data.ids[0]]  # grouped by fingerprint
+    run = load_unet_run(tmp_path / "twins")
+    for f in record["folds"]:
+        seen = set(f["train_ids"]) | set(f["val_ids"])
+        assert ("twin_of_0" in seen) == (data.ids[0] in seen)
+    assert run.folds_for(data[6]) == (folds["twin_of_0"],)
 
 
 def test_a_run_of_other_pixels_is_not_reused(tiny_run, tmp_path):
@@ -293,3 +325,40 @@ def test_tiny_run_on_real_jtsc_images(jtsc_root, tmp_path):
     run = load_unet_run(tmp_path / "jtsc", device="cpu")
     assert run.predictor_for(data).mode == "out-of-fold"
     assert run.predict(data[0]).shape == data[0].nucleus.shape == (120, 120)
+
+
+def _fit_steps(sign: float, steps: int = 40) -> tuple[float, float]:
+    """IoU on 6 synthetic smears before and after ``steps`` Adam steps on ``sign * loss``."""
+    from leukolib.segmentation.augment import (
+        image_to_tensor,
+        mask_to_tensor,
+        resize_image,
+        resize_mask,
+    )
+    from leukolib.segmentation.losses import UnifiedFocalLoss
+    from leukolib.segmentation.training import _iou_per_image
+
+    data = SyntheticDataset(n_images=6, size=64, seed=2)
+    x = torch.stack([resize_image(image_to_tensor(s.image), 48) for s in data])
+    y = torch.stack([resize_mask(mask_to_tensor(s.nucleus), 48) for s in data])
+    torch.manual_seed(0)
+    net = build_unet(dropout=0.0)
+    loss_fn = UnifiedFocalLoss()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    with torch.no_grad():
+        before = float(_iou_per_image(net.eval()(x), y).mean())
+    net.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        (sign * loss_fn(net(x), y)).backward()
+        opt.step()
+    with torch.no_grad():
+        after = float(_iou_per_image(net.eval()(x), y).mean())
+    return before, after
+
+
+def test_the_unet_learns_the_nucleus_and_not_with_the_loss_reversed():
+    before, after = _fit_steps(+1.0)
+    assert after > 0.5 and after > before + 0.3, (before, after)
+    _, reversed_ = _fit_steps(-1.0)
+    assert reversed_ < 0.2, reversed_  # the same test fails if the loss's sign is wrong

@@ -3,18 +3,26 @@
 from leukolib.data.base import Dataset, Subset
 from leukolib.data.datasets import DATASETS, FileDataset, Record, load_dataset
 from leukolib.data.download import download
-from leukolib.data.io import read_image, read_mask, to_rgb_uint8
+from leukolib.data.fingerprint import duplicate_groups, image_fingerprint, merge_groups
+from leukolib.data.io import LabelMask, read_image, read_mask, to_rgb_uint8
 from leukolib.data.sample import Sample
+from leukolib.data.subsets import limit_dataset, profile_dataset
 
 __all__ = [
     "DATASETS",
     "Dataset",
     "FileDataset",
+    "LabelMask",
     "Record",
     "Sample",
     "Subset",
     "download",
+    "duplicate_groups",
+    "image_fingerprint",
+    "limit_dataset",
     "load_dataset",
+    "merge_groups",
+    "profile_dataset",
     "read_image",
     "read_mask",
     "to_rgb_uint8",

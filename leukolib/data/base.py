@@ -37,6 +37,15 @@ class Dataset(Sequence[Sample]):
         """Class index of every sample (int array), or ``None`` if unlabelled."""
         return None
 
+    @property
+    def groups(self) -> list[str] | None:
+        """Patient or smear identifier of every sample, when the dataset has them.
+
+        Splits keep a group on one side (:mod:`leukolib.folds`); ``None``
+        (the default) means every image is its own group, duplicates aside.
+        """
+        return None
+
     def _load(self, index: int) -> Sample:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -80,6 +89,12 @@ class Subset(Dataset):
         """Class index of every sample, or ``None`` when unlabelled."""
         labels = self.dataset.labels
         return None if labels is None else labels[self.indices]
+
+    @property
+    def groups(self) -> list[str] | None:
+        """Group of every sample, or ``None``."""
+        groups = self.dataset.groups
+        return None if groups is None else [groups[i] for i in self.indices]
 
     def _load(self, index: int) -> Sample:
         return self.dataset[self.indices[index]]

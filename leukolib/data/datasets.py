@@ -23,7 +23,17 @@ Layouts
 ``bloodseg``
     The SMC_IDB set: ``ROOT/images/BloodImage_NNNNN.jpg`` and
     ``ROOT/masks/BloodImage_Mask_NNNNN.png`` (0 / 155 / 255; some masks are
-    RGB with compression noise, so every pixel is mapped to the nearest level).
+    RGB with compression noise: the set is read as lossy, every pixel mapped to the
+    nearest level and the repaired pixels counted).
+
+Masks
+-----
+Every loader reads masks with :func:`leukolib.data.io.read_mask`: a few stray
+values between the levels (under 1 % of a mask's pixels, as public masks
+saved with a lossy brush or format have) are mapped to the nearest level,
+counted in the sample's ``mask_repaired`` and reported with a
+:class:`~leukolib.errors.LossyMaskWarning`; more than that is a
+:class:`~leukolib.errors.MaskError` that names the file.
 ``leukemia_fab``
     The paper's 651-image FAB set: one folder per class, ``ALL1``, ``ALL2``,
     ``ALL3`` (FAB L1, L2, L3), no masks.
@@ -95,8 +105,9 @@ class FileDataset(Dataset):
         Names of the label indices (empty when unlabelled).
     levels : dict of str to int
         Mask level of ``"nucleus"`` and optionally ``"cytoplasm"``.
-    nearest : bool
-        Map mask pixels to the nearest level instead of rejecting unknown ones.
+    lossy : bool
+        The masks are known to be stored lossily: map every pixel to the
+        nearest level (and count the repaired ones) without warning.
     """
 
     def __init__(
@@ -105,13 +116,13 @@ class FileDataset(Dataset):
         records: list[Record],
         class_names: tuple[str, ...] = (),
         levels: dict[str, int] | None = None,
-        nearest: bool = False,
+        lossy: bool = False,
     ) -> None:
         self.name = name
         self.records = list(records)
         self.class_names = tuple(class_names)
         self.levels = dict(levels or {"nucleus": 255})
-        self.nearest = nearest
+        self.lossy = lossy
         self.has_masks = bool(self.records) and all(r.mask is not None for r in self.records)
 
     def __len__(self) -> int:
@@ -133,11 +144,11 @@ class FileDataset(Dataset):
         r = self.records[index]
         image = read_image(r.image)
         nucleus = cytoplasm = None
+        repaired = 0
         if r.mask is not None:
-            masks = read_mask(r.mask, self.levels, shape=image.shape[:2], nearest=self.nearest)
-            nucleus = masks["nucleus"]
-            cytoplasm = masks.get("cytoplasm")
-        return Sample(image, nucleus, cytoplasm, r.label, r.id, r.image)
+            masks = read_mask(r.mask, self.levels, shape=image.shape[:2], lossy=self.lossy)
+            nucleus, cytoplasm, repaired = masks["nucleus"], masks.get("cytoplasm"), masks.repaired
+        return Sample(image, nucleus, cytoplasm, r.label, r.id, r.image, repaired)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -248,7 +259,7 @@ def all_idb2(root: str | Path) -> FileDataset:
 
 
 def bloodseg(root: str | Path) -> FileDataset:
-    """SMC_IDB / BloodSeg: nucleus masks, some stored lossy (nearest level)."""
+    """SMC_IDB / BloodSeg: 640 x 480 fields, nucleus masks stored lossily (nearest level)."""
     root = Path(root).expanduser()
     images = _images(_folder(root, "images", what="BloodSeg 'images'"), "images")
     mask_dir = _folder(root, "masks", what="BloodSeg 'masks'")
@@ -257,7 +268,7 @@ def bloodseg(root: str | Path) -> FileDataset:
         stem = p.stem.replace("BloodImage_", "BloodImage_Mask_", 1)
         records.append(Record(p.stem, p, _find_mask(mask_dir, [stem, p.stem], p)))
     return FileDataset(
-        "bloodseg", records, (), {"nucleus": 255, "cytoplasm": 155}, nearest=True
+        "bloodseg", records, (), {"nucleus": 255, "cytoplasm": 155}, lossy=True
     )
 
 
@@ -296,7 +307,7 @@ def paired(
     root: str | Path,
     nucleus_level: int = 255,
     cytoplasm_level: int | None = None,
-    nearest: bool = False,
+    lossy: bool = False,
     name: str = "paired",
 ) -> FileDataset:
     """A user's segmentation data: ``images/`` and ``masks/`` with matching stems.
@@ -309,8 +320,9 @@ def paired(
         Pixel value of the nucleus in the masks (0 is background).
     cytoplasm_level : int, optional
         Pixel value of the cytoplasm, when the masks have one.
-    nearest : bool
-        Map each mask pixel to the nearest level (lossy masks).
+    lossy : bool
+        The masks are stored lossily (e.g. JPEG): map every pixel to the
+        nearest level.
     """
     root = Path(root).expanduser()
     images = _images(_folder(root, "images", what="'images'"), "images")
@@ -321,7 +333,7 @@ def paired(
     records = [
         Record(p.stem, p, _find_mask(mask_dir, [p.stem, p.stem + "_mask"], p)) for p in images
     ]
-    return FileDataset(name, records, (), levels, nearest=nearest)
+    return FileDataset(name, records, (), levels, lossy=lossy)
 
 
 def _synthetic(root: str | Path | None = None, **kwargs) -> Dataset:

@@ -12,23 +12,37 @@ rules, whatever the file kind (BMP, PNG, JPEG, TIFF):
   their type to 0..255 (``value * 255 / 65535`` for 16-bit, rounded);
 * floating-point data are taken as 0..1 and scaled to 0..255 (clipped).
 
-Masks are label images: every pixel value must be one of the dataset's known
-levels (e.g. 0, 128, 255), or, for datasets stored lossy, is mapped to the
-nearest level. Nothing here ever writes a file.
+Masks are label images: every pixel value is one of the dataset's known
+levels (e.g. 0, 128, 255). A few stray values (under 1 % of the pixels) are
+mapped to the nearest level, counted and reported; more is an error. For
+datasets stored lossy every pixel is mapped to the nearest level (and
+counted). Nothing here ever writes a file.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from leukolib.errors import ImageReadError, MaskError
+from leukolib.errors import ImageReadError, LossyMaskWarning, MaskError
 
-__all__ = ["IMAGE_SUFFIXES", "read_image", "read_mask", "to_rgb_uint8", "is_image_file"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_STRAY",
+    "LabelMask",
+    "is_image_file",
+    "read_image",
+    "read_mask",
+    "to_rgb_uint8",
+]
+
+#: Largest share of off-level pixels repaired (mapped to the nearest level) in a mask.
+MAX_STRAY = 0.01
 
 #: File name suffixes (lower case) that leukolib reads as images.
 IMAGE_SUFFIXES: tuple[str, ...] = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -161,34 +175,86 @@ def read_image(path: str | Path) -> np.ndarray:
     return to_rgb_uint8(_read_array(path, "image", ImageReadError), source=str(path))
 
 
+@dataclass(frozen=True)
+class LabelMask(Mapping[str, np.ndarray]):
+    """The regions of a label mask, and how many pixels had to be repaired.
+
+    Behaves as a read-only mapping of region name to boolean mask.
+
+    Attributes
+    ----------
+    regions : dict of str to ndarray of bool
+        One mask per level name.
+    repaired : int
+        Pixels whose value was not one of the levels and were mapped to the
+        nearest level (0 for a clean mask).
+    """
+
+    regions: dict[str, np.ndarray]
+    repaired: int = 0
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.regions[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.regions)
+
+    def __len__(self) -> int:
+        return len(self.regions)
+
+
 def read_mask(
     path: str | Path,
     levels: Mapping[str, int],
     *,
     background: int = 0,
     shape: tuple[int, int] | None = None,
-    nearest: bool = False,
-) -> dict[str, np.ndarray]:
+    lossy: bool = False,
+    max_stray: float = MAX_STRAY,
+) -> LabelMask:
     """Read a label mask and split it into one boolean mask per level.
+
+    Masks of public datasets are not always clean: a few stray grey pixels
+    (a lossy save, an antialiased brush) sit between the levels. They are
+    mapped to the **nearest level** and counted when they are few (at most
+    ``max_stray`` of the pixels, 1 % by default), with a
+    :class:`~leukolib.errors.LossyMaskWarning` naming the file; more than that
+    means the file is not a mask of these levels, and raises
+    :class:`~leukolib.errors.MaskError`. A dataset known to store its masks
+    lossily (``lossy=True``) maps every pixel to the nearest level, counts
+    the repaired pixels, and does not warn.
 
     Parameters
     ----------
     path : str or Path
-        The mask file (gray; RGB masks are reduced to gray by their mean).
+        The mask file (gray; an RGB mask is reduced to gray by its mean).
     levels : mapping of str to int
         Region name to pixel value, e.g. ``{"nucleus": 255, "cytoplasm": 128}``.
     background : int
         Pixel value of the background.
     shape : (int, int), optional
         Expected ``(H, W)``; a mask of another size raises :class:`MaskError`.
-    nearest : bool
-        Map every pixel to the nearest known level (for masks saved with lossy
-        compression). When False, an unknown value raises :class:`MaskError`.
+    lossy : bool
+        The dataset's masks are known to be stored with lossy compression.
+    max_stray : float
+        Largest share of off-level pixels repaired in a mask that is not
+        known to be lossy.
 
     Returns
     -------
-    dict of str to ndarray of bool
-        One mask per name in ``levels``.
+    LabelMask
+        A mapping of region name to boolean mask, with ``repaired``.
+
+    Examples
+    --------
+    >>> import tempfile, warnings
+    >>> from PIL import Image
+    >>> m = np.zeros((20, 20), np.uint8); m[5:15, 5:15] = 255; m[0, 0] = 7  # one stray pixel
+    >>> path = tempfile.mkdtemp() + "/m.png"; Image.fromarray(m).save(path)
+    >>> with warnings.catch_warnings(record=True):
+    ...     out = read_mask(path, {"nucleus": 255})
+    >>> int(out["nucleus"].sum()), out.repaired
+    (100, 1)
     """
     path = Path(path)
     values = [int(background), *(int(v) for v in levels.values())]
@@ -209,25 +275,31 @@ def read_mask(
             f"{path}: mask is {a.shape[1]}x{a.shape[0]} (WxH) but its image is "
             f"{shape[1]}x{shape[0]}"
         )
-    values = np.array([background, *levels.values()], dtype=np.int64)
-    if nearest:
-        a8 = np.clip(np.rint(a), 0, 255).astype(np.uint8)
-        # nearest known level of every possible 8-bit value, applied as a lookup table
-        lut = np.abs(np.arange(256)[:, None] - values[None, :]).argmin(axis=1).astype(np.uint8)
-    else:
-        if a.dtype != np.uint8:
-            if not np.array_equal(a, np.rint(a)) or a.min() < 0:
-                raise MaskError(f"{path}: mask values are not 8-bit integer levels")
-        a8 = a.astype(np.uint8, copy=False)
-        present = np.flatnonzero(np.bincount(a8.ravel(), minlength=256))
-        unknown = np.setdiff1d(present, values)
-        if unknown.size:
-            shown = ", ".join(str(v) for v in unknown[:5])
+    level_values = np.array(values, dtype=np.int64)
+    a8 = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    off = np.ones(256, bool)
+    off[level_values] = False
+    counts = np.bincount(a8.ravel(), minlength=256)
+    if a.dtype == np.uint8:
+        stray = int(counts[off].sum())
+    else:  # e.g. the mean of an RGB mask: a value between levels is stray even if it rounds
+        stray = int(a.size - np.count_nonzero(np.isin(a, level_values)))
+    if stray and not lossy:
+        share = stray / max(a8.size, 1)
+        expected = ", ".join(str(int(v)) for v in level_values)
+        if share > max_stray:
+            shown = ", ".join(str(v) for v in np.flatnonzero(counts * off)[:5])
             raise MaskError(
-                f"{path}: unknown mask level(s) {shown}; expected "
-                f"{', '.join(str(int(v)) for v in values)}"
+                f"{path}: unknown mask level(s) {shown} in {100 * share:.1f} % of the pixels "
+                f"(more than the {100 * max_stray:g} % a lossy save explains); expected {expected}"
             )
-        lut = np.zeros(256, dtype=np.uint8)
-        lut[values] = np.arange(values.size)
+        warnings.warn(
+            f"{path}: {stray} stray pixel(s) ({100 * share:.2f} %) between the levels {expected} "
+            "were mapped to the nearest level",
+            LossyMaskWarning,
+            stacklevel=2,
+        )
+    # nearest known level of every 8-bit value, applied as a lookup table
+    lut = np.abs(np.arange(256)[:, None] - level_values[None, :]).argmin(axis=1).astype(np.uint8)
     idx = lut[a8]
-    return {name: idx == i + 1 for i, name in enumerate(levels)}
+    return LabelMask({name: idx == i + 1 for i, name in enumerate(levels)}, stray)

@@ -28,6 +28,9 @@ class Sample:
         Identifier unique within the dataset (usually the file stem).
     path : Path or None
         The image file, or ``None`` for generated samples.
+    mask_repaired : int
+        Mask pixels that held a value between the levels and were mapped to
+        the nearest level when the mask was read (0 for a clean mask).
     """
 
     image: np.ndarray
@@ -36,6 +39,7 @@ class Sample:
     label: int | None
     id: str
     path: Path | None = None
+    mask_repaired: int = 0
 
     @property
     def shape(self) -> tuple[int, int]:

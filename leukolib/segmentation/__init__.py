@@ -1,5 +1,16 @@
 """Nucleus segmentation methods, by name, and their evaluation.
 
+The stage's modules: :mod:`~leukolib.segmentation.handcrafted` (the paper's
+Algorithm 1), :mod:`~leukolib.segmentation.unet` with
+:mod:`~leukolib.segmentation.training`, :mod:`~leukolib.segmentation.losses`,
+:mod:`~leukolib.segmentation.augment` and :mod:`~leukolib.segmentation.hparams`
+(the deep model), :mod:`~leukolib.segmentation.ensemble` (their fusion),
+:mod:`~leukolib.segmentation.evaluate` (the one evaluation path),
+:mod:`~leukolib.segmentation.report` and
+:mod:`~leukolib.segmentation.generalization` (tables beside the paper, across
+datasets) and :mod:`~leukolib.segmentation.selection` (how the defaults were
+chosen).
+
 Every method is a *segmenter*: a callable taking a :class:`~leukolib.data.Sample`
 and returning the boolean nucleus mask of its image. It takes the sample, not
 only the image, so that a method can depend on which sample it is (a U-Net
@@ -32,7 +43,12 @@ import numpy as np
 
 from leukolib.data.sample import Sample
 from leukolib.errors import LeukolibError
-from leukolib.segmentation.evaluate import EvaluationResult, evaluate_dataset
+from leukolib.segmentation.evaluate import (
+    Evaluation,
+    Methods,
+    evaluate_segmentation,
+    handcrafted_methods,
+)
 from leukolib.segmentation.handcrafted import (
     HandcraftedParams,
     handcrafted_stages,
@@ -41,14 +57,16 @@ from leukolib.segmentation.handcrafted import (
 
 __all__ = [
     "SEGMENTERS",
-    "EvaluationResult",
+    "Evaluation",
     "HandcraftedParams",
     "HandcraftedSegmenter",
     "MethodError",
     "MethodSpec",
+    "Methods",
     "Segmenter",
-    "evaluate_dataset",
+    "evaluate_segmentation",
     "get_method",
+    "methods_for",
     "handcrafted_stages",
     "register_method",
     "segment_nucleus",
@@ -152,23 +170,31 @@ register_method(
 )
 
 
-def _unet_predictor(model: Any = None, dataset: Any = None, threshold: float = 0.5):
+def _unet_predictor(model: Any = None, dataset: Any = None, threshold: float | None = None):
     # torch is imported here, so that `import leukolib.segmentation` stays light
+    from leukolib.segmentation.ensemble import EnsembleParams
     from leukolib.segmentation.unet import SegmentationPredictor, UNetRun, load_unet_run
 
+    t = EnsembleParams().threshold if threshold is None else float(threshold)
     run = model if isinstance(model, UNetRun) else load_unet_run(model)
     if dataset is not None:
-        return run.predictor_for(dataset, threshold=threshold)
-    return SegmentationPredictor(run, "fold-average", "new images: all folds averaged", threshold)
+        return run.predictor_for(dataset, threshold=t)
+    return SegmentationPredictor(run, "fold-average", "new images: all folds averaged", t)
+
+
+def _ensemble_params(options: dict[str, Any]):
+    from leukolib.segmentation.ensemble import EnsembleParams
+
+    try:
+        return EnsembleParams(**options)
+    except (TypeError, ValueError) as exc:
+        raise MethodError(f"method 'ensemble': {exc}") from None
 
 
 def _ensemble(model: Any = None, dataset: Any = None, **options: Any) -> Segmenter:
-    from leukolib.segmentation.ensemble import EnsembleParams, EnsembleSegmenter
+    from leukolib.segmentation.ensemble import EnsembleSegmenter
 
-    try:
-        params = EnsembleParams(**options)
-    except (TypeError, ValueError) as exc:
-        raise MethodError(f"method 'ensemble': {exc}") from None
+    params = _ensemble_params(options)
     return EnsembleSegmenter(_unet_predictor(model, dataset, params.threshold), params=params)
 
 
@@ -182,8 +208,8 @@ register_method(
 register_method(
     "ensemble",
     _ensemble,
-    "handcrafted and U-Net masks fused (--fusion soft|and|or, default soft), then an area "
-    "opening (needs --model RUN_DIR)",
+    "leukolib's ensemble: the handcrafted and U-Net masks fused (its rule is printed; "
+    "--fusion and|or|soft to change it), then an area opening (needs --model RUN_DIR)",
     needs_model=True,
 )
 
@@ -222,3 +248,41 @@ def get_method(name: str, model: Any = None, **options: Any) -> Segmenter:
         return spec.factory(model, **options)
     except TypeError as exc:  # an option the method does not take
         raise MethodError(f"method {spec.name!r}: {exc}") from None
+
+
+def methods_for(name: str, model: Any = None, dataset: Any = None, **options: Any) -> Methods:
+    """The :class:`~leukolib.segmentation.evaluate.Methods` that evaluate one named method.
+
+    The same method as :func:`get_method` builds, scored through the one
+    evaluation path (U-Net inference batched by fold model, out-of-fold on the
+    run's own images). ``handcrafted`` is reported as ``HM``, ``unet`` as
+    ``DEEP``, ``ensemble`` as ``ENSEMBLE`` (its rule in ``info``).
+
+    Raises
+    ------
+    MethodError
+        As :func:`get_method`.
+    """
+    from leukolib.segmentation.ensemble import ENSEMBLE, fuse
+
+    key = str(name).lower()
+    if key not in SEGMENTERS:
+        raise MethodError(f"unknown segmentation method {name!r}; known: {', '.join(SEGMENTERS)}")
+    if SEGMENTERS[key].needs_model and model is None:
+        raise MethodError(f"method {key!r} needs a trained model (--model PATH)")
+    if key == "handcrafted":
+        segmenter = _handcrafted(model, **options)
+        return handcrafted_methods(segmenter.params)
+    if key == "unet":
+        deep = _unet_predictor(model, dataset, **options)
+        t = deep.threshold
+        return Methods({"DEEP": lambda _, p: p >= t}, deep=deep, threshold=t,
+                       info={"mode": deep.mode, "reason": deep.reason, "threshold": t})
+    if key == "ensemble":
+        params = _ensemble_params(options)
+        deep = _unet_predictor(model, dataset, params.threshold)
+        return Methods({ENSEMBLE: lambda hm, p: fuse(hm, p, params)}, segment_nucleus, deep,
+                       threshold=params.threshold,
+                       info={"mode": deep.mode, "reason": deep.reason, "ensemble": params.label(),
+                             "fusion": params.fusion})
+    return Methods(segmenter=get_method(key, model, **options), segmenter_name=key)

@@ -38,6 +38,7 @@ it (``set_random_state``), so the same seed gives the same augmented pairs.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -53,6 +54,7 @@ from monai.transforms import (
 )
 
 __all__ = [
+    "Augmentation",
     "RandCLAHEd",
     "RandTransposed",
     "ClipIntensityd",
@@ -209,29 +211,46 @@ class ClipIntensityd(MapTransform):
         return d
 
 
-def training_transforms(
-    seed: int | None = 0,
-    p_geometric: float = 0.5,
-    p_photometric: float = 0.2,
-    gamma_range: tuple[float, float] = (0.7, 1.5),
-    noise_std: float = 0.03,
-) -> Compose:
+@dataclass(frozen=True)
+class Augmentation:
+    """The settings of the U-Net's on-the-fly augmentation (recorded in every run).
+
+    Attributes
+    ----------
+    p_geometric : float
+        Probability of each geometric transform (flips, rotate 90, transpose),
+        applied to image and mask alike.
+    p_photometric : float
+        Probability of each intensity transform (gamma, CLAHE, noise), image only.
+    gamma_range : (float, float)
+        Range of the random gamma.
+    clahe_clip_limit : float
+        CLAHE's contrast clip limit.
+    noise_std : float
+        Upper bound of the Gaussian noise's standard deviation.
+    """
+
+    p_geometric: float = 0.5
+    p_photometric: float = 0.2
+    gamma_range: tuple[float, float] = (0.7, 1.5)
+    clahe_clip_limit: float = 0.01
+    noise_std: float = 0.03
+
+    def to_dict(self) -> dict[str, object]:
+        """The settings as a plain dict, with the order of the pipeline."""
+        return {"order": "resize once, then flips/rotate90/transpose (image+mask), "
+                "gamma/CLAHE/noise (image only), clip [0, 1]", **asdict(self)}
+
+
+def training_transforms(seed: int | None = 0, aug: Augmentation | None = None) -> Compose:
     """The paper's on-the-fly augmentation as a seeded MONAI ``Compose``.
 
     Parameters
     ----------
     seed : int or None
         Seed of every random transform (``None``: not seeded).
-    p_geometric : float
-        Probability of each geometric transform (flips, rotate 90,
-        transpose); applied to image and mask alike.
-    p_photometric : float
-        Probability of each intensity transform (gamma, CLAHE, noise); image
-        only.
-    gamma_range : (float, float)
-        Range of the random gamma.
-    noise_std : float
-        Upper bound of the Gaussian noise's standard deviation.
+    aug : Augmentation, optional
+        Probabilities and ranges (default: :class:`Augmentation`).
 
     Returns
     -------
@@ -247,32 +266,20 @@ def training_transforms(
     >>> tuple(out["image"].shape), tuple(out["mask"].shape)
     ((3, 8, 8), (1, 8, 8))
     """
+    a = aug or Augmentation()
+    g, p = a.p_geometric, a.p_photometric
     pipeline = Compose(
         [
-            RandFlipd(keys=KEYS, prob=p_geometric, spatial_axis=0),
-            RandFlipd(keys=KEYS, prob=p_geometric, spatial_axis=1),
-            RandRotate90d(keys=KEYS, prob=p_geometric, max_k=3, spatial_axes=(0, 1)),
-            RandTransposed(keys=KEYS, prob=p_geometric),
-            RandAdjustContrastd(keys=("image",), prob=p_photometric, gamma=gamma_range),
-            RandCLAHEd(keys=("image",), prob=p_photometric),
-            RandGaussianNoised(keys=("image",), prob=p_photometric, mean=0.0, std=noise_std),
+            RandFlipd(keys=KEYS, prob=g, spatial_axis=0),
+            RandFlipd(keys=KEYS, prob=g, spatial_axis=1),
+            RandRotate90d(keys=KEYS, prob=g, max_k=3, spatial_axes=(0, 1)),
+            RandTransposed(keys=KEYS, prob=g),
+            RandAdjustContrastd(keys=("image",), prob=p, gamma=a.gamma_range),
+            RandCLAHEd(keys=("image",), prob=p, clip_limit=a.clahe_clip_limit),
+            RandGaussianNoised(keys=("image",), prob=p, mean=0.0, std=a.noise_std),
             ClipIntensityd(keys=KEYS),
         ]
     )
     if seed is not None:
         pipeline.set_random_state(seed=int(seed) % (2**32))
     return pipeline
-
-
-def describe_augmentation() -> dict[str, object]:
-    """The augmentation settings, for the run record."""
-    return {
-        "order": "resize once, then flips/rotate90/transpose (image+mask), "
-        "gamma/CLAHE/noise (image only), clip [0, 1]",
-        "p_geometric": 0.5,
-        "p_photometric": 0.2,
-        "gamma_range": [0.7, 1.5],
-        "clahe_clip_limit": 0.01,
-        "noise_std_max": 0.03,
-        "normalisation": "uint8 / 255 -> [0, 1]",
-    }

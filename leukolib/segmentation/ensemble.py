@@ -5,33 +5,36 @@ and then removes small objects with an **area opening**. The handcrafted mask
 is precise on the nucleus boundary but lets granular cytoplasm through; the
 U-Net rarely does that but smooths the boundary: AND keeps what both agree
 on. The book also asks whether AND is the best choice, so the other obvious
-fusions are here too:
+rules are here too:
 
 ``"and"``
-    ``HM & (p >= 0.5)``, the paper's rule.
+    ``HM & (p >= t)``, the paper's rule.
 ``"or"``
-    ``HM | (p >= 0.5)``: recovers what either method misses, at the price
-    of both methods' false positives.
+    ``HM | (p >= t)``: recovers what either method misses, at the price of
+    both methods' false positives.
 ``"soft"``
-    A weighted vote on probabilities: ``w * p + (1 - w) * HM >= 0.5`` with
-    ``w = 0.75`` by default. Where the handcrafted method says nucleus, the
-    U-Net's probability only has to exceed ``1/3``; elsewhere it must exceed
-    ``2/3``. The handcrafted mask gates, and shifts, the U-Net's threshold
-    instead of vetoing it.
+    A weighted vote on probabilities, ``w * p + (1 - w) * HM >= 0.5``: where
+    the handcrafted method says nucleus the U-Net's probability only has to
+    exceed ``(w - 0.5) / w``, elsewhere ``0.5 / w``; the handcrafted mask
+    shifts the U-Net's threshold instead of vetoing it.
 
-The default is ``"soft"``: measured on JTSC and ALL-IDB2, AND does not beat
-the U-Net alone on ALL-IDB2 (see :class:`EnsembleParams` for the numbers).
+Every rule is followed by the area opening: connected objects smaller than
+``min_area`` pixels at a 256 x 256 image, scaled with the image area like the
+handcrafted filter (:func:`~leukolib.segmentation.handcrafted.min_area_pixels`),
+are removed.
 
-Every fusion is followed by the area opening: connected objects smaller
-than ``min_area`` pixels at a 256 x 256 image (150, the handcrafted area
-filter's threshold), scaled with the image area like the handcrafted filter
-(:func:`leukolib.segmentation.handcrafted.min_area_pixels`), are removed.
+**The** ensemble of leukolib (``--method ensemble`` in the command line, the
+``ENSEMBLE`` row of every report, the book) is :class:`EnsembleParams`'s
+default, and every output names its rule (:meth:`EnsembleParams.label`). Its
+defaults were chosen by the selection protocol of
+:mod:`leukolib.segmentation.selection`, on data that the book then reports
+apart from the data that did not choose.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -39,10 +42,13 @@ import numpy as np
 from leukolib.data.sample import Sample
 from leukolib.segmentation.handcrafted import HandcraftedParams, area_filter, min_area_pixels
 
-__all__ = ["FUSIONS", "EnsembleParams", "EnsembleSegmenter", "fuse"]
+__all__ = ["ENSEMBLE", "FUSIONS", "EnsembleParams", "EnsembleSegmenter", "fuse"]
 
 #: Available fusion rules.
 FUSIONS: tuple[str, ...] = ("and", "or", "soft")
+
+#: The method name of leukolib's ensemble (the default rule) in reports and outputs.
+ENSEMBLE = "ENSEMBLE"
 
 
 @dataclass(frozen=True)
@@ -52,28 +58,18 @@ class EnsembleParams:
     Attributes
     ----------
     fusion : str
-        One of :data:`FUSIONS`. The default is ``"soft"``, not the paper's
-        ``"and"``: measured under the ``cpu`` profile (5-fold out-of-fold
-        U-Nets, mean IoU), AND does not beat the U-Net alone on ALL-IDB2
-        (0.927 vs 0.933, Wilcoxon p = 0.34: the generous expert polygons
-        include pale nucleus that the colour threshold rejects, and AND throws
-        that margin away), while SOFT is the only rule at least as good as the
-        better of HM and DEEP on both sets (JTSC 0.926 vs DEEP 0.920 and AND
-        0.926; ALL-IDB2 0.939 vs 0.933, p = 5e-14). For a U-Net applied to
-        another dataset than its training set, AND is safer (ALL-IDB2's U-Net
-        on JTSC: AND 0.922, SOFT 0.886). ``benchmarks/segmentation_report.py``
-        gives every number.
+        One of :data:`FUSIONS`.
     threshold : float
-        Probability threshold of the U-Net (0.5).
+        The U-Net's probability threshold (DEEP is ``p >= threshold``).
     soft_weight : float
-        Weight ``w`` of the U-Net probability in the ``"soft"`` fusion.
+        Weight ``w`` of the U-Net probability in the ``"soft"`` vote.
     min_area : int
-        Area opening threshold, in pixels at ``reference_area`` (150).
+        Area opening threshold, in pixels at ``reference_area``; 0 disables it.
     reference_area : int or None
         Image area at which ``min_area`` holds (256 * 256); ``None``: absolute.
     """
 
-    fusion: str = "soft"
+    fusion: str = "and"
     threshold: float = 0.5
     soft_weight: float = 0.75
     min_area: int = HandcraftedParams().min_area
@@ -82,10 +78,40 @@ class EnsembleParams:
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"unknown fusion {self.fusion!r}; choose one of {', '.join(FUSIONS)}")
-        if not 0.0 < self.soft_weight <= 1.0:
-            raise ValueError(f"soft_weight must be in (0, 1], got {self.soft_weight}")
+        if not 0.5 < self.soft_weight <= 1.0:
+            raise ValueError(f"soft_weight must be in (0.5, 1], got {self.soft_weight}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.min_area < 0:
+            raise ValueError(f"min_area must be >= 0, got {self.min_area}")
+
+    def rule(self) -> str:
+        """The fusion rule in words: ``"AND"``, ``"OR"`` or ``"SOFT w=0.75"``.
+
+        Examples
+        --------
+        >>> EnsembleParams("soft", soft_weight=0.6).rule(), EnsembleParams().rule()
+        ('SOFT w=0.6', 'AND')
+        """
+        return f"SOFT w={self.soft_weight:g}" if self.fusion == "soft" else self.fusion.upper()
+
+    def label(self) -> str:
+        """The rule, the U-Net threshold and the area opening, for outputs and tables.
+
+        Examples
+        --------
+        >>> EnsembleParams().label()
+        'AND, p >= 0.5, area opening 150 px at 256x256'
+        """
+        area = "no area opening" if not self.min_area else (
+            f"area opening {self.min_area} px"
+            + (" at 256x256" if self.reference_area == 256 * 256 else
+               f" at {self.reference_area} px" if self.reference_area else ""))
+        return f"{self.rule()}, p >= {self.threshold:g}, {area}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters as a plain dict."""
+        return asdict(self)
 
 
 def fuse(
@@ -100,7 +126,7 @@ def fuse(
     deep_proba : ndarray of float, shape (H, W)
         The U-Net's nucleus probability (a boolean mask works too, as 0/1).
     params : EnsembleParams, optional
-        Fusion rule and area opening (default: ``EnsembleParams()``, the soft fusion).
+        Rule and area opening (default: ``EnsembleParams()``, leukolib's ensemble).
 
     Returns
     -------
@@ -111,8 +137,8 @@ def fuse(
     >>> import numpy as np
     >>> hm = np.zeros((20, 20), bool); hm[2:14, 2:14] = True
     >>> p = np.zeros((20, 20)); p[4:16, 4:16] = 0.9
-    >>> and_, or_ = EnsembleParams("and"), EnsembleParams("or")
-    >>> int(fuse(hm, p, and_).sum()), int(fuse(hm, p, or_).sum()), int(fuse(hm, p).sum())
+    >>> and_, or_, soft = EnsembleParams("and"), EnsembleParams("or"), EnsembleParams("soft")
+    >>> int(fuse(hm, p, and_).sum()), int(fuse(hm, p, or_).sum()), int(fuse(hm, p, soft).sum())
     (100, 188, 144)
     """
     params = params or EnsembleParams()
@@ -124,9 +150,11 @@ def fuse(
         mask = hm & (p >= params.threshold)
     elif params.fusion == "or":
         mask = hm | (p >= params.threshold)
-    else:  # soft
+    else:  # soft: a weighted vote
         w = params.soft_weight
-        mask = (w * p + (1.0 - w) * hm) >= params.threshold
+        mask = (w * p + (1.0 - w) * hm) >= 0.5
+    if not params.min_area:
+        return mask
     return area_filter(mask, min_area_pixels(mask.shape, params.min_area, params.reference_area))
 
 
@@ -140,7 +168,7 @@ class EnsembleSegmenter:
         :class:`~leukolib.segmentation.unet.SegmentationPredictor` (out-of-fold on
         its training set, fold average elsewhere).
     handcrafted : callable, optional
-        ``handcrafted(image) -> bool mask``; default: the paper's defaults.
+        ``handcrafted(image) -> bool mask``; default: the handcrafted defaults.
     params : EnsembleParams, optional
     """
 
@@ -161,15 +189,14 @@ class EnsembleSegmenter:
         """The U-Net side's mode (``"out-of-fold"`` or ``"fold-average"``)."""
         return getattr(self.deep, "mode", "unknown")
 
-    def parts(self, sample: Sample) -> dict[str, np.ndarray]:
-        """The handcrafted mask, the U-Net probability and the fused mask."""
-        hm = self.handcrafted(sample.image)
-        p = self.deep.proba(sample)
-        return {"handcrafted": hm, "deep_proba": p, "ensemble": fuse(hm, p, self.params)}
+    @property
+    def reason(self) -> str:
+        """Why the U-Net side runs in its mode."""
+        return getattr(self.deep, "reason", "")
 
     def __call__(self, sample: Sample) -> np.ndarray:
         """The fused nucleus mask of ``sample``."""
         return fuse(self.handcrafted(sample.image), self.deep.proba(sample), self.params)
 
     def __repr__(self) -> str:
-        return f"EnsembleSegmenter(fusion={self.params.fusion!r}, deep={self.deep!r})"
+        return f"EnsembleSegmenter({self.params.label()!r}, deep={self.deep!r})"

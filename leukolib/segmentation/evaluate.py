@@ -1,219 +1,410 @@
-"""Run a segmentation method over a dataset: metrics, speed and failures.
+"""One evaluation path for every segmentation method.
 
-Per-image metrics are the paper's eq. (1)-(6) (:mod:`leukolib.metrics`);
-the summary is their mean and sample standard deviation over the images
-that loaded and were segmented. Speed is reported twice:
+:func:`evaluate_segmentation` runs methods over a dataset with ground truth and
+scores every image with the paper's six metrics (eq. 1-6) at the image's own
+size. What it computes per image is a :class:`Methods`:
 
-``images_per_s``
-    images / total time spent in ``predict`` (the method alone);
-``images_per_s_with_io``
-    images / (time loading the samples + time in ``predict``). Loading a
-    sample decodes its image **and its ground truth**, so this is the speed of
-    an evaluation run; the speed of segmenting image files (decoding the
-    image only) is measured by ``benchmarks/bench_handcrafted.py``.
+* the shared **parts**: at most one handcrafted mask (``hm``) and one U-Net
+  probability map (``proba``) per image, U-Net inference batched and grouped by
+  the fold models allowed to see each image (out-of-fold on the run's own
+  images, :meth:`~leukolib.segmentation.unet.UNetRun.folds_for`);
+* the **rules** that turn the parts into masks: ``HM``, ``DEEP`` (``p >= t``),
+  the ``ENSEMBLE`` and any other fusion or candidate; adding a rule costs a
+  few array operations, not another network pass;
+* or a plain **segmenter** (``segmenter(sample) -> mask``) for any other method.
 
-Metric computation is not timed. A sample that fails to load or to be
-segmented is recorded in ``failures`` and the run goes on.
+A sample that fails to load or to be segmented is recorded with its reason in
+:attr:`Evaluation.failures` and the run goes on; so is a sample without ground
+truth or with a prediction of the wrong shape. Masks repaired on reading (stray
+values mapped to the nearest level, :func:`leukolib.data.read_mask`) are
+counted per image (``mask_repaired``).
+
+Examples
+--------
+>>> from leukolib.data import load_dataset
+>>> ds = load_dataset("synthetic", n_images=3, size=128, seed=0)
+>>> ev = evaluate_segmentation(ds, handcrafted_methods(), progress=False)
+>>> ev.n_images, ev.methods, ev.failures
+(3, ['HM'], [])
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from leukolib.data.base import Dataset
 from leukolib.data.sample import Sample
 from leukolib.errors import DatasetError
-from leukolib.metrics import SEGMENTATION_METRICS, segmentation_metrics, summarize
+from leukolib.metrics import SEGMENTATION_METRICS, segmentation_metrics
+from leukolib.segmentation.ensemble import ENSEMBLE, EnsembleParams, fuse
 
-if TYPE_CHECKING:
-    import pandas as pd
+__all__ = [
+    "AGREEMENT_COLUMNS",
+    "Evaluation",
+    "Methods",
+    "evaluate_segmentation",
+    "handcrafted_methods",
+    "standard_methods",
+]
 
-__all__ = ["EvaluationResult", "evaluate_dataset"]
+#: A rule: ``rule(hm, proba) -> bool mask`` (either part may be ``None`` if unused).
+Rule = Callable[[np.ndarray | None, np.ndarray | None], np.ndarray]
+
+#: Pixel counts per image of every (HM, DEEP, truth) combination, before any area opening.
+AGREEMENT_COLUMNS: tuple[str, ...] = tuple(
+    f"hm{h}_deep{d}_gt{g}" for h in (0, 1) for d in (0, 1) for g in (0, 1)
+)
 
 
 @dataclass
-class EvaluationResult:
-    """Outcome of :func:`evaluate_dataset`.
+class Methods:
+    """What an evaluation computes for every image.
 
     Attributes
     ----------
-    per_image : list of dict
-        One dict per evaluated image: ``id`` and the six metrics
-        (``acc, pre, rec, spec, dsc, iou``).
-    summary : dict
-        ``{metric: {"mean": m, "std": s}}`` (sample std); empty when no
-        image could be evaluated.
-    images_per_s : float
-        Images per second of the method alone (``nan`` when none ran).
-    images_per_s_with_io : float
-        Images per second including the loading of each sample.
-    failures : list of (str, str)
-        ``(sample id, reason)`` of every sample that failed to load or predict.
-    seconds_predict, seconds_io : float
-        Total time spent predicting and loading.
+    rules : dict of str to callable
+        Method name to ``rule(hm, proba) -> mask``.
+    handcrafted : callable, optional
+        ``handcrafted(image) -> bool mask``, the ``hm`` part.
+    deep : object, optional
+        The ``proba`` part: anything with ``proba(sample)`` (e.g. a
+        :class:`~leukolib.segmentation.unet.SegmentationPredictor`); a run's
+        predictor is batched by fold model.
+    segmenter : callable, optional
+        A plain ``segmenter(sample) -> mask``, scored as ``segmenter_name``
+        (instead of rules).
+    segmenter_name : str
+    threshold : float
+        DEEP's threshold, used for the pixel agreement counts.
+    info : dict
+        Recorded with the results (rules in words, the U-Net's mode ...).
     """
 
-    per_image: list[dict[str, Any]]
-    summary: dict[str, dict[str, float]]
-    images_per_s: float
-    images_per_s_with_io: float
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    seconds_predict: float = 0.0
-    seconds_io: float = 0.0
+    rules: dict[str, Rule] = field(default_factory=dict)
+    handcrafted: Callable[[np.ndarray], np.ndarray] | None = None
+    deep: Any = None
+    segmenter: Callable[[Sample], np.ndarray] | None = None
+    segmenter_name: str = "method"
+    threshold: float = 0.5
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        """The method names, in order."""
+        return [self.segmenter_name] if self.segmenter is not None else list(self.rules)
+
+
+def handcrafted_methods(params: Any = None, name: str = "HM") -> Methods:
+    """Only the handcrafted method (``params``: a ``HandcraftedParams``, default Table A1)."""
+    from leukolib.segmentation.handcrafted import HandcraftedParams, segment_nucleus
+
+    p = params or HandcraftedParams()
+    return Methods({name: lambda hm, _: hm}, lambda im: segment_nucleus(im, p),
+                   info={"handcrafted": p.to_dict()})
+
+
+def standard_methods(
+    deep: Any,
+    ensemble: EnsembleParams | None = None,
+    alternatives: Mapping[str, EnsembleParams] | None = None,
+    handcrafted: Callable[[np.ndarray], np.ndarray] | None = None,
+    extra: Mapping[str, Rule] | None = None,
+) -> Methods:
+    """HM, DEEP, the ensemble and other fusions, from one HM mask and one U-Net map per image.
+
+    Parameters
+    ----------
+    deep : object
+        ``proba(sample)`` provider (a run's predictor).
+    ensemble : EnsembleParams, optional
+        The ``ENSEMBLE`` rule (default: leukolib's ensemble).
+    alternatives : mapping, optional
+        More fusions by name (e.g. ``{"OR": EnsembleParams("or")}``).
+    handcrafted : callable, optional
+        Default: the handcrafted defaults.
+    extra : mapping, optional
+        More rules by name (candidates of the selection protocol).
+    """
+    from leukolib.segmentation.handcrafted import segment_nucleus
+
+    ens = ensemble or EnsembleParams()
+    t = ens.threshold
+    rules: dict[str, Rule] = {"HM": lambda hm, _: hm, "DEEP": lambda _, p: p >= t,
+                              ENSEMBLE: lambda hm, p: fuse(hm, p, ens)}
+    for name, params in (alternatives or {}).items():
+        rules[name] = lambda hm, p, _q=params: fuse(hm, p, _q)
+    rules.update(extra or {})
+    info = {"ensemble": ens.label(),
+            "alternatives": {k: v.label() for k, v in (alternatives or {}).items()},
+            "mode": str(getattr(deep, "mode", "unknown")),
+            "reason": str(getattr(deep, "reason", ""))}
+    return Methods(rules, handcrafted or segment_nucleus, deep, threshold=t, info=info)
+
+
+@dataclass
+class Evaluation:
+    """Per-image scores of one or more methods on one or more datasets.
+
+    Attributes
+    ----------
+    per_image : DataFrame
+        ``dataset, id, method, trained_on, mode``, the six metrics and
+        ``mask_repaired``.
+    agreement : DataFrame
+        ``dataset, id, trained_on`` and :data:`AGREEMENT_COLUMNS` (when both HM
+        and DEEP were computed).
+    failures : list of (str, str, str)
+        ``(dataset, sample id, reason)`` of every sample that was not scored.
+    info : dict
+        Per dataset: ``n_images``, timings and the methods' ``info``.
+    """
+
+    per_image: pd.DataFrame
+    agreement: pd.DataFrame
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    info: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n_images(self) -> int:
-        """Number of images evaluated (failures excluded)."""
-        return len(self.per_image)
+        """Images scored (failures excluded), over all datasets."""
+        return int(self.per_image[["dataset", "id"]].drop_duplicates().shape[0])
 
-    def to_json_dict(self, dataset_name: str, method: str) -> dict[str, Any]:
-        """A JSON-ready record of the run.
+    @property
+    def datasets(self) -> list[str]:
+        """Dataset names, in order of appearance."""
+        return list(dict.fromkeys(self.per_image["dataset"]))
 
-        Parameters
-        ----------
-        dataset_name, method : str
-            Written as ``dataset`` and ``method``.
+    @property
+    def methods(self) -> list[str]:
+        """Method names, in order of appearance."""
+        return list(dict.fromkeys(self.per_image["method"]))
+
+    def summary(self, metrics: Sequence[str] = SEGMENTATION_METRICS) -> pd.DataFrame:
+        """Mean and sample std (``ddof=1``) by ``dataset, trained_on, method``, per metric.
 
         Returns
         -------
-        dict
-            ``dataset, method, n_images``, the six metric means (``acc`` ...
-            ``iou``) and standard deviations (``acc_std`` ...),
-            ``images_per_s``, ``images_per_s_with_io``, ``n_failures``,
-            ``failures`` (list of ``{"id", "reason"}``) and ``per_image``.
-            Means are ``None`` when no image was evaluated.
+        DataFrame
+            Index ``(dataset, trained_on, method)`` in order of appearance;
+            columns ``n`` and ``<metric>``, ``<metric>_std`` for each metric.
         """
-        out: dict[str, Any] = {"dataset": dataset_name, "method": method, "n_images": self.n_images}
-        for m in SEGMENTATION_METRICS:
-            s = self.summary.get(m)
-            out[m] = s["mean"] if s else None
-            out[f"{m}_std"] = s["std"] if s else None
-        out["images_per_s"] = _finite_or_none(self.images_per_s)
-        out["images_per_s_with_io"] = _finite_or_none(self.images_per_s_with_io)
-        out["n_failures"] = len(self.failures)
-        out["failures"] = [{"id": i, "reason": r} for i, r in self.failures]
-        out["per_image"] = [dict(row) for row in self.per_image]
-        return out
+        keys = ["dataset", "trained_on", "method"]
+        g = self.per_image.groupby(keys, sort=False)
+        out = g[list(metrics)].mean()
+        std = g[list(metrics)].std(ddof=1).fillna(0.0).add_suffix("_std")
+        out = pd.concat([g.size().rename("n"), out, std], axis=1)
+        return out[["n", *[c for m in metrics for c in (m, f"{m}_std")]]]
 
-    def to_frame(self) -> pd.DataFrame:
-        """Per-image metrics as a DataFrame (columns ``id`` and the six metrics)."""
-        import pandas as pd
-
-        return pd.DataFrame(self.per_image, columns=["id", *SEGMENTATION_METRICS])
-
-    def summary_frame(self) -> pd.DataFrame:
-        """The summary as a DataFrame: rows ``mean`` and ``std``, one column per metric."""
-        import pandas as pd
-
-        return pd.DataFrame(self.summary, columns=list(SEGMENTATION_METRICS), index=["mean", "std"])
-
-
-def _finite_or_none(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
+    @classmethod
+    def concat(cls, evaluations: Sequence[Evaluation]) -> Evaluation:
+        """One evaluation of several."""
+        evs = list(evaluations)
+        info: dict[str, dict[str, Any]] = {}
+        for e in evs:
+            for k, v in e.info.items():
+                info.setdefault(k, {}).update(v)
+        return cls(pd.concat([e.per_image for e in evs], ignore_index=True),
+                   pd.concat([e.agreement for e in evs], ignore_index=True),
+                   [f for e in evs for f in e.failures], info)
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip() or "no message"
-    return f"{type(exc).__name__}: {text}"
+    return f"{type(exc).__name__}: {str(exc).strip() or 'no message'}"
 
 
-def evaluate_dataset(
+def _run_of(deep: Any) -> Any | None:
+    run = getattr(deep, "run", None)
+    return run if run is not None and hasattr(run, "predict_many") else None
+
+
+def _probas(deep: Any, samples: list[Sample], batch_size: int) -> list[np.ndarray | Exception]:
+    """One probability map per sample; a run's predictor is batched by the folds allowed."""
+    out: list[np.ndarray | Exception] = []
+    run = _run_of(deep)
+    if run is None:
+        for s in samples:
+            try:
+                out.append(np.asarray(deep.proba(s), dtype=np.float32))
+            except Exception as exc:  # noqa: BLE001 - reported per sample
+                out.append(exc)
+        return out
+    out = [None] * len(samples)  # type: ignore[list-item]
+    groups: dict[tuple[int, ...] | None, list[int]] = {}
+    for i, s in enumerate(samples):
+        try:
+            groups.setdefault(run.folds_for(s.image), []).append(i)
+        except Exception as exc:  # noqa: BLE001
+            out[i] = exc
+    for folds, members in groups.items():
+        try:
+            probs = run.predict_many([samples[i].image for i in members], folds, batch_size)
+        except Exception:  # noqa: BLE001 - one bad image must not sink its batch
+            probs = []
+            for i in members:
+                try:
+                    probs.append(run.predict_proba(samples[i].image, folds))
+                except Exception as exc:  # noqa: BLE001
+                    probs.append(exc)
+        for i, p in zip(members, probs, strict=True):
+            out[i] = p
+    return out
+
+
+def _parts(methods: Methods, samples: list[Sample], batch_size: int, timing: dict[str, float]):
+    """``[(hm or None, proba or None, error or None)]`` per sample."""
+    n = len(samples)
+    hms: list[Any] = [None] * n
+    errors: list[str | None] = [None] * n
+    if methods.handcrafted is not None:
+        t0 = time.perf_counter()
+        for i, s in enumerate(samples):
+            try:
+                hms[i] = np.asarray(methods.handcrafted(s.image), dtype=bool)
+            except Exception as exc:  # noqa: BLE001
+                errors[i] = f"handcrafted segmentation failed: {_reason(exc)}"
+        timing["seconds_handcrafted"] += time.perf_counter() - t0
+    probs: list[Any] = [None] * n
+    if methods.deep is not None:
+        t0 = time.perf_counter()
+        for i, p in enumerate(_probas(methods.deep, samples, batch_size)):
+            if isinstance(p, Exception):
+                errors[i] = errors[i] or f"U-Net prediction failed: {_reason(p)}"
+            else:
+                probs[i] = p
+        timing["seconds_deep"] += time.perf_counter() - t0
+    return hms, probs, errors
+
+
+def evaluate_segmentation(
     dataset: Dataset,
-    predict: Callable[[Sample], np.ndarray],
+    methods: Methods | Callable[[Sample], np.ndarray],
     *,
+    trained_on: str | None = None,
     limit: int | None = None,
+    chunk: int = 64,
+    batch_size: int = 16,
     progress: bool = True,
-) -> EvaluationResult:
-    """Segment every sample of ``dataset`` and score it against its nucleus mask.
+) -> Evaluation:
+    """Score methods on every sample of ``dataset`` against its nucleus masks.
 
     Parameters
     ----------
     dataset : Dataset
-        A dataset with nucleus masks.
-    predict : callable
-        ``predict(sample) -> bool mask`` of the sample's image size (e.g.
-        :func:`leukolib.segmentation.get_method`'s result).
+        Samples with nucleus masks.
+    methods : Methods or callable
+        What to compute (:func:`standard_methods`, :func:`handcrafted_methods`),
+        or a plain ``segmenter(sample) -> mask``.
+    trained_on : str, optional
+        Label of the U-Net's training set (default: its run's dataset name).
     limit : int, optional
-        Evaluate only the first ``limit`` samples.
+        Only the first ``limit`` samples.
+    chunk : int
+        Samples loaded at once (memory stays bounded on large images).
+    batch_size : int
+        Images per U-Net forward pass.
     progress : bool
-        Show a tqdm progress bar on stderr.
+        A progress bar on stderr.
 
     Returns
     -------
-    EvaluationResult
+    Evaluation
 
     Raises
     ------
     DatasetError
         When the dataset has no nucleus masks.
-
-    Examples
-    --------
-    >>> from leukolib.data import load_dataset
-    >>> from leukolib.segmentation import get_method
-    >>> ds = load_dataset("synthetic", n_images=3, size=128, seed=0)
-    >>> res = evaluate_dataset(ds, get_method("handcrafted"), progress=False)
-    >>> res.n_images, sorted(res.summary) == sorted(["acc", "pre", "rec", "spec", "dsc", "iou"])
-    (3, True)
     """
     from tqdm.auto import tqdm
 
     if not getattr(dataset, "has_masks", True):
         raise DatasetError(f"dataset {dataset.name!r} has no nucleus masks: nothing to evaluate")
+    if not isinstance(methods, Methods):
+        methods = Methods(segmenter=methods, segmenter_name=getattr(methods, "name", "method"),
+                          info={"mode": str(getattr(methods, "mode", "")) or None,
+                                "reason": str(getattr(methods, "reason", "")) or None})
+    run = _run_of(methods.deep) or _run_of(methods.segmenter)
+    trained_on = trained_on or str(getattr(run, "dataset_name", None) or "none")
+    mode = methods.info.get("mode") or "no training"
     n = len(dataset) if limit is None else max(0, min(int(limit), len(dataset)))
-    try:
-        ids = list(dataset.ids)
-    except Exception:  # noqa: BLE001 - ids are only used to name failures
-        ids = [str(i) for i in range(len(dataset))]
-
-    rows: list[dict[str, Any]] = []
-    failures: list[tuple[str, str]] = []
-    t_io = t_pred = 0.0
-    bar = tqdm(total=n, desc=f"{dataset.name}", unit="img", disable=not progress, file=sys.stderr)
-    try:
-        for i in range(n):
-            sid = ids[i] if i < len(ids) else str(i)
-            t0 = time.perf_counter()
+    ids = list(dataset.ids)
+    rows, agree, failures = [], [], []
+    timing = {"seconds_io": 0.0, "seconds_handcrafted": 0.0, "seconds_deep": 0.0,
+              "seconds_segmenter": 0.0}
+    bar = tqdm(total=n, desc=dataset.name, unit="img", disable=not progress, file=sys.stderr,
+               leave=False)
+    for start in range(0, n, chunk):
+        samples: list[Sample] = []
+        t0 = time.perf_counter()
+        for i in range(start, min(n, start + chunk)):
             try:
-                sample = dataset[i]
+                samples.append(dataset[i])
             except Exception as exc:  # noqa: BLE001 - report and go on
-                failures.append((sid, f"cannot load: {_reason(exc)}"))
+                failures.append((dataset.name, ids[i], f"cannot load: {_reason(exc)}"))
+        timing["seconds_io"] += time.perf_counter() - t0
+        hms, probs, errors = _parts(methods, samples, batch_size, timing)
+        for s, hm, p, err in zip(samples, hms, probs, errors, strict=True):
+            masks, err = _masks(methods, s, hm, p, err, timing)
+            if err is None and s.nucleus is None:
+                err = "no nucleus ground truth"
+            if err is None:
+                bad = [k for k, m in masks.items() if m.shape != s.nucleus.shape]
+                if bad:
+                    err = f"predicted mask {masks[bad[0]].shape} != truth {s.nucleus.shape}"
+            if err is not None:
+                failures.append((dataset.name, s.id, err))
                 continue
-            finally:
-                bar.update(1)
-            t1 = time.perf_counter()
-            try:
-                mask = np.asarray(predict(sample))
-            except Exception as exc:  # noqa: BLE001 - report and go on
-                failures.append((sample.id, f"prediction failed: {_reason(exc)}"))
-                continue
-            t2 = time.perf_counter()
-            if sample.nucleus is None:
-                failures.append((sample.id, "no nucleus ground truth"))
-                continue
-            if mask.shape != sample.nucleus.shape:
-                why = f"predicted mask {mask.shape} != ground truth {sample.nucleus.shape}"
-                failures.append((sample.id, why))
-                continue
-            t_io += t1 - t0
-            t_pred += t2 - t1
-            rows.append({"id": sample.id, **segmentation_metrics(mask, sample.nucleus)})
-    finally:
-        bar.close()
+            base = {"dataset": dataset.name, "id": s.id, "trained_on": trained_on}
+            for name, mask in masks.items():
+                row_mode = "no training" if name == "HM" else mode
+                rows.append({**base, "method": name, "mode": row_mode,
+                             **segmentation_metrics(mask, s.nucleus),
+                             "mask_repaired": s.mask_repaired})
+            if hm is not None and p is not None:
+                code = (hm.astype(np.uint8) << 2) | ((p >= methods.threshold) << 1) | s.nucleus
+                agree.append(base | dict(zip(AGREEMENT_COLUMNS,
+                                             np.bincount(code.ravel(), minlength=8).tolist(),
+                                             strict=True)))
+        bar.update(min(n, start + chunk) - start)
+    bar.close()
+    cols = ["dataset", "id", "method", "trained_on", "mode", *SEGMENTATION_METRICS,
+            "mask_repaired"]
+    per_image = pd.DataFrame(rows, columns=cols)
+    agreement = pd.DataFrame(agree, columns=["dataset", "id", "trained_on", *AGREEMENT_COLUMNS])
+    k = per_image[["id"]].drop_duplicates().shape[0]
+    predict = timing["seconds_handcrafted"] + timing["seconds_deep"] + timing["seconds_segmenter"]
+    info = {dataset.name: {**methods.info, "trained_on": trained_on, "n_images": k,
+                           "n_failures": len(failures), **timing,
+                           "images_per_s": k / predict if k and predict > 0 else None,
+                           "images_per_s_with_io": (k / (predict + timing["seconds_io"])
+                                                    if k and predict > 0 else None),
+                           "mask_repaired_images": int((per_image.drop_duplicates("id")
+                                                        ["mask_repaired"] > 0).sum()),
+                           "mask_repaired_pixels": int(per_image.drop_duplicates("id")
+                                                       ["mask_repaired"].sum())}}
+    return Evaluation(per_image, agreement, failures, info)
 
-    k = len(rows)
-    return EvaluationResult(
-        per_image=rows,
-        summary=summarize(rows) if rows else {},
-        images_per_s=k / t_pred if k and t_pred > 0 else float("nan"),
-        images_per_s_with_io=k / (t_io + t_pred) if k and t_io + t_pred > 0 else float("nan"),
-        failures=failures,
-        seconds_predict=t_pred,
-        seconds_io=t_io,
-    )
+
+def _masks(methods: Methods, s: Sample, hm, p, err, timing) -> tuple[dict[str, Any], str | None]:
+    if err is not None:
+        return {}, err
+    if methods.segmenter is not None:
+        t0 = time.perf_counter()
+        try:
+            mask = np.asarray(methods.segmenter(s), dtype=bool)
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            return {}, f"prediction failed: {_reason(exc)}"
+        finally:
+            timing["seconds_segmenter"] += time.perf_counter() - t0
+        return {methods.segmenter_name: mask}, None
+    try:
+        return {name: np.asarray(rule(hm, p), dtype=bool)
+                for name, rule in methods.rules.items()}, None
+    except Exception as exc:  # noqa: BLE001
+        return {}, f"prediction failed: {_reason(exc)}"

@@ -1,28 +1,38 @@
 """Per-dataset U-Net hyper-parameters, kept as data.
 
 The paper tunes six hyper-parameters of its U-Net for every dataset (its
-Table A2): the three parameters of the Unified Focal Loss (``lam``,
-``delta``, ``gamma``), the learning rate, the dropout rate and the weight
-decay. That table could not be recovered (see :data:`leukolib.paper.MISSING`,
-where ``leukolib.paper.UNET_HPARAMS`` is empty), so unless it is filled in
-every dataset trains with :data:`DEFAULT_HPARAMS`, which are **our defaults,
-not the paper's**:
+Table A2, :data:`leukolib.paper.UNET_HPARAMS`): the three parameters of the
+Unified Focal Loss (``lam``, ``delta``, ``gamma``), the learning rate, the
+dropout rate and the weight decay. Two sources are available:
 
-* ``lam = 0.5``, ``delta = 0.6``, ``gamma = 0.5``: the values Yeung et al.
-  (2022) recommend for the asymmetric Unified Focal Loss (their reference
-  implementation's defaults, ``asym_unified_focal_loss(weight=0.5,
-  delta=0.6, gamma=0.5)``);
-* ``lr = 1e-3``: Adam's usual starting rate, lowered by ReduceLROnPlateau;
-* ``dropout = 0.2``, ``weight_decay = 1e-5``: light regularisation.
+``"paper"``
+    The dataset's Table A2 row (the ``paper`` profile). A dataset without
+    a row (``synthetic``, a user's own) falls back to the defaults below.
+``"defaults"``
+    :data:`DEFAULT_HPARAMS`, leukolib's defaults: ``lam = 0.5``,
+    ``delta = 0.6``, ``gamma = 0.5``, the values Yeung et al. (2022)
+    recommend for the asymmetric Unified Focal Loss (their reference
+    implementation's ``asym_unified_focal_loss(weight=0.5, delta=0.6,
+    gamma=0.5)``); ``lr = 1e-3``, Adam's usual starting rate, lowered by
+    ReduceLROnPlateau; ``dropout = 0.2`` and ``weight_decay = 1e-5``, light
+    regularisation.
 
-Every training run records the values it used and where they came from
-(``source``: ``"paper"``, ``"leukolib-default"`` or ``"user"``).
+Every row of Table A2 has ``gamma = 1``. In the published loss (and in MONAI's)
+the foreground focal Tversky term is ``(1 - mTI) ** (1 - gamma)``, which is
+then the constant 1: that half of the Tversky term gives no gradient at all,
+and the loss reduces to the focal cross-entropy plus the background Tversky
+term. Which source a profile uses was decided by measurement (the
+segmentation chapter shows it); every run records the values it used and
+where they came from (``source``: ``"paper"``, ``"leukolib-default"`` or
+``"user"``).
 
 Examples
 --------
 >>> hp = unet_hparams("jtsc")
 >>> hp.source, hp.lam, hp.delta, hp.gamma
 ('leukolib-default', 0.5, 0.6, 0.5)
+>>> unet_hparams("jtsc", source="paper").delta, unet_hparams("synthetic", source="paper").source
+(0.8, 'leukolib-default')
 >>> unet_hparams("jtsc", {"lr": 3e-4}).lr, unet_hparams("jtsc", {"lr": 3e-4}).source
 (0.0003, 'user')
 """
@@ -102,7 +112,9 @@ _KEYS = tuple(f.name for f in fields(UNetHParams) if f.name != "source")
 
 
 def unet_hparams(
-    dataset: str, overrides: Mapping[str, float] | UNetHParams | None = None
+    dataset: str,
+    overrides: Mapping[str, float] | UNetHParams | None = None,
+    source: str = "defaults",
 ) -> UNetHParams:
     """The hyper-parameters to train the U-Net on ``dataset`` with.
 
@@ -113,13 +125,13 @@ def unet_hparams(
     overrides : mapping or UNetHParams, optional
         Values to use instead (a mapping may give only some keys; a
         :class:`UNetHParams` replaces everything and keeps its own source).
+    source : str
+        ``"paper"`` (Table A2 where it has the dataset) or ``"defaults"``.
 
     Returns
     -------
     UNetHParams
-        ``leukolib.paper.UNET_HPARAMS[dataset]`` when the paper's value is
-        transcribed (``source="paper"``), else :data:`DEFAULT_HPARAMS`;
-        with ``overrides`` applied (``source="user"``).
+        With ``overrides`` applied (``source="user"``).
 
     Raises
     ------
@@ -130,8 +142,10 @@ def unet_hparams(
         return overrides
     from leukolib.paper import UNET_HPARAMS
 
+    if source not in ("paper", "defaults"):
+        raise ValueError(f"unknown hyper-parameter source {source!r}; use 'paper' or 'defaults'")
     key = str(dataset).lower().replace("-", "_")
-    if key in UNET_HPARAMS:
+    if source == "paper" and key in UNET_HPARAMS:
         base = UNetHParams(**{k: float(UNET_HPARAMS[key][k]) for k in _KEYS}, source="paper")
     else:
         base = DEFAULT_HPARAMS

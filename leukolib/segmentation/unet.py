@@ -14,14 +14,12 @@ channels, strides, kernel_size=3, up_kernel_size=3, num_res_units=0,
 act=PRELU, norm=INSTANCE, dropout=0.0, bias=True, adn_ordering="NDA")``. With
 its default ``num_res_units=0`` every level is a *single* (strided) 3x3
 convolution on the way down and a single transposed convolution on the way
-up. We keep that default (:data:`NUM_RES_UNITS`): measured on this project's
-2-core CPU, a training step on a batch of 8 at 128 px takes 0.8 s with
-``num_res_units=0`` (2.6 M parameters), 1.1 s with 1 and 1.9 s with 2 (two
-convolutions per level plus residual paths, 6.5 M parameters), and the light
-network already exceeds the target IoU on JTSC (see the benchmark in
-``benchmarks/bench_unet.py``). The value is recorded in every run, so a run
-trained with another value loads correctly. The paper does not state this
-detail.
+up. We keep that default (:data:`NUM_RES_UNITS`): it is the lightest network
+(2.6 M parameters; 6.5 M with two residual units per level), about half as
+costly per training step on a CPU, and accurate enough
+(``benchmarks/bench_unet.py`` measures both). The value is recorded in every
+run, so a run trained with another value loads correctly. The paper does not
+state this detail.
 
 The strides downsample by 2 three times, so the input side must be a multiple
 of 8: images are resized to the profile's size (``seg_image_size``) and the
@@ -33,15 +31,17 @@ Trained runs
 :func:`load_unet_run` opens a run directory written by
 :func:`leukolib.segmentation.training.train_unet` and returns a
 :class:`UNetRun`: the fold models (``fold_00.pt`` ..., state dicts loaded with
-``torch.load(..., weights_only=True)``), the run record (``run.json``) and
-out-of-fold bookkeeping (:meth:`UNetRun.oof_fold_of`,
-:meth:`UNetRun.predictor_for`).
+``torch.load(..., weights_only=True)``), the run record (``run.json``) and the
+out-of-fold bookkeeping. Every image a fold model trained on (its training
+and validation images) is known by its pixels (its fingerprint), so an image
+is segmented only by fold models that never saw it, whatever its name or the
+dataset it comes in: on the run's own dataset this is the model of the fold
+that held the image out (:meth:`UNetRun.folds_for`); an image the run never
+saw gets the average of all folds.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,19 +53,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from leukolib.data.base import Dataset
+from leukolib.data.fingerprint import image_fingerprint
 from leukolib.data.sample import Sample
-from leukolib.errors import LeukolibError
+from leukolib.device import select_device
+from leukolib.runs import RunDirectory, RunError, load_torch
 from leukolib.segmentation.augment import image_to_tensor, resize_image
 
 __all__ = [
     "NETWORK",
     "NUM_RES_UNITS",
-    "RunError",
+    "RUN_FORMAT",
     "SegmentationPredictor",
     "UNetRun",
     "build_unet",
-    "evaluate_unet",
-    "image_fingerprint",
     "load_unet_run",
     "predict_proba",
 ]
@@ -86,11 +86,7 @@ NETWORK: dict[str, Any] = {
     "act": "mish",
 }
 
-RUN_FORMAT = "leukolib.unet-run/1"
-
-
-class RunError(LeukolibError, ValueError):
-    """A run directory that cannot be used: missing, incomplete or of another config."""
+RUN_FORMAT = "leukolib.unet-run/2"
 
 
 def build_unet(dropout: float = 0.2, **overrides: Any) -> nn.Module:
@@ -194,14 +190,6 @@ def predict_proba(
     return out
 
 
-def image_fingerprint(image: np.ndarray) -> str:
-    """A short hash of an image's pixels (to tell whether two datasets hold the same images)."""
-    a = np.ascontiguousarray(image)
-    h = hashlib.sha1(str(a.shape).encode())
-    h.update(a.tobytes())
-    return h.hexdigest()[:16]
-
-
 @dataclass
 class SegmentationPredictor:
     """``callable(sample) -> bool mask`` returned by :meth:`UNetRun.predictor_for`.
@@ -225,7 +213,7 @@ class SegmentationPredictor:
 
     def proba(self, sample: Sample) -> np.ndarray:
         """Nucleus probability map of a sample, at its own size."""
-        return self.run.predict_proba(sample.image, fold=self.run.fold_for(sample.image))
+        return self.run.predict_proba(sample.image, folds=self.run.folds_for(sample.image))
 
     def __call__(self, sample: Sample) -> np.ndarray:
         """The nucleus mask of a sample (bool, at its own size)."""
@@ -266,13 +254,13 @@ class UNetRun:
         self.dropout = float(cfg["hparams"]["dropout"])
         self.dataset_name = str(record["dataset"]["name"])
         self.ids = list(record["dataset"]["ids"])
-        self._fold_of = {sid: int(f["fold"]) for f in record["folds"] for sid in f["test_ids"]}
         # The training images by their pixels: an image is recognised whatever its id or the
         # name of the dataset it comes in, so no model ever segments an image it trained on.
         prints = record["dataset"].get("fingerprints") or {}
-        self._fold_of_print = {
-            fp: self._fold_of[sid] for sid, fp in prints.items() if sid in self._fold_of
-        }
+        self._seen_by: dict[str, set[int]] = {}
+        for f in record["folds"]:
+            for sid in [*f["train_ids"], *f["val_ids"]]:
+                self._seen_by.setdefault(prints.get(sid, f"id:{sid}"), set()).add(int(f["fold"]))
         self._models: dict[int, nn.Module] = {}
 
     # ------------------------------------------------------------------ models
@@ -283,90 +271,78 @@ class UNetRun:
         if not 0 <= fold < self.n_folds:
             raise ValueError(f"fold {fold} out of range: the run has {self.n_folds} folds")
         if fold not in self._models:
-            path = self.run_dir / f"fold_{fold:02d}.pt"
-            if not path.is_file():
-                raise RunError(f"{path}: fold model not found (the run is incomplete?)")
             net = build_unet(dropout=self.dropout, **self.network)
-            state = torch.load(path, map_location=self.device, weights_only=True)
-            net.load_state_dict(state)
+            net.load_state_dict(load_torch(RunDirectory(self.run_dir, RUN_FORMAT).weights(fold),
+                                           self.device))
             self._models[fold] = net.to(self.device).eval()
         return self._models[fold]
 
-    def models(self, fold: int | None = None) -> list[nn.Module]:
-        """One fold's model (``fold`` int) or all of them (``None``)."""
-        if fold is None:
-            return [self.model(k) for k in range(self.n_folds)]
-        return [self.model(fold)]
+    def models(self, folds: int | Sequence[int] | None = None) -> list[nn.Module]:
+        """Some folds' models (a fold or a sequence of folds), or all of them (``None``)."""
+        if folds is None:
+            folds = range(self.n_folds)
+        elif isinstance(folds, int | np.integer):
+            folds = [int(folds)]
+        return [self.model(k) for k in folds]
 
     # --------------------------------------------------------------- inference
 
-    def predict_proba(self, image: np.ndarray | Sample, fold: int | None = None) -> np.ndarray:
+    def predict_proba(
+        self, image: np.ndarray | Sample, folds: int | Sequence[int] | None = None
+    ) -> np.ndarray:
         """Nucleus probability ``(H, W)`` float32 at the image's own size.
 
         Parameters
         ----------
         image : ndarray (H, W, 3) or Sample
-        fold : int, optional
-            Use that fold's model; ``None`` averages all folds' probabilities.
+        folds : int, sequence of int, optional
+            Average these folds' models; ``None`` averages all of them.
         """
-        return predict_proba(self.models(fold), [_as_image(image)], self.image_size, self.device)[0]
+        return predict_proba(self.models(folds), [_as_image(image)], self.image_size,
+                             self.device)[0]
 
     def predict(
-        self, image: np.ndarray | Sample, fold: int | None = None, threshold: float = 0.5
+        self,
+        image: np.ndarray | Sample,
+        folds: int | Sequence[int] | None = None,
+        threshold: float = 0.5,
     ) -> np.ndarray:
         """Nucleus mask ``(H, W)`` bool: :meth:`predict_proba` ``>= threshold``."""
-        return self.predict_proba(image, fold) >= threshold
+        return self.predict_proba(image, folds) >= threshold
 
     def predict_many(
-        self, images: Sequence[np.ndarray], fold: int | None = None, batch_size: int = 16
+        self,
+        images: Sequence[np.ndarray],
+        folds: int | Sequence[int] | None = None,
+        batch_size: int = 16,
     ) -> list[np.ndarray]:
-        """:meth:`predict_proba` of several images, batched (faster)."""
-        return predict_proba(
-            self.models(fold),
-            [_as_image(i) for i in images],
-            self.image_size,
-            self.device,
-            batch_size,
-        )
+        """:meth:`predict_proba` of several images by the same folds, batched."""
+        return predict_proba(self.models(folds), [_as_image(i) for i in images],
+                             self.image_size, self.device, batch_size)
 
     # ------------------------------------------------------------ out of fold
 
-    def oof_fold_of(self, sample_id: str) -> int:
-        """The fold whose model never saw ``sample_id`` (it was in that fold's test set).
+    def folds_for(self, image: np.ndarray | Sample) -> tuple[int, ...] | None:
+        """The folds whose models never saw this image, or ``None`` for a new image.
+
+        The image is recognised by its pixels (:func:`~leukolib.data.image_fingerprint`),
+        not by its id: a training image renamed, a duplicate under another
+        name, or one loaded under another dataset name gets only the models
+        that did not train (nor select) on it; on the run's own dataset that is
+        the model of the fold that held it out.
 
         Raises
         ------
-        KeyError
-            When the id is not one of the training dataset's samples.
+        RunError
+            If every fold trained on the image (it cannot be predicted out of fold).
         """
-        try:
-            return self._fold_of[str(sample_id)]
-        except KeyError:
-            raise KeyError(
-                f"{sample_id!r} is not a sample of the training dataset "
-                f"{self.dataset_name!r} of {self.run_dir}"
-            ) from None
-
-    def fold_for(self, image: np.ndarray | Sample) -> int | None:
-        """The fold whose model never saw this image, or ``None`` for a new image.
-
-        The image is recognised by its pixels (:func:`image_fingerprint`), not
-        by its id: a training image renamed or loaded under another dataset
-        name still gets its out-of-fold model.
-        """
-        return self._fold_of_print.get(image_fingerprint(_as_image(image)))
-
-    def folds_for(self, dataset: Dataset) -> list[int | None]:
-        """:meth:`fold_for` of every sample of ``dataset`` (decodes each image once)."""
-        return [self.fold_for(s.image) for s in dataset]
-
-    def matches(self, dataset: Dataset) -> tuple[bool, str]:
-        """Whether every image of ``dataset`` is a training image of this run, and why."""
-        folds = self.folds_for(dataset)
-        known = sum(f is not None for f in folds)
-        if known == len(folds):
-            return True, f"all {len(folds)} images were trained on by this run (out-of-fold)"
-        return False, f"{known} of {len(folds)} images were trained on by this run"
+        seen = self._seen_by.get(image_fingerprint(_as_image(image)))
+        if seen is None:
+            return None
+        free = tuple(k for k in range(self.n_folds) if k not in seen)
+        if not free:
+            raise RunError(f"{self.run_dir}: every fold trained on this image")
+        return free
 
     def predictor_for(self, dataset: Dataset, threshold: float = 0.5) -> SegmentationPredictor:
         """A ``callable(sample) -> bool mask`` suited to ``dataset``.
@@ -383,7 +359,7 @@ class UNetRun:
             image), ``"fold-average"`` (none was) or ``"mixed"``, and a
             ``reason``.
         """
-        folds = self.folds_for(dataset)
+        folds = [self.folds_for(s.image) for s in dataset]
         known = sum(f is not None for f in folds)
         if known == len(folds):
             mode = "out-of-fold"
@@ -393,7 +369,7 @@ class UNetRun:
             mode = "mixed"
         reason = (
             f"{known} of {len(folds)} images of {dataset.name!r} were trained on by this run: "
-            "those get their out-of-fold model, the others the average of all folds"
+            "each gets only the fold models that never saw it, the others the average of all folds"
         )
         return SegmentationPredictor(self, mode, reason, threshold)
 
@@ -425,90 +401,6 @@ class UNetRun:
         )
 
 
-def evaluate_unet(
-    run: UNetRun | str | Path,
-    dataset: Dataset,
-    progress: bool = True,
-    batch_size: int = 16,
-    device: str | None = None,
-) -> dict[str, Any]:
-    """Segment every sample of ``dataset`` with a run and score it against its masks.
-
-    On the training dataset each image is segmented by its out-of-fold model
-    (:meth:`UNetRun.predictor_for`), elsewhere by the fold average; metrics are
-    the paper's (:func:`leukolib.metrics.segmentation_metrics`) at each image's
-    original size.
-
-    Parameters
-    ----------
-    run : UNetRun or path
-        A loaded run or its directory.
-    dataset : Dataset
-        Samples with nucleus masks.
-    progress : bool
-        Show a progress bar.
-    batch_size : int
-        Images per forward pass.
-    device : str, optional
-        Used when ``run`` is a path.
-
-    Returns
-    -------
-    dict
-        ``mode`` (``"out-of-fold"`` or ``"fold-average"``), ``reason``,
-        ``per_image`` (``id``, ``fold`` (or ``None``), the six metrics) and
-        ``summary`` (``{metric: {"mean", "std"}}``).
-    """
-    from tqdm import tqdm
-
-    from leukolib.metrics import segmentation_metrics, summarize
-
-    if not isinstance(run, UNetRun):
-        run = load_unet_run(run, device=device)
-    if not dataset.has_masks:
-        raise RunError(f"{dataset.name}: no nucleus masks to evaluate against")
-    predictor = run.predictor_for(dataset)
-    ids = list(dataset.ids)
-    # Group the samples by the model that segments them, then batch.
-    groups: dict[int | None, list[int]] = {}
-    for i, fold in enumerate(run.folds_for(dataset)):
-        groups.setdefault(fold, []).append(i)
-    rows: dict[int, dict[str, Any]] = {}
-    bar = tqdm(total=len(ids), desc=f"U-Net on {dataset.name}", disable=not progress, leave=False)
-    for fold, members in groups.items():
-        for start in range(0, len(members), batch_size):
-            chunk = [dataset[i] for i in members[start : start + batch_size]]
-            probs = run.predict_many([s.image for s in chunk], fold=fold, batch_size=batch_size)
-            for idx, s, p in zip(members[start : start + batch_size], chunk, probs, strict=True):
-                if s.nucleus is None:
-                    raise RunError(f"{dataset.name}: sample {s.id!r} has no nucleus mask")
-                m = segmentation_metrics(p >= predictor.threshold, s.nucleus)
-                rows[idx] = {"id": s.id, "fold": fold, **m}
-            bar.update(len(chunk))
-    bar.close()
-    per_image = [rows[i] for i in range(len(ids))]
-    return {
-        "mode": predictor.mode,
-        "reason": predictor.reason,
-        "per_image": per_image,
-        "summary": summarize(per_image),
-    }
-
-
-def read_record(run_dir: str | Path) -> dict[str, Any] | None:
-    """``run.json`` of a run directory, or ``None`` when there is none."""
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: not valid JSON ({exc})") from exc
-    if record.get("format") != RUN_FORMAT:
-        raise RunError(f"{path}: not a leukolib U-Net run (format {record.get('format')!r})")
-    return record
-
-
 def load_unet_run(
     run_dir: str | Path, device: str | None = None, allow_incomplete: bool = False
 ) -> UNetRun:
@@ -533,10 +425,8 @@ def load_unet_run(
     RunError
         When the directory holds no run, or an unfinished one.
     """
-    from leukolib.notebook import select_device
-
     run_dir = Path(run_dir).expanduser()
-    record = read_record(run_dir)
+    record = RunDirectory(run_dir, RUN_FORMAT).read()
     if record is None:
         raise RunError(f"{run_dir}: no run.json (not a U-Net run directory)")
     if record.get("status") != "complete" and not allow_incomplete:

@@ -1,0 +1,5 @@
+"""``python -m leukolib.cli``."""
+
+from leukolib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""``leukolib segment`` and ``leukolib evaluate``: segmentation from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from leukolib.cli.common import (
+    UsageError,
+    check_new_outputs,
+    collect_inputs,
+    positive_int,
+    reason,
+    report_failures,
+    write_png,
+)
+
+__all__ = ["add_parsers", "cmd_evaluate", "cmd_segment"]
+
+#: Suffixes of the files ``segment`` writes.
+MASK_SUFFIX = "_mask.png"
+OVERLAY_SUFFIX = "_overlay.png"
+
+
+def _methods_help() -> str:
+    from leukolib.segmentation import SEGMENTERS
+
+    return "; ".join(f"{s.name}: {s.description}" for s in SEGMENTERS.values())
+
+
+def add_method_args(p: argparse.ArgumentParser) -> None:
+    """``--method``, ``--model`` and ``--fusion``."""
+    from leukolib.segmentation import SEGMENTERS
+
+    p.add_argument("--method", "-m", default="handcrafted", choices=list(SEGMENTERS),
+                   help=f"segmentation method (default: handcrafted). {_methods_help()}")
+    p.add_argument("--model", metavar="RUN_DIR",
+                   help="U-Net run directory from 'leukolib train-unet' (unet and ensemble)")
+    p.add_argument("--fusion", choices=["and", "or", "soft"],
+                   help="change the ensemble's fusion rule (the default rule is printed)")
+
+
+def add_parsers(sub) -> None:
+    """Add ``segment`` and ``evaluate`` to the sub-command parser."""
+    seg = sub.add_parser(
+        "segment", help="segment the nucleus of image files or folders",
+        description="Segment the nucleus of each image and write STEM_mask.png (0/255) and "
+        "STEM_overlay.png (nucleus contour in cyan) into --out. Folders are scanned for "
+        "image files (.bmp .png .jpg .jpeg .tif .tiff), sorted. Unreadable images are "
+        "skipped and listed at the end (exit status 1).",
+        epilog="Names: with --recursive the sub-folders of an input folder are mirrored "
+        "under --out. Two inputs that would write the same output name (same stem) are "
+        "refused with exit status 2 before anything is written; rename one or run them "
+        "separately. Files that look like this command's own outputs (*_mask.png, "
+        "*_overlay.png) inside --out are not taken as inputs.")
+    seg.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders")
+    seg.add_argument("--out", "-o", required=True, type=Path, metavar="DIR",
+                     help="output folder (created if missing)")
+    add_method_args(seg)
+    seg.add_argument("--recursive", "-r", action="store_true",
+                     help="also scan the sub-folders of input folders")
+    seg.add_argument("--overwrite", action="store_true",
+                     help="replace existing output files (refused otherwise)")
+    seg.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    seg.set_defaults(func=cmd_segment)
+
+    ev = sub.add_parser(
+        "evaluate", help="score a method on a dataset with ground truth",
+        description="Run a method on every image of a dataset and print the paper's six "
+        "metrics (Acc, Pre, Rec, Spec, DSC, IoU: mean and std over images) and images/s. "
+        "Images that cannot be read or segmented are listed and skipped (exit status 1); "
+        "masks with a few stray values between their levels are repaired and counted.")
+    ev.add_argument("--dataset", "-d", required=True, metavar="NAME",
+                    help="dataset name (see 'leukolib datasets')")
+    ev.add_argument("--root", type=Path, metavar="DIR",
+                    help="dataset folder (not needed for 'synthetic')")
+    add_method_args(ev)
+    ev.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
+    ev.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    ev.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate)
+
+
+def _options(args: argparse.Namespace) -> dict:
+    if args.fusion is None:
+        return {}
+    if args.method != "ensemble":
+        raise UsageError(f"--fusion is for --method ensemble, not {args.method!r}")
+    return {"fusion": args.fusion}
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    """``leukolib segment``: masks and overlays of image files."""
+    from tqdm.auto import tqdm
+
+    from leukolib.data.io import read_image
+    from leukolib.data.sample import Sample
+    from leukolib.errors import LeukolibError
+    from leukolib.plotting import draw_contour
+    from leukolib.segmentation import get_method
+
+    out: Path = args.out.expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    try:
+        segment = get_method(args.method, model=args.model, **_options(args))
+    except LeukolibError as exc:
+        raise UsageError(str(exc)) from None
+    if hasattr(segment, "params") and args.method == "ensemble":
+        print(f"ensemble: {segment.params.label()}", file=sys.stderr)
+    jobs, failures = collect_inputs(args.inputs, out, args.recursive,
+                                    (MASK_SUFFIX, OVERLAY_SUFFIX))
+    if not jobs:
+        for path, why in failures:
+            print(f"leukolib: {path}: {why}", file=sys.stderr)
+        raise UsageError("no image files found in the inputs")
+    plan = [(src, out / f"{base}{MASK_SUFFIX}", out / f"{base}{OVERLAY_SUFFIX}")
+            for src, base in jobs]
+    targets: dict[Path, list[Path]] = {}
+    for src, mask, overlay in plan:
+        targets.setdefault(mask, []).append(src)
+        targets.setdefault(overlay, []).append(src)
+    check_new_outputs(targets, args.overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    done = 0
+    for src, mask_path, overlay_path in tqdm(plan, desc="segment", unit="img",
+                                             disable=args.quiet, file=sys.stderr):
+        try:
+            image = read_image(src)
+            mask = np.asarray(segment(Sample(image, None, None, None, src.stem, src)), bool)
+            if mask.shape != image.shape[:2]:
+                raise ValueError(f"the method returned a {mask.shape} mask for a "
+                                 f"{image.shape[:2]} image")
+            overlay = draw_contour(image, mask)
+        except Exception as exc:  # noqa: BLE001 - report and go on
+            failures.append((str(src), reason(exc, src)))
+            continue
+        try:
+            write_png(mask_path, mask.astype(np.uint8) * 255)
+            write_png(overlay_path, overlay)
+        except Exception as exc:  # noqa: BLE001 - no half-written pair is left behind
+            for t in (mask_path, overlay_path):
+                t.unlink(missing_ok=True)
+            failures.append((str(src), reason(exc, src)))
+            continue
+        done += 1
+    return report_failures(failures, done, f"segmented into {out}:")
+
+
+def format_summary(summary, dataset: str, method: str, n: int, n_failed: int) -> str:
+    """The text table printed by ``evaluate``."""
+    from leukolib.metrics import SEGMENTATION_METRICS
+
+    head = f"{dataset} / {method}: {n} image(s)" + (f", {n_failed} failed" if n_failed else "")
+    lines = [head, f"{'':6s}" + "".join(f"{m:>9s}" for m in SEGMENTATION_METRICS)]
+    for stat, suffix in (("mean", ""), ("std", "_std")):
+        lines.append(f"{stat:6s}" + "".join(f"{summary[m + suffix]:9.4f}"
+                                            for m in SEGMENTATION_METRICS))
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``leukolib evaluate``: the six metrics of a method on a dataset."""
+    from leukolib.data import load_dataset
+    from leukolib.errors import DataError, LeukolibError
+    from leukolib.metrics import SEGMENTATION_METRICS
+    from leukolib.segmentation import evaluate_segmentation, methods_for
+
+    json_path: Path | None = args.json.expanduser() if args.json else None
+    if json_path is not None:
+        if json_path.is_dir():
+            raise UsageError(f"--json {json_path}: is a folder")
+        if json_path.exists() and not args.overwrite:
+            raise UsageError(f"--json {json_path}: already exists; use --overwrite to replace it")
+    try:
+        dataset = load_dataset(args.dataset, args.root)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    if not dataset.has_masks:
+        raise UsageError(f"dataset {args.dataset!r} at {args.root} has no nucleus masks: "
+                         "nothing to evaluate")
+    try:
+        methods = methods_for(args.method, args.model, dataset, **_options(args))
+    except LeukolibError as exc:
+        raise UsageError(str(exc)) from None
+    info = methods.info
+    if info.get("mode"):
+        print(f"{args.method}: {info['mode']} ({info.get('reason', '')})")
+    if info.get("ensemble"):
+        print(f"ensemble: {info['ensemble']}")
+    ev = evaluate_segmentation(dataset, methods, limit=args.limit, progress=not args.quiet)
+    for _, sid, why in ev.failures:
+        print(f"  {sid}: {why}", file=sys.stderr)
+    if ev.failures:
+        print(f"{len(ev.failures)} sample(s) failed (listed above)", file=sys.stderr)
+    if not ev.n_images:
+        print("leukolib: no image could be evaluated", file=sys.stderr)
+        return 1
+    name = methods.names[0]
+    summary = ev.summary().xs(name, level="method").iloc[0]
+    d = ev.info[dataset.name]
+    print(format_summary(summary, dataset.name, name, ev.n_images, len(ev.failures)))
+    print(f"images/s: {d['images_per_s']:.1f} (method only), {d['images_per_s_with_io']:.1f} "
+          "(with reading image and ground truth)")
+    if d["mask_repaired_images"]:
+        print(f"masks repaired: {d['mask_repaired_pixels']} stray pixel(s) in "
+              f"{d['mask_repaired_images']} mask(s) mapped to the nearest level")
+    if json_path is not None:
+        per = ev.per_image[["id", *SEGMENTATION_METRICS, "mask_repaired"]]
+        record = {"dataset": dataset.name, "method": args.method, "label": name,
+                  "n_images": ev.n_images,
+                  **{k: float(summary[k]) for m in SEGMENTATION_METRICS for k in (m, m + "_std")},
+                  "images_per_s": d["images_per_s"],
+                  "images_per_s_with_io": d["images_per_s_with_io"],
+                  "n_failures": len(ev.failures),
+                  "failures": [{"id": i, "reason": r} for _, i, r in ev.failures],
+                  "mask_repaired_images": d["mask_repaired_images"],
+                  "mask_repaired_pixels": d["mask_repaired_pixels"],
+                  "per_image": per.to_dict(orient="records")}
+        if info.get("mode"):
+            record.update(model=str(args.model), model_mode=info["mode"])
+        if info.get("ensemble"):
+            record.update(fusion=info["fusion"], ensemble=info["ensemble"])
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {json_path}")
+    return 1 if ev.failures else 0

@@ -1,0 +1,158 @@
+"""How the segmentation defaults were chosen: the candidates and their scores.
+
+Four defaults of the segmentation are measurements, not the paper's: where
+(and whether) the handcrafted dilation goes and whether its radius and the
+area threshold scale with the image; the U-Net's probability threshold; the
+fusion rule; and the ensemble's area opening. Each was chosen by the rule of
+:mod:`leukolib.selection` (the paper's value stays unless a candidate beats
+it on every choosing dataset by more than the spread of its gains), in this
+order, each with the choices before it fixed:
+
+1. :func:`handcrafted_candidates`, scored on each dataset's images;
+2. :data:`THRESHOLDS` for DEEP alone, on each dataset's out-of-fold U-Net;
+3. :func:`fusion_candidates`, both in-domain (out-of-fold) and across
+   datasets (a U-Net trained on one dataset, applied to another);
+4. :data:`AREA_OPENINGS` after the chosen fusion.
+
+``benchmarks/segmentation_report.py`` runs the protocol on the shared
+datasets, leave-one-dataset-out, and writes the choices and the held-out
+scores to ``benchmarks/results/segmentation.json``; a test checks that the
+library's defaults are the ones recorded there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leukolib.data.base import Dataset
+from leukolib.metrics import segmentation_metrics
+from leukolib.segmentation.ensemble import EnsembleParams, fuse
+from leukolib.segmentation.handcrafted import HandcraftedParams, segment_nucleus
+
+__all__ = [
+    "AREA_OPENINGS",
+    "HANDCRAFTED_INCUMBENT",
+    "THRESHOLDS",
+    "candidate_rules",
+    "fusion_candidates",
+    "handcrafted_candidates",
+    "score_handcrafted",
+    "unit_means",
+]
+
+#: The paper's reading of Table A1: dilation 2 px last, area filter 150 px, both in pixels.
+HANDCRAFTED_INCUMBENT = "Table A1: dilate 2 px last, area 150 px"
+
+#: U-Net probability thresholds tried (0.5 is the incumbent).
+THRESHOLDS: tuple[float, ...] = (0.5, 0.3, 0.4, 0.6, 0.7)
+
+#: Area openings tried after the fusion, pixels at 256 x 256 (150, the paper's, first).
+AREA_OPENINGS: tuple[int, ...] = (150, 0, 75, 300)
+
+
+def handcrafted_candidates() -> dict[str, HandcraftedParams]:
+    """The handcrafted variants the protocol compares, the paper's reading first.
+
+    The dilation (none, or 1 px, 2 px, or 2 px at 256 x 256 scaled with the
+    image) after Otsu, after the closing or last, crossed with the area
+    threshold in pixels or scaled with the image.
+    """
+    base = HandcraftedParams(dilation=2, dilation_position="after_area_filter",
+                             scale_dilation=False, scale_min_area=False)
+    out = {HANDCRAFTED_INCUMBENT: base}
+    positions = {"after_otsu": "after Otsu", "after_closing": "after closing",
+                 "after_area_filter": "last"}
+    for scaled_area in (False, True):
+        area = "area scaled" if scaled_area else "area 150 px"
+        out[f"no dilation, {area}"] = replace(base, dilation_position="none",
+                                              scale_min_area=scaled_area)
+        for pos, where in positions.items():
+            for radius, scaled, text in ((1, False, "1 px"), (2, False, "2 px"),
+                                         (2, True, "2 px scaled")):
+                name = f"dilate {text} {where}, {area}"
+                out.setdefault(name, replace(base, dilation=radius, dilation_position=pos,
+                                             scale_dilation=scaled, scale_min_area=scaled_area))
+    out.pop("dilate 2 px last, area 150 px", None)  # the incumbent, under its own name
+    return out
+
+
+def score_handcrafted(
+    datasets: Mapping[str, Dataset],
+    candidates: Mapping[str, HandcraftedParams] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """IoU of every handcrafted candidate on every image of every dataset.
+
+    Each image is read once and segmented by every candidate.
+
+    Returns
+    -------
+    DataFrame
+        ``dataset, id, candidate, iou, dsc``.
+    """
+    from tqdm.auto import tqdm
+
+    cands = dict(candidates or handcrafted_candidates())
+    rows = []
+    for name, ds in datasets.items():
+        for s in tqdm(ds, total=len(ds), desc=f"HM candidates on {name}", disable=not progress,
+                      leave=False):
+            for cand, params in cands.items():
+                m = segmentation_metrics(segment_nucleus(s.image, params), s.nucleus)
+                rows.append({"dataset": name, "id": s.id, "candidate": cand, "iou": m["iou"],
+                             "dsc": m["dsc"]})
+    return pd.DataFrame(rows)
+
+
+def fusion_candidates(base: EnsembleParams | None = None) -> dict[str, EnsembleParams]:
+    """AND (the paper's rule) first, then OR and soft votes of several weights."""
+    b = base or EnsembleParams()
+    out = {"AND": replace(b, fusion="and"), "OR": replace(b, fusion="or")}
+    for w in (0.6, 0.67, 0.75, 0.9):
+        out[f"SOFT w={w:g}"] = replace(b, fusion="soft", soft_weight=w)
+    return out
+
+
+def candidate_rules(base: EnsembleParams | None = None) -> dict[str, Any]:
+    """Every candidate as an evaluation rule ``rule(hm, proba) -> mask``.
+
+    Named ``"t=0.3"`` (DEEP at that threshold), ``"fusion AND"`` ... (each
+    fusion with ``base``'s threshold and area opening) and ``"area 75"`` ...
+    (``base``'s fusion with that area opening), so that one evaluation pass
+    scores them all (:func:`leukolib.segmentation.evaluate.standard_methods`'s
+    ``extra``).
+    """
+    b = base or EnsembleParams()
+    rules: dict[str, Any] = {}
+    for t in THRESHOLDS:
+        rules[f"t={t:g}"] = lambda _, p, _t=t: p >= _t
+    for name, params in fusion_candidates(b).items():
+        rules[f"fusion {name}"] = lambda hm, p, _q=params: fuse(hm, p, _q)
+    for area in AREA_OPENINGS:
+        q = replace(b, min_area=area)
+        rules[f"area {area}"] = lambda hm, p, _q=q: fuse(hm, p, _q)
+    return rules
+
+
+def unit_means(per_image: pd.DataFrame, prefix: str, metric: str = "iou",
+               column: str = "method") -> pd.DataFrame:
+    """Candidates (rows, prefix removed) by unit (columns): the mean ``metric``.
+
+    A unit is ``"<trained_on> -> <dataset>"`` for U-Net candidates evaluated
+    across datasets, the dataset's name otherwise.
+    """
+    p = per_image[per_image[column].astype(str).str.startswith(prefix)].copy()
+    if "trained_on" in p and (p["trained_on"] != p["dataset"]).any():
+        p["unit"] = np.where(p["trained_on"] == p["dataset"], p["dataset"],
+                             p["trained_on"] + " -> " + p["dataset"])
+    else:
+        p["unit"] = p["dataset"]
+    p["candidate"] = p[column].astype(str).str[len(prefix):]
+    order = list(dict.fromkeys(p["candidate"]))
+    out = p.groupby(["candidate", "unit"], sort=False)[metric].mean().unstack("unit")
+    return out.reindex(order)

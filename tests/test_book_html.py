@@ -1,0 +1,250 @@
+"""The built book's HTML hygiene checks (leukolib.book.check_html) on hand-written pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from leukolib.book import _collapse_injected, _display_paths, check_html
+
+PAGE = """<!DOCTYPE html>
+<html><head><title>A page</title>
+<script>var DOCUMENTATION_OPTIONS = {{ root: "/tmp/not/text/but/script" }};</script>
+<style>p {{ background: url(/home/x/y.png); }}</style>
+</head><body><div class="bd-content"><article>{body}</article></div></body></html>
+"""
+
+# How myst-nb renders a code cell, its stream output and its error output.
+CELL = """<div class="cell docutils container">
+<div class="cell_input docutils container"><div class="highlight-ipython3 notranslate">
+<div class="highlight"><pre><span></span><span class="n">x</span> <span class="o">=</span> {source}
+</pre></div></div></div>
+<div class="cell_output docutils container">{output}</div></div>
+"""
+STREAM = """<div class="output stream highlight-myst-ansi notranslate"><div class="highlight">
+<pre><span></span>{text}
+</pre></div></div>"""
+ERROR = """<div class="output traceback highlight-ipythontb notranslate"><div class="highlight">
+<pre><span></span><span class="gt">-----------------------------------------------------</span>
+<span class="ne">ValueError</span>                                Traceback (most recent call last)
+Cell <span class="nn">In[3], line 1</span>
+<span class="ne">----&gt; 1</span> <span class="k">raise</span> <span class="ne">ValueError</span>(
+    <span class="s2">"boom"</span>)
+
+<span class="ne">ValueError</span>: boom
+</pre></div></div>"""
+
+
+def check(tmp_path: Path, body: str, name: str = "page.html", **kw) -> list[str]:
+    site = tmp_path / "html"
+    (site / name).parent.mkdir(parents=True, exist_ok=True)
+    (site / name).write_text(PAGE.format(body=body))
+    return check_html(site, **kw)
+
+
+def cell(source: str = "1", output: str = "") -> str:
+    return CELL.format(source=source, output=output)
+
+
+# --- tables ---------------------------------------------------------------------------------------
+
+TABLE = """<div class="pst-scrollable-table-container"><table class="table">
+<thead><tr class="row-odd"><th class="head"><p>a</p></th><th class="head"><p>b</p></th></tr></thead>
+<tbody><tr class="row-even"><td><p>1</p></td><td><p>2</p></td></tr></tbody></table></div>"""
+
+
+def test_a_rendered_table_passes(tmp_path):
+    assert check(tmp_path, "<h1>Results</h1>" + TABLE + "<p>A sentence | with a pipe.</p>") == []
+
+
+def test_a_table_as_pipe_text_fails(tmp_path):
+    problems = check(tmp_path, "<p>| a | b |\n| --- | --- |\n| 1 | 2 |</p>")
+    assert len(problems) == 1, problems  # one table, one problem
+    assert problems[0].startswith("page.html: raw markdown table")
+    assert "| a | b |" in problems[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| a | b |",
+        "| metric | ours | paper |",
+        "|---|---|",
+        "| :--- | ---: |",
+        "| \u2014 | \u2014 |",  # the typographer's em dashes
+        "| \u2013 | \u2013 |",  # en dashes
+        "Dice | IoU\n\u2014 | \u2014",  # no outer pipes: the separator row gives it away
+        "a table flattened | --- | --- | onto one line",
+    ],
+)
+def test_pipe_table_variants_fail(tmp_path, text):
+    assert len(check(tmp_path, f"<p>{text}</p>")) == 1
+
+
+def test_pipe_text_in_code_or_maths_passes(tmp_path):
+    body = (
+        "<pre>| a | b |\n| --- | --- |</pre>"
+        '<p>Write <code class="docutils literal">| a | b |</code> in markdown.</p>'
+        '<div class="math notranslate nohighlight">\\[|x - y|\\]</div>'
+        '<p><span class="math notranslate nohighlight">\\(|a|\\)</span> and p(y | x).</p>'
+    )
+    assert check(tmp_path, body) == []
+
+
+def test_a_pipe_table_in_a_markdown_output_fails(tmp_path):
+    output = '<div class="output text_markdown"><p>| a | b |\n| \u2014 | \u2014 |</p></div>'
+    assert len(check(tmp_path, cell(output=output))) == 1
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tmp/x/_build/outputs/foo.json",
+        "/work/main/_build/outputs/01_datasets.json",
+        "/home/alice/leukolib/runs",
+        "/root/.cache/torch/hub",
+        "/Users/alice/data/jtsc",
+        "/var/folders/xy/T/tmpab12/out",
+        "C:\\Users\\alice\\data",
+        "C:\\\\Users\\\\alice",  # as a repr prints it
+        "D:/data/jtsc",
+        "file:///srv/book/index.html",
+    ],
+)
+def test_machine_paths_fail_in_text(tmp_path, path):
+    problems = check(tmp_path, f"<p>Saved to {path} (see there).</p>")
+    assert len(problems) == 1, problems
+    assert "absolute path of the build machine" in problems[0]
+
+
+def test_the_tmp_path_of_the_issue_fails_in_an_output(tmp_path):
+    output = STREAM.format(text="saved /tmp/x/_build/outputs/foo.json")
+    problems = check(tmp_path, cell(output=output), name="notebooks/01_datasets.html")
+    assert problems == [
+        "notebooks/01_datasets.html: absolute path of the build machine: "
+        "'saved /tmp/x/_build/outputs/foo.json'"
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://example.org/a/b",
+        "See https://doi.org/10.3390/cancers15133376 and http://localhost:8888/lab/tree/x.",
+        "git+https://github.com/leukolib/leukolib and //cdn.example.org/a/b.js",
+        "s3://bucket/a/b",
+        "../shared/data/segmentation_WBC and ./runs/jtsc/fold0",
+        "_build/outputs/01_datasets.json",
+        "~/data/jtsc",
+        "2023/06/01, km/h, TP/(TP+FP), Grad-CAM/Grad-CAM++/Score-CAM, AND / OR, 1/2/3",
+        "ALL-IDB2/im/Im001_1.tif",
+    ],
+)
+def test_urls_and_relative_paths_pass(tmp_path, text):
+    assert check(tmp_path, f"<p>{text}</p>" + cell(output=STREAM.format(text=text))) == []
+
+
+def test_any_absolute_path_in_an_output_fails_but_placeholders_in_prose_pass(tmp_path):
+    prose = "<p>Run <code>papermill ... -p data_root /path/to/my_data</code> or /data/jtsc.</p>"
+    assert check(tmp_path, prose + cell('"/content/drive/MyDrive"')) == []
+    output = STREAM.format(text="reading /data/jtsc/images")
+    problems = check(tmp_path, cell(output=output))
+    assert len(problems) == 1 and "/data/jtsc/images" in problems[0]
+
+
+def test_paths_in_the_injected_parameters_cell_fail(tmp_path):
+    source = '<span class="s2">"/tmp/pytest-of-me/pytest-1/book0/_build/outputs"</span>'
+    problems = check(tmp_path, cell(source=source))
+    assert len(problems) == 1 and "/tmp/pytest-of-me" in problems[0]
+
+
+def test_given_roots_fail(tmp_path):
+    body = "<p>staged in /srv2/ci/build/_build/src/notebooks</p>"
+    assert check(tmp_path, body) == []
+    assert len(check(tmp_path, body, roots=["/srv2/ci/build"])) == 1
+
+
+def test_links_and_images_to_the_machine_fail(tmp_path):
+    body = '<p><img src="/tmp/x/fig.png" alt=""/><a href="file:///work/x.html">x</a></p>'
+    assert len(check(tmp_path, body)) == 2
+    assert (
+        check(tmp_path, '<p><img src="../_images/fig.png"/><a href="/abs/x.html">x</a></p>') == []
+    )
+
+
+def test_script_and_style_are_not_text(tmp_path):
+    assert check(tmp_path, "<p>nothing here</p>") == []
+
+
+def test_static_files_are_not_pages(tmp_path):
+    assert check(tmp_path, "<p>| a | b |</p>", name="_static/vendor.html") == []
+
+
+# --- errors ---------------------------------------------------------------------------------------
+
+
+def test_an_error_cell_fails(tmp_path):
+    problems = check(tmp_path, cell("1", ERROR))
+    assert problems == ["page.html: an error output: ValueError: boom"]
+
+
+def test_papermill_error_marker_and_printed_traceback_fail(tmp_path):
+    marker = (
+        '<p><span id="papermill-error-cell" style="color:red">An Exception was encountered at '
+        '<a href="#papermill-error-cell">In [3]</a>.</span></p>'
+    )
+    assert len(check(tmp_path, marker)) == 1
+    printed = STREAM.format(text="Traceback (most recent call last):\n  ...\nKeyError: 'x'")
+    assert len(check(tmp_path, cell(output=printed))) == 1
+
+
+def test_a_clean_notebook_page_passes(tmp_path):
+    output = STREAM.format(text="12 images, 3 classes; saved 01_datasets.json")
+    output += '<img alt="../_images/a.png" src="../_images/a.png" />'
+    assert check(tmp_path, "<h1>Datasets</h1>" + TABLE + cell(output=output)) == []
+
+
+def test_several_pages_are_reported_page_by_page(tmp_path):
+    site = tmp_path / "html"
+    (site / "notebooks").mkdir(parents=True)
+    (site / "index.html").write_text(PAGE.format(body="<p>fine</p>"))
+    (site / "notebooks" / "a.html").write_text(PAGE.format(body="<p>| a | b |</p>"))
+    (site / "notebooks" / "b.html").write_text(PAGE.format(body=cell("1", ERROR)))
+    problems = check_html(site)
+    assert [p.split(":")[0] for p in problems] == ["notebooks/a.html", "notebooks/b.html"]
+
+
+# --- the executed copies show the parameters' paths relative --------------------------------------
+
+
+def test_injected_parameters_show_relative_paths(tmp_path):
+    build = tmp_path / "_build"
+    params = {
+        "profile": "smoke",
+        "output_dir": str(build / "outputs"),
+        "data_root": "",
+        "seed": 0,
+    }
+    shown = _display_paths(params, tmp_path)
+    assert shown == {str(build / "outputs"): "_build/outputs"}
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["papermill"] = {
+        "input_path": str(tmp_path / "notebooks" / "01.ipynb"),
+        "output_path": str(build / "executed" / "01.ipynb"),
+        "parameters": params,
+    }
+    source = f'# Parameters\nprofile = "smoke"\noutput_dir = "{build / "outputs"}"\n'
+    nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]}))
+    path = tmp_path / "01.ipynb"
+    nbformat.write(nb, path)
+    _collapse_injected(path, shown)
+    out = nbformat.read(path, as_version=4)
+    assert "hide-cell" in out.cells[0].metadata["tags"]
+    assert 'output_dir = "_build/outputs"' in out.cells[0].source
+    assert str(tmp_path) not in out.cells[0].source
+    assert out.metadata["papermill"]["parameters"]["output_dir"] == "_build/outputs"
