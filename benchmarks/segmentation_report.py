@@ -1,96 +1,88 @@
-"""The whole segmentation evaluation on the shared datasets: HM, DEEP, fusions, generalization.
+"""The segmentation results on the shared datasets: defaults chosen by protocol, held-out numbers.
 
 Usage::
 
     python benchmarks/segmentation_report.py --profile cpu --shared ../shared/data \\
-        --runs /tmp/seg_report/runs --out /tmp/seg_report/report
+        --runs runs --out /tmp/seg_report
 
-For every dataset found under ``--shared`` (JTSC, CellaVision, ALL-IDB2), it
+For the datasets found under ``--shared`` (JTSC, ALL-IDB2, SMC_IDB), it
 
-1. trains the k-fold U-Net of the profile into ``RUNS/unet_<dataset>_<profile>_seed<seed>``
-   (the naming of notebook 03; resumable, and a complete run of the same
-   configuration is reused at once; ``--run NAME=DIR`` points at another run);
-2. evaluates HM, DEEP, ENSEMBLE (the paper's AND) and the other fusions,
-   with one handcrafted mask and one out-of-fold U-Net probability per image
-   (:func:`leukolib.segmentation.report.evaluate_methods`);
-3. applies every run to every other dataset (fold average) for the
-   cross-dataset generalization matrix, the handcrafted method as one more row;
-4. writes into ``--out``: ``segmentation_report.json`` / ``.md`` and the CSV
-   tables of :meth:`~leukolib.segmentation.report.SegmentationReport.save`, plus
-   ``fusions_vs_deep.csv``, ``generalization.csv`` (mean IoU),
-   ``generalization_ensemble.csv``, ``generalization_modes.csv``,
-   ``generalization_per_image.csv`` and ``failure_gallery_<dataset>.png``;
+1. scores every handcrafted candidate (:func:`leukolib.segmentation.selection.handcrafted_candidates`)
+   and applies the selection rule (:mod:`leukolib.selection`) on all datasets and
+   leave-one-dataset-out;
+2. trains (or reuses) the profile's k-fold U-Net of each dataset into
+   ``RUNS/unet_<dataset>_<profile>_seed<seed>``; on JTSC also a run with the paper's
+   Table A2 hyper-parameters, and decides which the profile uses;
+3. evaluates every run on every dataset (out-of-fold on its own, the fold average
+   elsewhere) with HM, DEEP and every candidate rule (thresholds, fusions, area openings),
+   and chooses each default in turn, in-domain and across datasets, leave-one-dataset-out;
+4. evaluates the chosen defaults once more (HM, DEEP, ENSEMBLE and the other fusions) and
+   writes the report files into ``--out`` and the reference results that the book renders
+   into ``leukolib/reference/segmentation.json`` (``--no-reference`` to skip).
 
-and prints the tables. ``--sensitivity 0.6,0.9`` also scores the soft fusion at other
-weights, post hoc, in a table of its own. Nothing is tuned on the evaluation images: the
-fusions are the documented ones of :mod:`leukolib.segmentation.ensemble`, with
-their documented parameters.
+Every per-image table is cached in ``--out``; a second call reuses them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
-DATASETS = (
-    ("jtsc", "segmentation_WBC"),
-    ("cellavision", "segmentation_WBC"),
-    ("all_idb2", "ALL_IDB2"),
-)
+DATASETS = (("jtsc", "segmentation_WBC"), ("all_idb2", "ALL_IDB2"), ("bloodseg", "BloodSeg"))
 DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def run_dir_name(dataset: str, profile: str, seed: int) -> str:
+def run_dir_name(dataset: str, profile: str, seed: int, suffix: str = "") -> str:
     """Run folder name, as notebook 03 names it."""
-    return f"unet_{dataset}_{profile}_seed{seed}"
+    return f"unet_{dataset}_{profile}_seed{seed}{suffix}"
 
 
-def find_datasets(shared: Path, names: list[str] | None, max_images: int | None, seed: int):
-    """``{name: (Dataset, root)}`` of the datasets present (others are reported and skipped)."""
-    from leukolib.data import load_dataset
-    from leukolib.errors import LeukolibError
-    from leukolib.notebook import limit_dataset
+def _cached(path: Path, compute):
+    import pandas as pd
 
-    found = {}
-    for name, folder in DATASETS:
-        if names and name not in names:
-            continue
-        root = shared / folder
-        try:
-            ds = load_dataset(name, root)
-        except (LeukolibError, OSError) as exc:
-            print(f"  {name}: skipped ({exc})", flush=True)
-            continue
-        found[name] = (limit_dataset(ds, max_images, seed), root.resolve())  # absolute in run.json
-    return found
+    if path.is_file():
+        return pd.read_csv(path, dtype={"id": str})
+    frame = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return frame
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse the arguments, train what is missing, evaluate, write and print the report."""
+def _choice_record(choice, lodo=None) -> dict:
+    rec = {"incumbent": choice.incumbent, "chosen": choice.chosen, "units": choice.units,
+           "reason": choice.reason,
+           "table": choice.table.reset_index().rename(columns={"index": "candidate"})
+           .to_dict(orient="records")}
+    if lodo is not None:
+        rec["leave_one_out"] = lodo.to_dict(orient="records")
+    return rec
+
+
+def _cross_units(datasets):
+    """LODO for pairs: without H, the pairs free of H choose; the pairs evaluated on H report."""
+    def units(held):
+        choosing = [f"{t} -> {e}" for t in datasets for e in datasets
+                    if t != e and held not in (t, e)]
+        reporting = [f"{t} -> {held}" for t in datasets if t != held]
+        return choosing, reporting
+    return units
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, step by step
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
-    ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="the datasets' folder")
-    ap.add_argument("--runs", type=Path, default=None, help="folder of the U-Net runs")
-    ap.add_argument("--out", type=Path, required=True, help="report folder (created)")
+    ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
+    ap.add_argument("--runs", type=Path, default=Path("runs"))
+    ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--datasets", default="", help="comma-separated subset (default: all found)")
-    ap.add_argument(
-        "--run", action="append", default=[], metavar="NAME=DIR", help="use this run for NAME"
-    )
-    ap.add_argument("--no-generalization", action="store_true", help="skip the cross matrix")
-    ap.add_argument(
-        "--sensitivity",
-        default="",
-        metavar="W,W,...",
-        help="also score the soft fusion at these weights, post hoc (reported apart, never "
-        "used to choose anything)",
-    )
-    ap.add_argument("--n-boot", type=int, default=10_000, help="bootstrap resamples")
-    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
-    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("--n-boot", type=int, default=10_000)
+    ap.add_argument("--no-reference", action="store_true", help="do not write the reference JSON")
+    ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
     import matplotlib
@@ -98,170 +90,206 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")
     import pandas as pd
 
+    from leukolib import reference
+    from leukolib.data import limit_dataset, load_dataset
+    from leukolib.errors import LeukolibError
+    from leukolib.paper import UNET_HPARAMS
     from leukolib.profiles import get_profile
     from leukolib.segmentation.ensemble import EnsembleParams
+    from leukolib.segmentation.evaluate import Evaluation, evaluate_segmentation, standard_methods
+    from leukolib.segmentation.figures import failure_gallery
+    from leukolib.segmentation.generalization import matrix
+    from leukolib.segmentation.handcrafted import HandcraftedParams
+    from leukolib.segmentation.hparams import UNetHParams
     from leukolib.segmentation.report import (
-        FUSION_METHODS,
-        METHODS,
-        SegmentationReport,
-        evaluate_methods,
-        failure_gallery,
-        generalization,
-        markdown_table,
+        iou_intervals,
+        overall_table,
+        paired_table,
+        paper_table,
+        save_report,
+    )
+    from leukolib.segmentation.selection import (
+        HANDCRAFTED_INCUMBENT,
+        candidate_rules,
+        fusion_candidates,
+        handcrafted_candidates,
+        score_handcrafted,
+        unit_means,
     )
     from leukolib.segmentation.training import train_unet
     from leukolib.segmentation.unet import load_unet_run
+    from leukolib.selection import choose, leave_one_out
+    from leukolib.stats import paired_comparison
 
+    warnings.simplefilter("ignore")  # repaired-mask warnings: counted in the tables instead
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 30)
-    prof = get_profile(args.profile)
-    progress = not args.quiet
-    overrides = dict(item.split("=", 1) for item in args.run)
-    names = [n for n in args.datasets.split(",") if n] or None
-    print(f"datasets under {args.shared}:", flush=True)
-    found = find_datasets(args.shared, names, prof.max_images, args.seed)
-    if not found:
-        print("no dataset found: nothing to do", file=sys.stderr)
-        return 1
-
-    weights = [float(w) for w in args.sensitivity.split(",") if w]
-    fusions_scored = dict(FUSION_METHODS)
-    for w in weights:
-        fusions_scored[f"ENSEMBLE-SOFT w={w:g}"] = EnsembleParams("soft", soft_weight=w)
-    missing = [n for n in found if n not in overrides]
-    if missing and args.runs is None:
-        ap.error(f"--runs is needed for {', '.join(missing)} (or --run NAME=DIR for each)")
-    t_all = time.perf_counter()
-    runs, reports, post_hoc, timings = {}, [], [], {}
-    for name, (ds, root) in found.items():
-        run_dir = Path(
-            overrides[name]
-            if name in overrides
-            else args.runs / run_dir_name(name, prof.name, args.seed)
-        )
-        t0 = time.perf_counter()
-        if name not in overrides:  # resumable: returns at once when the run is complete
-            train_unet(
-                ds,
-                run_dir,
-                profile=prof,
-                seed=args.seed,
-                device=args.device,
-                progress=progress,
-                data_root=root,
-            )
-        t1 = time.perf_counter()
-        runs[name] = load_unet_run(run_dir, device=args.device)
-        rep = evaluate_methods(ds, runs[name], fusions=fusions_scored, progress=progress)
-        # Post-hoc variants go to their own table; the report keeps the documented methods.
-        post_hoc.append(rep.per_image[~rep.per_image["method"].isin(METHODS)])
-        rep.per_image = rep.per_image[rep.per_image["method"].isin(METHODS)].reset_index(drop=True)
-        reports.append(rep)
-        timings[name] = {"train_seconds": t1 - t0, "evaluate_seconds": time.perf_counter() - t1}
-        print(f"{name}: {len(ds)} images, {rep.info[name]['mode']}, run {run_dir}", flush=True)
-    report = SegmentationReport.concat(reports)
-    sensitivity = None
-    if weights:
-        base = report.per_image[report.per_image["method"].isin(["DEEP", "ENSEMBLE-SOFT"])]
-        every_w = pd.concat([base, *post_hoc], ignore_index=True)
-        sensitivity = every_w.pivot_table(index="method", columns="dataset", values="iou")
-
-    out = args.out
+    t_start = time.perf_counter()
+    prof, progress, out = get_profile(args.profile), not args.quiet, args.out
     out.mkdir(parents=True, exist_ok=True)
-    report.save(out)
-    every = [(f, "DEEP") for f in FUSION_METHODS] + [("ENSEMBLE-SOFT", "ENSEMBLE")]
-    fusions = report.paired(comparisons=every, n_boot=args.n_boot, seed=args.seed)
-    fusions.to_csv(out / "fusions_vs_deep.csv", index=False)
+    wanted = [d for d in args.datasets.split(",") if d]
+    data, roots = {}, {}
+    for name, folder in DATASETS:
+        if wanted and name not in wanted:
+            continue
+        try:
+            data[name] = limit_dataset(load_dataset(name, args.shared / folder),
+                                       prof.data.max_images, args.seed)
+            roots[name] = (args.shared / folder).resolve()
+        except (LeukolibError, OSError) as exc:
+            print(f"{name}: skipped ({exc})", flush=True)
+    names = list(data)
+    results: dict = {"datasets": {d: {"n_images": len(ds)} for d, ds in data.items()}}
 
-    for name, (ds, _) in found.items():
-        fig = failure_gallery(report, ds, runs[name], n_worst=2)
-        fig.savefig(out / f"failure_gallery_{name}.png", dpi=110)
+    # 1. handcrafted defaults ----------------------------------------------------------
+    per_hm = _cached(out / "handcrafted_candidates.csv",
+                     lambda: score_handcrafted(data, handcrafted_candidates(), progress))
+    hm_scores = unit_means(per_hm, "", column="candidate")
+    hm_choice = choose(hm_scores, HANDCRAFTED_INCUMBENT)
+    results["handcrafted"] = _choice_record(hm_choice, leave_one_out(hm_scores,
+                                                                     HANDCRAFTED_INCUMBENT))
+    print("\nhandcrafted candidates (mean IoU)\n", hm_scores.round(4), "\n", hm_choice.reason)
+    hm_params = handcrafted_candidates()[hm_choice.chosen]
 
-    gen = None
-    if not args.no_generalization and len(found) > 1:
-        t0 = time.perf_counter()
-        gen = generalization(
-            runs, {n: d for n, (d, _) in found.items()}, reports=[report], progress=progress
-        )
-        timings["generalization_seconds"] = time.perf_counter() - t0
-        gen.matrix().to_csv(out / "generalization.csv")
-        gen.matrix("ENSEMBLE", handcrafted=False).to_csv(out / "generalization_ensemble.csv")
-        gen.modes().to_csv(out / "generalization_modes.csv")
-        gen.per_image.to_csv(out / "generalization_per_image.csv", index=False)
+    # 2. U-Nets, and the paper's Table A2 against our defaults ---------------------------
+    runs = {}
+    for name, ds in data.items():
+        rd = args.runs / run_dir_name(name, prof.name, args.seed)
+        train_unet(ds, rd, profile=prof, seed=args.seed, data_root=roots[name], progress=progress)
+        runs[name] = load_unet_run(rd)
+    if "jtsc" in data:
+        rd = args.runs / run_dir_name("jtsc", prof.name, args.seed, "_tableA2")
+        hp = UNetHParams(**UNET_HPARAMS["jtsc"], source="paper")
+        train_unet(data["jtsc"], rd, profile=prof, seed=args.seed, hparams=hp,
+                   data_root=roots["jtsc"], progress=progress)
+        ours = pd.DataFrame(runs["jtsc"].per_image).set_index("id")["iou"]
+        theirs = pd.DataFrame(load_unet_run(rd).per_image).set_index("id")["iou"]
+        cmp = paired_comparison(ours[theirs.index], theirs, names=("defaults", "Table A2"),
+                                n_boot=args.n_boot, seed=args.seed)
+        results["unet_hparams"] = {
+            "dataset": "jtsc", "defaults": runs["jtsc"].record["hparams"],
+            "table_a2": UNET_HPARAMS["jtsc"], "comparison": cmp,
+            "defaults_oof_iou": float(ours.mean()), "table_a2_oof_iou": float(theirs.mean()),
+            "profile_uses": prof.segmentation.hparams}
+        print("\nU-Net hyper-parameters on JTSC (out-of-fold IoU):", cmp)
+    results["unet_runs"] = {
+        d: {"oof_iou": r.summary["iou"]["mean"], "oof_iou_std": r.summary["iou"]["std"],
+            "hparams_source": r.record["config"]["hparams_source"],
+            "folds": r.n_folds, "epochs": r.record["config"]["epochs"],
+            "image_size": r.image_size, "total_seconds": r.record["timings"]["total_seconds"],
+            "mean_epoch_seconds": r.record["timings"]["mean_epoch_seconds"],
+            "n_groups": r.record["dataset"].get("n_groups")} for d, r in runs.items()}
 
-    if sensitivity is not None:
-        sensitivity.to_csv(out / "soft_weight_sensitivity.csv")
-    timings["total_seconds"] = time.perf_counter() - t_all
-    command = "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
-    extra = {
-        "command": command,
-        "profile": prof.to_dict(),
-        "seed": args.seed,
-        "runs": {n: str(r.run_dir) for n, r in runs.items()},
-        "timings": timings,
-        "fusions_vs_deep": fusions.to_dict(orient="records"),
-    }
-    if sensitivity is not None:
-        extra["soft_weight_sensitivity_iou"] = sensitivity.to_dict(orient="index")
-    if gen is not None:
-        extra["generalization_iou"] = gen.matrix().to_dict(orient="index")
-        extra["generalization_ensemble_iou"] = gen.matrix("ENSEMBLE", handcrafted=False).to_dict(
-            orient="index"
-        )
-        extra["generalization_modes"] = gen.modes().to_dict(orient="index")
-    record = json.loads((out / "segmentation_report.json").read_text())
-    record.update(json.loads(json.dumps(extra, default=str)))
-    (out / "segmentation_report.json").write_text(json.dumps(record, indent=2) + "\n")
-    md = out / "segmentation_report.md"
-    text = [f"# Segmentation report ({prof.name} profile)", "", f"Command: `{command}`", ""]
-    text += [md.read_text(), "## Every fusion against DEEP (and SOFT against AND)", ""]
-    shown = fusions.drop(columns=["a", "b"]).set_index("dataset")
-    text += [markdown_table(shown), ""]
-    if gen is not None:
-        text += [
-            "## Cross-dataset generalization: mean IoU of DEEP",
-            "",
-            "Rows: trained on; "
-            "columns: evaluated on (diagonal out-of-fold, elsewhere the fold average).",
-            "",
-        ]
-        text += [markdown_table(gen.matrix()), "", "ENSEMBLE (AND) with the same runs:", ""]
-        text += [markdown_table(gen.matrix("ENSEMBLE", handcrafted=False)), ""]
-    if sensitivity is not None:
-        text += [
-            "## Post hoc: mean IoU of the soft fusion at other weights (not used to choose)",
-            "",
-        ]
-        text += [markdown_table(sensitivity), ""]
-    md.write_text("\n".join(text) + "\n")
+    # 3. every run on every dataset with every candidate rule ----------------------------
+    def candidates_pass(base: EnsembleParams, tag: str):
+        def compute():
+            parts = []
+            for t, run in runs.items():
+                for e, ds in data.items():
+                    m = standard_methods(run.predictor_for(ds), ensemble=base,
+                                         handcrafted=lambda im: _hm(im),
+                                         extra=candidate_rules(base))
+                    ev = evaluate_segmentation(ds, m, trained_on=t, progress=progress)
+                    parts.append(ev.per_image)
+            return pd.concat(parts, ignore_index=True)
+        return _cached(out / f"candidates_{tag}.csv", compute)
 
-    # ------------------------------------------------------------------ print
-    print(f"\n{command}\n")
-    print("Mean IoU per dataset (ours beside the paper's):")
-    print(report.overall_table().to_string(), "\n")
-    for name in report.datasets:
-        print(f"{name}: the paper's layout (best of each column between ** **)")
-        print(report.paper_table(name).to_string(), "\n")
-        print(report.mean_ci().query("dataset == @name").round(4).to_string(index=False), "\n")
-    print("Paired per-image IoU differences (bootstrap 95 % CI, Wilcoxon signed-rank):")
-    print(report.paired(n_boot=args.n_boot, seed=args.seed).round(4).to_string(index=False), "\n")
-    print(fusions.round(4).to_string(index=False), "\n")
-    print("Why AND wins or loses against DEEP (shares of the truth area, before area opening):")
-    print(report.diagnostics().round(4).T.to_string(), "\n")
-    if gen is not None:
-        print(
-            "Cross-dataset generalization, mean IoU of DEEP (rows trained on, cols evaluated on):"
-        )
-        print(gen.matrix().round(4).to_string(), "\n")
-        print("the same for ENSEMBLE (AND):")
-        print(gen.matrix("ENSEMBLE", handcrafted=False).round(4).to_string(), "\n")
-        print(gen.modes().to_string(), "\n")
-    if sensitivity is not None:
-        print("Post hoc, not used to choose anything: mean IoU of the soft fusion by weight")
-        print(sensitivity.round(4).to_string(), "\n")
-    print(f"written to {out} in {timings['total_seconds']:.0f} s")
+    from leukolib.segmentation.handcrafted import segment_nucleus
+
+    def _hm(image):
+        return segment_nucleus(image, hm_params)
+
+    base = EnsembleParams()
+    per = candidates_pass(base, "base")
+    in_domain = per[per["trained_on"] == per["dataset"]]
+    cross = per[per["trained_on"] != per["dataset"]]
+    thr = unit_means(in_domain, "t=")
+    thr_choice = choose(thr, f"{base.threshold:g}")
+    results["threshold"] = _choice_record(thr_choice, leave_one_out(thr, thr_choice.incumbent))
+    chosen_t = float(thr_choice.chosen)
+    if chosen_t != base.threshold:
+        base = replace(base, threshold=chosen_t)
+        per = candidates_pass(base, f"t{chosen_t:g}")
+        in_domain = per[per["trained_on"] == per["dataset"]]
+        cross = per[per["trained_on"] != per["dataset"]]
+    print("\nU-Net threshold (DEEP, out-of-fold mean IoU)\n", thr.round(4), "\n", thr_choice.reason)
+
+    fus_in = unit_means(in_domain, "fusion ")
+    fus_x = unit_means(cross, "fusion ") if len(cross) else None
+    fus_in_choice = choose(fus_in, "AND")
+    results["fusion_in_domain"] = _choice_record(fus_in_choice, leave_one_out(fus_in, "AND"))
+    print("\nfusion, in-domain\n", fus_in.round(4), "\n", fus_in_choice.reason)
+    if fus_x is not None and len(names) > 2:
+        fus_x_choice = choose(fus_x, "AND")
+        results["fusion_cross"] = _choice_record(
+            fus_x_choice, leave_one_out(fus_x, "AND", _cross_units(names), names))
+        print("\nfusion, across datasets\n", fus_x.round(4), "\n", fus_x_choice.reason)
+    else:
+        fus_x_choice = fus_in_choice
+    # One ensemble for both uses unless the measurements disagree; then both are reported.
+    chosen_fusion = fusion_candidates(base)[fus_in_choice.chosen]
+    results["fusion_uses_agree"] = fus_in_choice.chosen == fus_x_choice.chosen
+    area = unit_means(in_domain, "area ") if chosen_fusion == base else None
+    if area is None:  # area candidates were scored with the base fusion: score them again
+        base = chosen_fusion
+        per = candidates_pass(base, f"{base.fusion}{base.soft_weight:g}")
+        in_domain = per[per["trained_on"] == per["dataset"]]
+        area = unit_means(in_domain, "area ")
+    area_choice = choose(area, f"{base.min_area}")
+    results["area_opening"] = _choice_record(area_choice, leave_one_out(area, area_choice.incumbent))
+    print("\narea opening\n", area.round(4), "\n", area_choice.reason)
+    final = replace(chosen_fusion, min_area=int(area_choice.chosen))
+    results["defaults"] = {"handcrafted": hm_params.to_dict(), "ensemble": final.to_dict(),
+                           "ensemble_label": final.label()}
+    library = {"handcrafted": HandcraftedParams().to_dict(), "ensemble": EnsembleParams().to_dict()}
+    results["library_defaults_match"] = library == {k: results["defaults"][k]
+                                                    for k in ("handcrafted", "ensemble")}
+
+    # 4. the chosen defaults, and the tables of the book ---------------------------------
+    alternatives = {k: v for k, v in fusion_candidates(final).items() if v != final}
+    alternatives = {k: alternatives[k] for k in ("AND", "OR", "SOFT w=0.75") if k in alternatives}
+
+    def final_pass():
+        parts = []
+        for t, run in runs.items():
+            for e, ds in data.items():
+                m = standard_methods(run.predictor_for(ds), ensemble=final,
+                                     alternatives=alternatives, handcrafted=_hm)
+                parts.append(evaluate_segmentation(ds, m, trained_on=t, progress=progress))
+        return Evaluation.concat(parts)
+
+    ev = final_pass()
+    save_report(ev, out / "report", n_boot=args.n_boot, seed=args.seed)
+    for name, ds in data.items():
+        fig = failure_gallery(ev, ds, standard_methods(runs[name].predictor_for(ds), final,
+                                                       handcrafted=_hm))
+        fig.savefig(out / "report" / f"failure_gallery_{name}.png", dpi=110)
+    summary = ev.summary().reset_index()
+    results["summary"] = summary.to_dict(orient="records")
+    results["overall_iou"] = overall_table(ev).reset_index().to_dict(orient="records")
+    results["paper_tables"] = {d: paper_table(ev, d).to_dict(orient="records") for d in names}
+    results["intervals"] = iou_intervals(ev, n_boot=args.n_boot, seed=args.seed).to_dict(
+        orient="records")
+    results["paired"] = paired_table(ev, n_boot=args.n_boot, seed=args.seed).to_dict(
+        orient="records")
+    results["generalization"] = {m: matrix(ev, m).reset_index().to_dict(orient="records")
+                                 for m in ("DEEP", "ENSEMBLE")}
+    results["mask_repairs"] = {d: {k: ev.info[d][k] for k in ("mask_repaired_images",
+                                                            "mask_repaired_pixels")}
+                               for d in names if d in ev.info}
+    results["seconds"] = time.perf_counter() - t_start
+    print("\n", overall_table(ev).round(4))
+    print("\n", matrix(ev, "ENSEMBLE").round(4))
+    if not args.no_reference:
+        cmd = "python benchmarks/segmentation_report.py " + " ".join(
+            a if not a.startswith("/") else Path(a).name for a in (argv or sys.argv[1:]))
+        path = reference.write("segmentation", results, cmd, prof.name)
+        print(f"\nwrote {path}")
+    if not results["library_defaults_match"]:
+        print("\nWARNING: the library's defaults differ from the chosen ones:",
+              results["defaults"], file=sys.stderr)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -100,6 +100,26 @@ class Methods:
         """The method names, in order."""
         return [self.segmenter_name] if self.segmenter is not None else list(self.rules)
 
+    def masks(self, samples: Sequence[Sample], batch_size: int = 16) -> list[dict[str, np.ndarray]]:
+        """Every method's mask of each sample (for figures); a failure raises.
+
+        Examples
+        --------
+        >>> from leukolib.data import load_dataset
+        >>> s = load_dataset("synthetic", n_images=1, size=96, seed=0)[0]
+        >>> list(handcrafted_methods().masks([s])[0])
+        ['HM']
+        """
+        timing = {"seconds_handcrafted": 0.0, "seconds_deep": 0.0, "seconds_segmenter": 0.0}
+        hms, probs, errors = _parts(self, list(samples), batch_size, timing)
+        out = []
+        for s, hm, p, err in zip(samples, hms, probs, errors, strict=True):
+            masks, err = _masks(self, s, hm, p, err, timing)
+            if err is not None:
+                raise RuntimeError(f"{s.id}: {err}")
+            out.append(masks)
+        return out
+
 
 def handcrafted_methods(params: Any = None, name: str = "HM") -> Methods:
     """Only the handcrafted method (``params``: a ``HandcraftedParams``, default Table A1)."""

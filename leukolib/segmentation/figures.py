@@ -195,8 +195,6 @@ def failure_gallery(
     size : float
         Panel size in inches.
     """
-    from leukolib.segmentation.evaluate import _parts
-
     p = ev.per_image[ev.per_image["dataset"] == dataset.name]
     picked: dict[str, list[str]] = {}
     for method in show:
@@ -204,10 +202,8 @@ def failure_gallery(
             picked.setdefault(str(sid), []).append(method)
     by_id = {sid: i for i, sid in enumerate(dataset.ids)}
     samples = [dataset[by_id[sid]] for sid in picked]
-    timing = {"seconds_handcrafted": 0.0, "seconds_deep": 0.0}
-    hms, probs, _ = _parts(methods, samples, 16, timing)
-    masks = {m: [np.asarray(methods.rules[m](h, q), bool) for h, q in zip(hms, probs, strict=True)]
-             for m in show}
+    computed = methods.masks(samples)
+    masks = {m: [c[m] for c in computed] for m in show}
     scores = p.pivot_table(index="id", columns="method", values=metric)
     score_lists = {m: [float(scores.loc[s.id, m]) for s in samples] for m in show}
     titles = [f"{s.id} (worst {', '.join(why)})"

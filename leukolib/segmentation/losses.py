@@ -76,7 +76,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["UnifiedFocalLoss", "unified_focal_terms"]
+__all__ = ["UnifiedFocalLoss", "focal_tversky_terms", "unified_focal_terms"]
 
 
 def unified_focal_terms(
@@ -116,7 +116,13 @@ def unified_focal_terms(
     back = -(1.0 - delta) * (1.0 - y) * torch.exp(gamma * log_p) * log_q
     maf = (fore + back).mean()
 
-    # Asymmetric focal Tversky loss, per image and class, averaged.
+    back_t, fore_t = _tversky_terms(y, p, delta, gamma, epsilon)
+    maft = torch.stack([back_t, fore_t], dim=1).mean()
+    return maf, maft
+
+
+def _tversky_terms(y, p, delta, gamma, epsilon):
+    """Per image: the background term ``1 - mTI_bg``, the nucleus term ``(1 - mTI_r)^(1-g)``."""
     dims = (1, 2, 3)
     tp_r = (y * p).sum(dims)
     fn_r = (y * (1.0 - p)).sum(dims)
@@ -125,10 +131,30 @@ def unified_focal_terms(
     fn_b, fp_b = fp_r, fn_r  # a background miss is a nucleus false positive, and vice versa
     mti_r = (tp_r + epsilon) / (tp_r + delta * fn_r + (1.0 - delta) * fp_r + epsilon)
     mti_b = (tp_b + epsilon) / (tp_b + delta * fn_b + (1.0 - delta) * fp_b + epsilon)
-    back_t = 1.0 - mti_b
-    fore_t = torch.clamp(1.0 - mti_r, min=epsilon) ** (1.0 - gamma)
-    maft = torch.stack([back_t, fore_t], dim=1).mean()
-    return maf, maft
+    return 1.0 - mti_b, torch.clamp(1.0 - mti_r, min=epsilon) ** (1.0 - gamma)
+
+
+def focal_tversky_terms(
+    logits: torch.Tensor, target: torch.Tensor, delta: float = 0.6, gamma: float = 0.5,
+    epsilon: float = 1e-7,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two halves of the asymmetric focal Tversky term, averaged over the batch.
+
+    ``L_maFT`` is their mean. With ``gamma = 1`` (every row of the paper's
+    Table A2) the nucleus half is the constant 1, whatever the prediction.
+
+    Examples
+    --------
+    >>> import torch
+    >>> target = torch.zeros(1, 1, 8, 8); target[..., 2:6, 2:6] = 1
+    >>> good, poor = 6 * (2 * target - 1), 0.3 * (2 * target - 1)
+    >>> [round(float(focal_tversky_terms(z, target, 0.7, 1.0)[1]), 3) for z in (good, poor)]
+    [1.0, 1.0]
+    """
+    z = logits.float()
+    y = target.to(torch.float32).reshape(z.shape)
+    back, fore = _tversky_terms(y, torch.sigmoid(z), delta, gamma, epsilon)
+    return back.mean(), fore.mean()
 
 
 class UnifiedFocalLoss(nn.Module):

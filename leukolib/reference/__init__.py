@@ -1,0 +1,81 @@
+"""Reference results on real data, measured by the benchmarks and shipped with the package.
+
+The book runs by default on synthetic smears (nothing to download), but its
+readers want to know how the methods do on real data: the shared datasets
+(JTSC, ALL-IDB2, SMC_IDB) that the developers have and a reader may not. The
+scripts of ``benchmarks/`` measure that under the ``cpu`` profile and write
+one JSON file per stage here (``segmentation.json``, ``classification.json``
+...); notebooks and the book's front page render them, each table saying
+where its numbers came from (:func:`provenance`). They are package data, so
+a notebook opened in Colab shows them too.
+
+Every file holds ``provenance`` (the command, the date, the commit, the
+library versions, the profile) and ``results``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+__all__ = ["available", "load", "provenance", "write"]
+
+
+def _path(name: str) -> Path:
+    return Path(str(files(__name__).joinpath(f"{name}.json")))
+
+
+def available(name: str) -> bool:
+    """Whether the reference results of a stage are shipped."""
+    return _path(name).is_file()
+
+
+def load(name: str) -> dict[str, Any]:
+    """The reference results of a stage (``"segmentation"``, ``"classification"`` ...).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the benchmark of that stage has not been run and committed.
+    """
+    path = _path(name)
+    if not path.is_file():
+        raise FileNotFoundError(f"no reference results {name!r} shipped with leukolib "
+                                f"(run the benchmark of that stage: benchmarks/)")
+    return json.loads(path.read_text())
+
+
+def provenance(name: str) -> str:
+    """One sentence saying where the reference results of a stage come from.
+
+    Examples
+    --------
+    >>> provenance("nothing-here")
+    'no reference results: the benchmark was not run'
+    """
+    if not available(name):
+        return "no reference results: the benchmark was not run"
+    p = load(name)["provenance"]
+    return (f"measured with `{p['command']}` under the {p['profile']} profile on {p['date']} "
+            f"(leukolib {p['versions'].get('leukolib', '?')}, commit {p['commit']})")
+
+
+def write(name: str, results: dict[str, Any], command: str, profile: str,
+          folder: str | os.PathLike | None = None) -> Path:
+    """Write a stage's reference results with their provenance (used by ``benchmarks/``)."""
+    from leukolib.runs import library_versions, now, write_json
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    target = Path(folder) / f"{name}.json" if folder else _path(name)
+    payload = {"provenance": {"command": command, "date": now()[:10], "commit": commit,
+                              "profile": profile, "versions": library_versions()},
+               "results": results}
+    return write_json(target, payload)

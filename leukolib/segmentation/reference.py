@@ -1,0 +1,173 @@
+"""The committed real-data segmentation results, as the tables the book shows.
+
+``benchmarks/segmentation_report.py`` measures the segmentation on the shared
+datasets (JTSC, ALL-IDB2, SMC_IDB) under the ``cpu`` profile and ships the
+numbers with the package (:mod:`leukolib.reference`). These functions turn
+them into tables: the selection of every default, with the numbers of the
+data that chose nothing (leave-one-dataset-out), the results beside the
+paper, and the generalization matrix. Each function raises
+``FileNotFoundError`` when the results are not shipped (check
+:func:`available`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from leukolib import reference
+
+__all__ = [
+    "PARAMETERS",
+    "available",
+    "generalization",
+    "held_out",
+    "overall",
+    "paired",
+    "paper_table",
+    "provenance",
+    "results",
+    "selection",
+    "summary",
+    "unet_runs",
+]
+
+NAME = "segmentation"
+
+#: The defaults chosen by the protocol, in the order they were chosen.
+PARAMETERS: dict[str, str] = {
+    "handcrafted": "handcrafted dilation and scaling",
+    "threshold": "U-Net probability threshold",
+    "fusion_in_domain": "fusion rule, U-Net on its own dataset (out-of-fold)",
+    "fusion_cross": "fusion rule, U-Net applied to another dataset",
+    "area_opening": "area opening after the fusion",
+}
+
+
+def available() -> bool:
+    """Whether the reference segmentation results are shipped."""
+    return reference.available(NAME)
+
+
+def provenance() -> str:
+    """Where the numbers come from (command, date, commit)."""
+    return reference.provenance(NAME)
+
+
+def results() -> dict[str, Any]:
+    """The raw results dictionary."""
+    return reference.load(NAME)["results"]
+
+
+def selection(parameter: str) -> pd.DataFrame:
+    """Every candidate's mean IoU on every choosing unit, its gains, and the verdict.
+
+    Parameters
+    ----------
+    parameter : str
+        A key of :data:`PARAMETERS`.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by candidate; one column per unit, then ``mean_gain``,
+        ``spread``, ``passes`` and ``chosen`` (one row is True).
+    """
+    rec = results()[parameter]
+    t = pd.DataFrame(rec["table"]).set_index("candidate")
+    t = t.drop(columns=["min_gain"], errors="ignore")
+    t["chosen"] = t.index == rec["chosen"]
+    return t
+
+
+def held_out(parameter: str) -> pd.DataFrame:
+    """Leave-one-dataset-out: the choice made without a dataset, and its score on it.
+
+    Returns
+    -------
+    DataFrame
+        ``held out, unit, chosen without it, IoU of that choice, IoU of the
+        paper's value, IoU of the library default``.
+    """
+    rows = pd.DataFrame(results()[parameter]["leave_one_out"])
+    rows = rows.rename(columns={"held_out": "held out", "chosen": "chosen without it",
+                                "chosen_score": "IoU, chosen without it",
+                                "incumbent_score": "IoU, the paper's value",
+                                "all_score": "IoU, library default"})
+    return rows.drop(columns=["reason", "all_chosen"]).set_index(["held out", "unit"])
+
+
+def summary(metric: str = "iou") -> pd.DataFrame:
+    """In-domain mean (and std) of ``metric``: rows = methods, columns = datasets."""
+    s = pd.DataFrame(results()["summary"])
+    s = s[s["trained_on"] == s["dataset"]]
+    mean = s.pivot_table(index="method", columns="dataset", values=metric, sort=False)
+    return mean.reindex(list(dict.fromkeys(s["method"])))
+
+
+def overall() -> pd.DataFrame:
+    """Mean IoU per method and dataset, with the paper's ensemble row (Table 2)."""
+    return pd.DataFrame(results()["overall_iou"]).set_index("method")
+
+
+def paper_table(dataset: str) -> pd.DataFrame:
+    """One dataset in the paper's layout (ours, then its rows and Table 4's competitors)."""
+    return pd.DataFrame(results()["paper_tables"][dataset]).set_index(["source", "method"])
+
+
+def paired() -> pd.DataFrame:
+    """Paired per-image comparisons (ENSEMBLE - DEEP, ENSEMBLE - HM) per dataset and U-Net."""
+    p = pd.DataFrame(results()["paired"])
+    cols = ["dataset", "trained_on", "comparison", "mean_diff", "ci_low", "ci_high",
+            "wilcoxon_p", "wins", "losses", "ties", "verdict"]
+    return p[cols].set_index(["dataset", "trained_on", "comparison"])
+
+
+def generalization(method: str = "ENSEMBLE") -> pd.DataFrame:
+    """Mean IoU of ``method``: rows = U-Net trained on, columns = evaluated on (HM as a row)."""
+    return pd.DataFrame(results()["generalization"][method]).set_index("trained on")
+
+
+def unet_runs() -> pd.DataFrame:
+    """The U-Net runs behind the numbers: out-of-fold IoU, hyper-parameters, time."""
+    return pd.DataFrame(results()["unet_runs"]).T
+
+
+def findings() -> list[str]:
+    """What the reference results say, as sentences generated from the numbers.
+
+    One sentence per dataset (the ensemble against HM, DEEP and the paper), per
+    paired comparison, per held-out choice and for the generalization matrix,
+    so that the book's discussion never carries a typed number.
+    """
+    r = results()
+    ens = r["defaults"]["ensemble_label"]
+    s = summary()
+    paper_t2 = overall()
+    paper_row = [i for i in paper_t2.index if str(i).startswith("paper")]
+    out = [f"The ensemble is {ens}."]
+    for d in s.columns:
+        theirs = paper_t2.loc[paper_row[0], d] if paper_row and d in paper_t2 else float("nan")
+        paper_txt = f"; the paper reports {theirs:.3f}" if theirs == theirs else ""
+        out.append(f"{d}: ENSEMBLE {s.loc['ENSEMBLE', d]:.3f} mean IoU, HM {s.loc['HM', d]:.3f}, "
+                   f"DEEP {s.loc['DEEP', d]:.3f}{paper_txt}.")
+    for (d, t, comp), row in paired().iterrows():
+        where = "out-of-fold" if d == t else f"U-Net trained on {t}"
+        out.append(f"{d} ({where}), {comp}: {row['mean_diff']:+.4f} "
+                   f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], {row['verdict']}.")
+    for key, what in PARAMETERS.items():
+        if key not in r:
+            continue
+        for (held, unit), row in held_out(key).iterrows():
+            out.append(f"{what}, {held} held out: chosen without it {row['chosen without it']!r}, "
+                       f"IoU on {unit} {row['IoU, chosen without it']:.3f} (the paper's value "
+                       f"{row['IoU, the paper' + chr(39) + 's value']:.3f}).")
+    g = generalization("ENSEMBLE")
+    hm = g.loc[[i for i in g.index if str(i).startswith("handcrafted")][0]]
+    pairs = [(t, e) for t in g.index if not str(t).startswith("handcrafted") for e in g.columns
+             if t != e]
+    ok = sum(g.loc[t, e] >= hm[e] for t, e in pairs)
+    out.append(f"Across datasets the ensemble is at least as good as HM alone on {ok} of "
+               f"{len(pairs)} ordered pairs.")
+    return out
