@@ -7,9 +7,9 @@ Usage::
 
 For the datasets found under ``--shared`` (JTSC, ALL-IDB2, SMC_IDB), it
 
-1. scores every handcrafted candidate (:func:`leukolib.segmentation.selection.handcrafted_candidates`)
-   and applies the selection rule (:mod:`leukolib.selection`) on all datasets and
-   leave-one-dataset-out;
+1. scores every handcrafted candidate
+   (:func:`leukolib.segmentation.selection.handcrafted_candidates`) and applies the
+   selection rule (:mod:`leukolib.selection`) on all datasets and leave-one-dataset-out;
 2. trains (or reuses) the profile's k-fold U-Net of each dataset into
    ``RUNS/unet_<dataset>_<profile>_seed<seed>``; on JTSC also a run with the paper's
    Table A2 hyper-parameters, and decides which the profile uses;
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         def compute():
             parts = []
             for t, run in runs.items():
-                for e, ds in data.items():
+                for ds in data.values():
                     m = standard_methods(run.predictor_for(ds), ensemble=base,
                                          handcrafted=lambda im: _hm(im),
                                          extra=candidate_rules(base))
@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         in_domain = per[per["trained_on"] == per["dataset"]]
         area = unit_means(in_domain, "area ")
     area_choice = choose(area, f"{base.min_area}")
-    results["area_opening"] = _choice_record(area_choice, leave_one_out(area, area_choice.incumbent))
+    results["area_opening"] = _choice_record(area_choice,
+                                             leave_one_out(area, area_choice.incumbent))
     print("\narea opening\n", area.round(4), "\n", area_choice.reason)
     final = replace(chosen_fusion, min_area=int(area_choice.chosen))
     results["defaults"] = {"handcrafted": hm_params.to_dict(), "ensemble": final.to_dict(),
@@ -252,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     def final_pass():
         parts = []
         for t, run in runs.items():
-            for e, ds in data.items():
+            for ds in data.values():
                 m = standard_methods(run.predictor_for(ds), ensemble=final,
                                      alternatives=alternatives, handcrafted=_hm)
                 parts.append(evaluate_segmentation(ds, m, trained_on=t, progress=progress))
