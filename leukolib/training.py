@@ -112,6 +112,33 @@ def evaluate(
     return total / max(n, 1), float(torch.cat(scores).mean()) if scores else float("nan")
 
 
+def _train_epoch(model: nn.Module, loader: DataLoader, task: Task,
+                 optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: str,
+                 desc: str, progress: bool) -> tuple[float, float]:
+    """One pass over the training loader; the mean loss and mean per-sample score."""
+    amp = use_amp(device)
+    model.train()
+    loss_sum, n, scores = 0.0, 0, []
+    bar = tqdm(loader, desc=desc.strip(), leave=False, disable=not progress, unit="batch",
+               mininterval=1.0)
+    for xb, yb in bar:
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", enabled=amp):
+            out = model(xb)
+        loss = task.loss(out, yb)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        loss_value = float(loss.detach())
+        loss_sum += loss_value * len(xb)
+        n += len(xb)
+        scores.append(task.score(out.detach(), yb).float().cpu())
+        bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+    bar.close()
+    return loss_sum / max(n, 1), float(torch.cat(scores).mean())
+
+
 def fit(
     model: nn.Module,
     task: Task,
@@ -198,26 +225,8 @@ def fit(
         loader = DataLoader(train_set, batch_size=batch_size, shuffle=True,
                             generator=torch.Generator().manual_seed(es),
                             num_workers=num_workers, worker_init_fn=worker_init_fn)
-        model.train()
-        loss_sum, n, scores = 0.0, 0, []
-        bar = tqdm(loader, desc=f"{desc} epoch {epoch + 1}/{epochs}".strip(), leave=False,
-                   disable=not progress, unit="batch", mininterval=1.0)
-        for xb, yb in bar:
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", enabled=amp):
-                out = model(xb)
-            loss = task.loss(out, yb)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            loss_value = float(loss.detach())
-            loss_sum += loss_value * len(xb)
-            n += len(xb)
-            scores.append(task.score(out.detach(), yb).float().cpu())
-            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
-        bar.close()
-        train_loss, train_score = loss_sum / max(n, 1), float(torch.cat(scores).mean())
+        train_loss, train_score = _train_epoch(model, loader, task, optimizer, scaler, device,
+                                               f"{desc} epoch {epoch + 1}/{epochs}", progress)
         if val_set is not None and len(val_set[0] if isinstance(val_set, tuple) else val_set):
             val_loss, val_score = evaluate(model, val_set, task, device, 2 * batch_size)
         else:
@@ -236,14 +245,12 @@ def fit(
                "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
         history.append(row)
         if checkpoint is not None:
-            save_torch(
-                {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict() if scheduler is not None else {},
-                 "scaler": scaler.state_dict(), "best_state": best_state,
-                 "best_epoch": best_epoch, "best_score": best_score, "history": history,
-                 "bad_epochs": bad, "stopped": stopped},
-                checkpoint,
-            )
+            save_torch({"epoch": epoch, "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                        "scaler": scaler.state_dict(), "best_state": best_state,
+                        "best_epoch": best_epoch, "best_score": best_score, "history": history,
+                        "bad_epochs": bad, "stopped": stopped}, checkpoint)
         if on_epoch_end is not None:
             on_epoch_end(dict(row))
         if stopped:

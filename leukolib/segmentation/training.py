@@ -313,13 +313,8 @@ def train_unet(
         raise RunError(f"k-fold cross-validation needs 2 to {n_groups} folds for the "
                        f"{n_groups} groups of images of {dataset.name!r}, got {config['folds']}")
     if record is None:
-        record = {"status": "running", "created": now(), "config": config,
-                  "hparams": hp.to_dict(),
-                  "dataset": {"name": dataset.name, "n_images": len(ids), "ids": ids,
-                              "root": str(data_root) if data_root else _dataset_root(dataset),
-                              "n_groups": n_groups},
-                  "folds": [], "oof": {"per_image": [], "summary": None},
-                  "timings": {"fold_seconds": [], "load_seconds": []}}
+        root = str(data_root) if data_root else _dataset_root(dataset)
+        record = _new_record(config, hp, dataset.name, ids, root, n_groups)
     elif progress:
         print(f"resuming U-Net run in {rundir.path}: {len(record['folds'])} of "
               f"{config['folds']} folds done", flush=True)
@@ -337,12 +332,7 @@ def train_unet(
                 continue
             entry = _train_fold(fold, data, config, hp, dev, rundir, progress, num_workers,
                                 on_epoch_end)
-            record["oof"]["per_image"].extend(entry.pop("oof"))
-            record["folds"].append(entry)
-            record["timings"]["fold_seconds"].append(entry["seconds"])
-            record["updated"] = now()
-            rundir.write(record)
-            rundir.checkpoint(fold.index).unlink(missing_ok=True)
+            _add_fold(record, entry, rundir, fold.index)
             if progress:
                 tqdm.write(f"fold {fold.index + 1}/{config['folds']}: best epoch "
                            f"{entry['best_epoch'] + 1}/{config['epochs']}, val IoU "
@@ -358,6 +348,27 @@ def train_unet(
               f"{record['timings']['total_seconds']:.0f} s in all, "
               f"{record['timings']['mean_epoch_seconds']:.1f} s per epoch", flush=True)
     return record
+
+
+def _new_record(config: dict[str, Any], hp: UNetHParams, name: str, ids: list[str],
+                root: str | None, n_groups: int) -> dict[str, Any]:
+    """The record of a run that starts."""
+    return {"status": "running", "created": now(), "config": config, "hparams": hp.to_dict(),
+            "dataset": {"name": name, "n_images": len(ids), "ids": ids, "root": root,
+                        "n_groups": n_groups},
+            "folds": [], "oof": {"per_image": [], "summary": None},
+            "timings": {"fold_seconds": [], "load_seconds": []}}
+
+
+def _add_fold(record: dict[str, Any], entry: dict[str, Any], rundir: RunDirectory,
+              fold: int) -> None:
+    """Record a finished fold (its out-of-fold rows too) and drop its checkpoint."""
+    record["oof"]["per_image"].extend(entry.pop("oof"))
+    record["folds"].append(entry)
+    record["timings"]["fold_seconds"].append(entry["seconds"])
+    record["updated"] = now()
+    rundir.write(record)
+    rundir.checkpoint(fold).unlink(missing_ok=True)
 
 
 def _finish(record: dict[str, Any], ids: list[str], call_seconds: float) -> None:
