@@ -28,17 +28,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
-from html.parser import HTMLParser
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from leukolib.book_checks import check_html
+
 __all__ = [
+    "check_html",
     "REPO_ROOT",
     "list_notebooks",
     "execute_notebooks",
@@ -283,222 +284,6 @@ def build_book(staging: str | Path, output: str | Path) -> Path:
     if not (html / "index.html").exists():
         raise RuntimeError(f"jupyter-book produced no {html / 'index.html'}")
     return html
-
-
-# --- HTML hygiene: the pages as a reader gets them -------------------------------------------
-
-_SKIP_TAGS = {"script", "style", "noscript", "template", "textarea"}
-_CODE_TAGS = {"pre", "code", "kbd", "samp", "tt"}
-_VOID_TAGS = {
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
-    "track", "wbr",
-}  # fmt: skip
-_BLOCK_TAGS = {
-    "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "div", "dl",
-    "dt", "figcaption", "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6",
-    "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section", "summary", "table",
-    "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
-}  # fmt: skip
-
-# A markdown table that was not rendered: a row "| a | b |", or a separator row
-# "| --- | :-: |" (dashes possibly turned into en or em dashes by the typographer).
-_DASHES = r":?[-\u2013\u2014]+:?"
-_PIPE_ROW = re.compile(r"^\s*\|.*\|\s*$")
-_PIPE_SEPARATOR = re.compile(
-    rf"^\s*\|?\s*{_DASHES}\s*(\|\s*{_DASHES}\s*)+\|?\s*$|\|\s*{_DASHES}\s*\|"
-)
-# An absolute path: a "/" that starts a path (not one inside a URL, "../a/b", "km/h" or
-# "a/b/c") followed by at least two components; or a Windows drive path; or a file: URL.
-_PATH_START = r"(?<![\w.:/~\\+\-])"
-_ABS_PATH = re.compile(_PATH_START + r"/(?:[\w.@+\-]+/)+[\w.@+\-]*")
-_WINDOWS_PATH = re.compile(r"(?<![\w/\\])[A-Za-z]:(?:\\\\?|/)[\w.$@+\-]+")
-_FILE_URL = re.compile(r"\bfile:/[^\s\"'<>]*")
-# Folders that only ever hold one machine's files: in a page, they are the build machine's.
-MACHINE_PREFIXES = (
-    "/tmp/", "/var/tmp/", "/var/folders/", "/private/", "/work/", "/home/", "/root/",
-    "/Users/", "/mnt/", "/media/", "/opt/", "/srv/", "/scratch/", "/usr/", "/etc/",
-)  # fmt: skip
-# Documentation placeholders that look like absolute paths.
-PLACEHOLDER_PREFIXES = ("/path/to/",)
-_TRACEBACK = "Traceback (most recent call last)"
-
-
-class _PageScanner(HTMLParser):
-    """Collect, block by block, the text a reader sees, and the notebook error outputs."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        # open elements, with what each one contributes to the counters below
-        self.stack: list[tuple[str, dict[str, int]]] = []
-        self.depth = {"skip": 0, "code": 0, "output": 0, "traceback": 0}
-        self.prose: list[str] = []  # outside code and maths: where a raw table shows
-        self.text: list[str] = []  # all visible text, code included
-        # (prose, text, in a cell output, in a rendered error output)
-        self.blocks: list[tuple[str, str, bool, bool]] = []
-        self.errors: list[str] = []
-        self.traceback_text: list[str] = []
-        self.links: list[str] = []
-
-    def _flush(self) -> None:
-        prose, text = "".join(self.prose), "".join(self.text)
-        if text.strip():
-            self.blocks.append((prose, text, self.depth["output"] > 0, self.depth["traceback"] > 0))
-        self.prose, self.text = [], []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        classes = set((a.get("class") or "").split())
-        for key in ("href", "src"):
-            if a.get(key):
-                self.links.append(a[key] or "")
-        if a.get("id") == "papermill-error-cell" or "papermill-error-cell-tag" in classes:
-            self.errors.append("papermill's error marker (a cell raised)")
-        if tag in _BLOCK_TAGS:
-            self._flush()
-        if tag in _VOID_TAGS:
-            return
-        flags = {
-            "skip": int(tag in _SKIP_TAGS),
-            "code": int(tag in _CODE_TAGS or "math" in classes),
-            "output": int("cell_output" in classes),
-            "traceback": int("traceback" in classes),
-        }
-        if flags["traceback"] and not self.depth["traceback"]:
-            self.traceback_text = []
-        self.stack.append((tag, flags))
-        for key, n in flags.items():
-            self.depth[key] += n
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _VOID_TAGS or not any(t[0] == tag for t in self.stack):
-            return
-        while self.stack:
-            name, flags = self.stack.pop()
-            had_traceback = self.depth["traceback"]
-            for key, n in flags.items():
-                self.depth[key] -= n
-            if had_traceback and not self.depth["traceback"]:
-                lines = [ln for ln in "".join(self.traceback_text).splitlines() if ln.strip()]
-                self.errors.append(f"an error output: {lines[-1].strip() if lines else ''}")
-            if name == tag:
-                break
-        if tag in _BLOCK_TAGS:
-            self._flush()
-
-    def handle_data(self, data: str) -> None:
-        if self.depth["skip"]:
-            return
-        self.text.append(data)
-        if not self.depth["code"]:
-            self.prose.append(data)
-        if self.depth["traceback"]:
-            self.traceback_text.append(data)
-
-    def close(self) -> None:
-        super().close()
-        self._flush()
-
-
-def _excerpt(text: str, start: int, end: int, width: int = 30) -> str:
-    left = text[max(0, start - width) : start].split("\n")[-1]
-    right = text[end : end + width].split("\n")[0]
-    return (left + text[start:end] + right).strip()
-
-
-def _find_paths(text: str, roots: Sequence[str], anywhere: bool) -> list[tuple[int, int]]:
-    """Spans of the build machine's absolute paths in ``text``.
-
-    ``roots`` (the repository, the build folder, ...) and the
-    :data:`MACHINE_PREFIXES` count everywhere, as do Windows drive paths and
-    ``file:`` URLs; with ``anywhere`` (a cell output, which the build machine
-    wrote), any absolute path counts.
-    """
-    spans = [m.span() for m in _FILE_URL.finditer(text)]
-    spans += [m.span() for m in _WINDOWS_PATH.finditer(text)]
-    for m in _ABS_PATH.finditer(text):
-        path = m.group()
-        if path.startswith(PLACEHOLDER_PREFIXES):
-            continue
-        if (
-            anywhere
-            or path.startswith(MACHINE_PREFIXES)
-            or any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-        ):
-            spans.append(m.span())
-    return sorted(spans)
-
-
-def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[str]:
-    """Problems a reader would see in the built book; an empty list when there are none.
-
-    Scans every page of ``html_dir`` (not ``_static``) and reports, one entry
-    per problem (``page: what: excerpt``):
-
-    - a markdown table that did not render: lines like ``| a | b |`` or a
-      separator row ``| --- |`` (also with the typographer's dashes) in the
-      text outside code and maths;
-    - an absolute path of the build machine anywhere in the text, code cells
-      included: under ``roots``, the repository, the home folder or the
-      :data:`MACHINE_PREFIXES` (``/tmp/``, ``/home/``, ...), a Windows drive
-      path or a ``file:`` URL, and in a cell output any absolute path at all
-      (URLs, relative paths and ``/path/to/`` placeholders are fine); also a
-      link or image that points at such a path;
-    - a notebook error output (a traceback as myst-nb renders it, papermill's
-      error marker, or a printed ``Traceback (most recent call last)``).
-
-    Parameters
-    ----------
-    html_dir : path
-        The built site (``_build/html``).
-    roots : iterable of path
-        More folders of the build machine (the staging and build folders).
-
-    Returns
-    -------
-    list of str
-        The problems, page by page.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> site = Path(tempfile.mkdtemp())
-    >>> _ = (site / "page.html").write_text("<p>| a | b |</p><p>see /tmp/x/y.json</p>")
-    >>> for problem in check_html(site):
-    ...     print(problem)
-    page.html: raw markdown table (not rendered): '| a | b |'
-    page.html: absolute path of the build machine: 'see /tmp/x/y.json'
-    """
-    html_dir = Path(html_dir)
-    root_list = [str(REPO_ROOT), str(Path.home()), *(str(r) for r in roots)]
-    root_list = [r for r in dict.fromkeys(root_list) if len(Path(r).parts) > 2]
-    problems: list[str] = []
-    for page in sorted(html_dir.rglob("*.html")):
-        rel = page.relative_to(html_dir).as_posix()
-        if rel.split("/")[0] in ("_static", "_sources", "_images"):
-            continue
-        scanner = _PageScanner()
-        scanner.feed(page.read_text(encoding="utf-8", errors="replace"))
-        scanner.close()
-        found: dict[str, None] = {}  # ordered, without repeats
-        for prose, text, in_output, in_error in scanner.blocks:
-            for line in prose.splitlines():
-                if _PIPE_ROW.match(line) or _PIPE_SEPARATOR.search(line):
-                    found[f"raw markdown table (not rendered): {line.strip()[:80]!r}"] = None
-                    break
-            for start, end in _find_paths(text, root_list, anywhere=in_output):
-                found[
-                    f"absolute path of the build machine: {_excerpt(text, start, end)[:120]!r}"
-                ] = None
-            if in_output and not in_error and _TRACEBACK in text:
-                last = [ln.strip() for ln in text.splitlines() if ln.strip()][-1]
-                found[f"a printed traceback: {last[:120]!r}"] = None
-        for link in scanner.links:
-            if link.startswith("file:") or _find_paths(link, root_list, anywhere=False):
-                found[f"a link to the build machine's files: {link[:120]!r}"] = None
-        for error in scanner.errors:
-            found[error] = None
-        problems += [f"{rel}: {what}" for what in found]
-    return problems
 
 
 def main(argv: Sequence[str] | None = None) -> int:
