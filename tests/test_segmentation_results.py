@@ -1,0 +1,130 @@
+"""The segmentation results: fusion rules, the selection protocol, golden values, duplicates."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leukolib import reference
+from leukolib.data import load_dataset
+from leukolib.data.fingerprint import dataset_fingerprints, split_groups
+from leukolib.errors import LossyMaskWarning
+from leukolib.folds import kfold
+from leukolib.metrics import segmentation_metrics
+from leukolib.segmentation.ensemble import EnsembleParams, fuse
+from leukolib.segmentation.handcrafted import HandcraftedParams, segment_nucleus
+from leukolib.selection import choose, leave_one_out
+
+# ----------------------------------------------------------------------------- fusion rules
+
+
+def _arrays():
+    """A 12 x 12 handcrafted mask and a U-Net probability map that disagree in known places."""
+    hm = np.zeros((12, 12), bool)
+    hm[2:8, 2:8] = True  # 36 px
+    p = np.zeros((12, 12), np.float32)
+    p[4:10, 4:10] = 0.9  # confident, 36 px, 16 of them inside HM
+    p[2:4, 2:8] = 0.4  # doubtful, inside HM (12 px)
+    p[0, 0] = 0.7  # confident, alone (1 px)
+    return hm, p
+
+
+def test_and_or_soft_on_hand_made_arrays():
+    hm, p = _arrays()
+    no_opening = {"min_area": 0}
+    assert fuse(hm, p, EnsembleParams("and", **no_opening)).sum() == 16
+    assert fuse(hm, p, EnsembleParams("or", **no_opening)).sum() == 36 + 36 - 16 + 1
+    # soft, w = 0.75: inside HM p must reach 1/3 (the doubtful 0.4 passes), outside 2/3
+    soft = fuse(hm, p, EnsembleParams("soft", soft_weight=0.75, **no_opening))
+    assert soft.sum() == 36 + 36 - 16 + 1 - 8  # HM's pixels with p = 0 (8 px) are dropped
+    assert soft[2, 2] and soft[9, 9] and soft[0, 0] and not soft[7, 2]
+    # w = 0.9: inside HM p must reach 0.444: the doubtful 0.4 no longer passes
+    assert not fuse(hm, p, EnsembleParams("soft", soft_weight=0.9, **no_opening))[2, 2]
+    # the threshold moves DEEP's cut
+    assert fuse(hm, p, EnsembleParams("and", threshold=0.3, **no_opening)).sum() == 16 + 12
+
+
+def test_the_area_opening_removes_small_objects_after_the_fusion():
+    hm, p = _arrays()
+    absolute = EnsembleParams("or", min_area=2, reference_area=None)
+    out = fuse(hm, p, absolute)
+    assert not out[0, 0] and out.sum() == 36 + 36 - 16  # the lone pixel goes
+    scaled = EnsembleParams("or", min_area=150)  # 150 px at 256 x 256 -> 1 px at 12 x 12
+    assert fuse(hm, p, scaled)[0, 0]
+    with pytest.raises(ValueError, match="differ in shape"):
+        fuse(hm, p[:5])
+    assert EnsembleParams().label().startswith(EnsembleParams().rule())
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+def test_the_rule_keeps_the_incumbent_unless_a_gain_holds_everywhere():
+    scores = pd.DataFrame({"a": [0.90, 0.95, 0.91, 0.90], "b": [0.90, 0.89, 0.92, 0.90],
+                           "c": [0.80, 0.81, 0.82, 0.80]},
+                          index=["paper", "one-sided", "consistent", "same"])
+    c = choose(scores, "paper")
+    assert c.chosen == "consistent" and bool(c.table.loc["one-sided", "passes"]) is False
+    assert "beat 'paper'" in c.reason
+    # a candidate identical on one dataset (gain 0 there) does not pass: 0 is not a gain
+    assert choose(scores.loc[["paper", "same"]], "paper").chosen == "paper"
+    lodo = leave_one_out(scores, "paper")
+    assert list(lodo["held_out"]) == ["a", "b", "c"]
+    held = lodo.set_index("held_out")
+    assert held.loc["a", "chosen"] == "consistent"  # b and c agree on it
+    assert held.loc["a", "chosen_score"] == pytest.approx(0.91)
+
+
+# ----------------------------------------------------------------------------- shipped defaults
+
+
+def test_the_library_defaults_are_the_ones_the_protocol_chose():
+    """The defaults in the code and the choices recorded by the benchmark must agree."""
+    if not reference.available("segmentation"):
+        pytest.fail("leukolib/reference/segmentation.json is missing: run "
+                    "benchmarks/segmentation_report.py and commit its output")
+    r = reference.load("segmentation")["results"]
+    assert r["defaults"]["handcrafted"] == HandcraftedParams().to_dict()
+    assert r["defaults"]["ensemble"] == EnsembleParams().to_dict()
+    for key in ("handcrafted", "threshold", "fusion_in_domain", "area_opening"):
+        assert r[key]["leave_one_out"], key  # every choice was checked on held-out data
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+GOLDEN_HM_IOU = {"jtsc": 0.9051, "all_idb2": 0.9239, "bloodseg": 0.8807}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name, folder", [("jtsc", "segmentation_WBC"), ("all_idb2", "ALL_IDB2"),
+                                          ("bloodseg", "BloodSeg")])
+def test_golden_handcrafted_iou(shared_data, name, folder):
+    """Any change to the handcrafted algorithm or its defaults must be a visible decision."""
+    ds = load_dataset(name, shared_data / folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LossyMaskWarning)  # counted elsewhere
+        iou = np.mean([segmentation_metrics(segment_nucleus(s.image), s.nucleus)["iou"]
+                       for s in ds])
+    assert iou == pytest.approx(GOLDEN_HM_IOU[name], abs=0.002)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("name, folder, twins", [
+    ("jtsc", "segmentation_WBC", ("112", "139")),
+    ("all_idb2", "ALL_IDB2", ("Im223_0", "Im257_0")),
+])
+def test_duplicates_share_a_fold_on_the_shared_data(shared_data, name, folder, twins):
+    ds = load_dataset(name, shared_data / folder)
+    prints = dataset_fingerprints(ds)
+    a, b = (ds.ids.index(t) for t in twins)
+    assert prints[a] == prints[b]  # the same pixels under two names
+    groups = split_groups(prints, ds.groups)
+    for seed in (0, 1):
+        for k in (5, 10):
+            for f in kfold(len(ds), k, seed, groups=groups, labels=ds.labels, val_fraction=0.1):
+                sides = [{a, b} & set(part) for part in (f.train, f.val, f.test)]
+                assert sum(bool(s) for s in sides) == 1, (seed, k, f.index)  # never split
