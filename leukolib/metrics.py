@@ -174,9 +174,12 @@ def classification_metrics(
     -------
     dict
         ``accuracy``, ``precision``, ``recall``, ``f1`` (macro averages,
-        zero for a class never predicted), ``confusion`` (list of lists, rows
-        true, columns predicted) and ``per_class`` (precision, recall, F1,
-        support per class).
+        zero for a class never predicted, and for a class absent from
+        ``y_true``), ``precision_weighted``,
+        ``recall_weighted``, ``f1_weighted`` (averages weighted by support, as
+        the paper's Table 7 reads), ``confusion`` (list of lists, rows true,
+        columns predicted) and ``per_class`` (precision, recall, F1, support
+        per class).
 
     Examples
     --------
@@ -196,11 +199,15 @@ def classification_metrics(
     p, r, f, s = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, average=None, zero_division=0
     )
+    w = s / s.sum() if s.sum() else np.zeros_like(p)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "precision": float(np.mean(p)),
         "recall": float(np.mean(r)),
         "f1": float(np.mean(f)),
+        "precision_weighted": float(np.sum(w * p)),
+        "recall_weighted": float(np.sum(w * r)),
+        "f1_weighted": float(np.sum(w * f)),
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "per_class": {
             name: {"precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}

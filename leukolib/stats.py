@@ -10,7 +10,10 @@ tests here are paired:
 * :func:`paired_comparison`: both, plus wins, losses, ties and a verdict;
 * :func:`mcnemar`: McNemar's test of two classifiers on the same test images
   (exact binomial for fewer than 25 discordant images, else the
-  continuity-corrected chi-square).
+  continuity-corrected chi-square);
+* :func:`stratified_bootstrap_ci`: percentile intervals of any statistic of a
+  whole sample (a cluster score, a ratio), resampling units within strata
+  (classes) so that every resample keeps every class.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "mcnemar", "paired_comparison", "wilcoxon_p"]
+__all__ = [
+    "bootstrap_ci",
+    "mcnemar",
+    "paired_comparison",
+    "stratified_bootstrap_ci",
+    "wilcoxon_p",
+]
 
 
 def bootstrap_ci(
@@ -214,3 +223,63 @@ def mcnemar(
         p = float(chi2.sf(stat, df=1))
     return {"n": int(t.size), "a_right_b_wrong": b, "a_wrong_b_right": c,
             "statistic": float(stat), "p": min(1.0, p), "test": test}
+
+
+def stratified_bootstrap_ci(
+    statistic: Any,
+    strata: Sequence[Any] | np.ndarray,
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> np.ndarray:
+    """Percentile bootstrap intervals of statistics of a whole sample, resampled within strata.
+
+    For statistics that are not means of per-unit values (a silhouette score,
+    a ratio of cluster distances), :func:`bootstrap_ci` does not apply: here
+    every resample draws, within each stratum (class), as many units as the
+    stratum has, with replacement, and ``statistic`` is recomputed on them.
+    Resampling within classes keeps every class in every resample, with its
+    size, as in the test split.
+
+    Parameters
+    ----------
+    statistic : callable
+        ``statistic(indices) -> float or sequence of float``: the statistics
+        of the units ``indices`` (an int array, repeats allowed). A NaN
+        result is dropped.
+    strata : array_like
+        The stratum (class) of every unit; its length is the number of units.
+    n_boot : int
+        Resamples.
+    ci : float
+        Coverage.
+    seed : int
+        The same seed gives the same intervals.
+
+    Returns
+    -------
+    ndarray, shape (k, 2)
+        ``(low, high)`` of each of the ``k`` statistics; NaN where fewer than
+        half of the resamples gave a finite value.
+
+    Examples
+    --------
+    >>> x = np.array([1.0, 2.0, 3.0, 10.0, 11.0, 12.0])
+    >>> lo, hi = stratified_bootstrap_ci(lambda i: x[i].mean(), [0, 0, 0, 1, 1, 1], 500)[0]
+    >>> bool(lo < x.mean() < hi)
+    True
+    """
+    groups = [np.flatnonzero(np.asarray(strata) == s) for s in dict.fromkeys(np.asarray(strata))]
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(int(n_boot)):
+        idx = np.concatenate([rng.choice(g, size=g.size, replace=True) for g in groups])
+        values.append(np.atleast_1d(np.asarray(statistic(idx), dtype=np.float64)))
+    v = np.vstack(values) if values else np.empty((0, 1))
+    alpha = (1 - ci) / 2
+    out = np.full((v.shape[1], 2), np.nan)
+    for k in range(v.shape[1]):
+        finite = v[:, k][np.isfinite(v[:, k])]
+        if finite.size and finite.size >= v.shape[0] / 2:
+            out[k] = np.quantile(finite, [alpha, 1 - alpha])
+    return out

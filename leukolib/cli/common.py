@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "UsageError",
+    "add_training_arguments",
     "check_new_outputs",
     "collect_inputs",
     "positive_int",
@@ -28,6 +29,16 @@ __all__ = [
 
 class UsageError(Exception):
     """A problem with the command line or its targets: message, exit status 2."""
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, profile_help: str) -> None:
+    """``--dataset``, ``--root``, ``--out`` and ``--profile``: what every training command takes."""
+    parser.add_argument("--dataset", "-d", required=True, metavar="NAME", help="dataset name")
+    parser.add_argument("--root", type=Path, metavar="DIR", help="dataset folder")
+    parser.add_argument("--out", "-o", required=True, type=Path, metavar="RUN_DIR",
+                        help="run folder")
+    parser.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"],
+                        help=profile_help)
 
 
 def positive_int(text: str) -> int:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from leukolib.cli.common import UsageError, positive_int
+from leukolib.cli.common import UsageError, add_training_arguments, positive_int
 
 __all__ = ["add_parsers", "cmd_datasets", "cmd_train_unet"]
 
@@ -31,11 +30,7 @@ def add_parsers(sub) -> None:
         "by group: duplicate images always share a fold. Writes one weights file per fold and "
         "run.json (config, folds, per-epoch curves, out-of-fold metrics) into --out. Run the "
         "same command again to resume an interrupted run.")
-    tr.add_argument("--dataset", "-d", required=True, metavar="NAME", help="dataset name")
-    tr.add_argument("--root", type=Path, metavar="DIR", help="dataset folder")
-    tr.add_argument("--out", "-o", required=True, type=Path, metavar="RUN_DIR", help="run folder")
-    tr.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"],
-                    help="sizes (default cpu)")
+    add_training_arguments(tr, "sizes (default cpu)")
     tr.add_argument("--seed", type=int, default=0, help="seed of folds, weights, augmentation")
     tr.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
     tr.add_argument("--folds", type=positive_int, help="override the profile's folds")

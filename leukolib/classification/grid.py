@@ -1,0 +1,151 @@
+"""The paper's eight classifiers, trained into one folder (Table 1's grid).
+
+:func:`train_grid` trains (or resumes, or finds complete) every combination of
+input x activation x head into ``out_dir/<key>`` with the same split, the same
+masks and the same views, so they compare image by image.
+:func:`classifier_runs` names the folder notebook 05 trains into and notebooks 06
+and 07 read (they call :func:`train_grid` themselves when it is missing, so each
+chapter still runs alone, in Colab).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Hashable, Sequence
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from leukolib.classification.inputs import InputSpec, default_crop
+from leukolib.classification.masks import MaskSource, SegmenterSpec
+from leukolib.classification.views import ImageSet, build_views, spec_key
+from leukolib.data.base import Dataset
+from leukolib.device import select_device
+from leukolib.profiles import Profile, get_profile
+
+__all__ = ["GRID", "classifier_runs", "grid_keys", "train_grid"]
+
+#: Table 1: (input, activation, head) of the eight models, segmented first.
+GRID: tuple[tuple[str, str, str], ...] = tuple(
+    product(("segmented", "raw"), ("relu", "mish"), ("linear", "medium")))
+
+
+def grid_keys(inputs: Sequence[str] = ("segmented", "raw"), acts: Sequence[str] = ("relu", "mish"),
+              heads: Sequence[str] = ("linear", "medium")) -> list[str]:
+    """The keys of a grid, in :data:`GRID` order.
+
+    Examples
+    --------
+    >>> grid_keys(inputs=["raw"], heads=["linear"])
+    ['raw-relu-linear', 'raw-mish-linear']
+    """
+    return [f"{i}-{a}-{h}" for i, a, h in GRID if i in inputs and a in acts and h in heads]
+
+
+def classifier_runs(output_dir: str | os.PathLike, dataset: str | Dataset, profile: str | Profile,
+                    seed: int) -> Path:
+    """The folder of a notebook run's eight classifiers.
+
+    Examples
+    --------
+    >>> classifier_runs("outputs", "synthetic", "cpu", 0).as_posix()
+    'outputs/classifiers_synthetic_cpu_seed0'
+    """
+    name = dataset if isinstance(dataset, str) else dataset.name
+    return Path(output_dir) / f"classifiers_{name}_{get_profile(profile).name}_seed{int(seed)}"
+
+
+def train_grid(
+    dataset: Dataset,
+    out_dir: str | os.PathLike,
+    profile: str | Profile = "cpu",
+    seed: int = 0,
+    *,
+    keys: Sequence[str] | None = None,
+    segmenter: str | SegmenterSpec = "handcrafted",
+    seg_model: str | os.PathLike | None = None,
+    crop: float | str | None = "auto",
+    crop_min: float = 0.0,
+    color: str = "rgb",
+    weights: str | os.PathLike | None = "profile",
+    device: str | None = None,
+    progress: bool = True,
+    overwrite: bool = False,
+    groups: Sequence[Hashable] | None = None,
+    data: ImageSet | None = None,
+    mask_cache: str | os.PathLike | None = None,
+    on_model_end: Callable[[str, dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> dict[str, dict[str, Any]]:
+    """Train (or resume) the eight classifiers of Table 1 into ``out_dir/<key>``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    out_dir : path
+        The grid folder; each model in a sub-folder named by its key, the
+        mask cache in ``out_dir/masks``.
+    profile, seed :
+        As :func:`~leukolib.classification.training.train_classifier`.
+    keys : sequence of str, optional
+        Only these models (e.g. ``["segmented-relu-linear"]``); default all eight.
+    crop : float, None or "auto"
+        ``"auto"`` (the default): the dataset's
+        :func:`~leukolib.classification.inputs.default_crop` (a fixed window
+        around the nucleus for whole smear fields, nothing for cell crops),
+        ``crop_min`` included.
+    segmenter, seg_model, crop_min, color, weights, device, progress, overwrite, groups :
+        As :func:`~leukolib.classification.training.train_classifier`.
+    data : ImageSet, optional
+        Views already built (with the keys of both inputs).
+    mask_cache : path, optional
+        Folder of the mask cache (default ``out_dir/masks``).
+    on_model_end : callable, optional
+        ``on_model_end(key, record)`` after each model.
+    **overrides
+        ``epochs``, ``folds``, ``image_size``, ``resize``, ``batch_size``, ``lr``, ``arch``.
+
+    Returns
+    -------
+    dict
+        ``key -> run record``, in :data:`GRID` order.
+    """
+    from leukolib.classification.training import train_classifier
+    from leukolib.classification.weights import resolve_weights
+
+    prof = get_profile(profile)
+    c = prof.classification
+    wanted = list(keys) if keys is not None else grid_keys()
+    unknown = [k for k in wanted if k not in grid_keys()]
+    if unknown:
+        raise ValueError(f"unknown classifier keys {unknown}; known: {', '.join(grid_keys())}")
+    out = Path(out_dir)
+    if isinstance(crop, str):
+        if crop != "auto":
+            raise ValueError(f"crop must be a margin, None or 'auto', got {crop!r}")
+        crop, crop_min = default_crop(dataset.name)
+    size = int(overrides.get("image_size") or c.image_size)
+    resize = int(overrides.get("resize") or max(c.resize, size))
+    specs = {i: InputSpec(i, size, resize, crop, color, crop_min)
+             for i in ("segmented", "raw") if any(k.startswith(i + "-") for k in wanted)}
+    seg = SegmenterSpec(segmenter, str(seg_model) if seg_model else None) \
+        if isinstance(segmenter, str) else segmenter
+    if data is None:
+        needs = any(s.needs_mask for s in specs.values())
+        cache = Path(mask_cache) if mask_cache is not None else out / "masks"
+        masks = MaskSource(seg, cache, select_device(device)) if needs else None
+        data = build_views(dataset, {spec_key(s): s for s in specs.values()}, masks, progress)
+    # once for all eight: one download, one warning
+    source, path = resolve_weights(weights, prof, arch=overrides.get("arch") or c.arch)
+    weights = None if source == "random" else path
+    records = {}
+    for key in wanted:
+        inp, act, head = key.split("-")
+        records[key] = train_classifier(
+            dataset, out / key, input=inp, head=head, act=act, profile=prof, seed=seed,
+            segmenter=seg, crop=crop, crop_min=crop_min, color=color, weights=weights,
+            device=device, progress=progress, overwrite=overwrite, groups=groups, data=data,
+            **overrides)
+        if on_model_end is not None:
+            on_model_end(key, records[key])
+    return records

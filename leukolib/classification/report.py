@@ -1,0 +1,293 @@
+"""Results tables of the classifiers: the grid, the paper's layouts, paired tests.
+
+Every table takes run records (``train_grid``'s return value, or the
+``run.json`` of each run) and, where they compare models, compares them on
+the **same test images**: McNemar's test on the images where exactly one of
+the two is right (:func:`leukolib.stats.mcnemar`).
+
+* :func:`grid_table`: one row per model: validation accuracy over folds,
+  the best fold's (the paper's Table 5 number), the test accuracy of the
+  fold average with its bootstrap interval, macro and weighted F1;
+* :func:`table5_beside_paper`, :func:`table6_beside_paper`: ours in the paper's
+  layouts, its numbers beside;
+* :func:`segmented_vs_raw`: each segmented model against its raw twin;
+* :func:`against`: every model against one reference (e.g. the colour-only
+  baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leukolib.stats import mcnemar
+
+__all__ = [
+    "accuracies",
+    "against",
+    "committed",
+    "committed_tables",
+    "describe_input",
+    "grid_table",
+    "load_records",
+    "predictions",
+    "segmented_vs_raw",
+    "table5_beside_paper",
+    "table1",
+    "table6_beside_paper",
+]
+
+
+def load_records(folder) -> dict[str, dict[str, Any]]:
+    """The complete run records in a grid folder, ``key -> record``, in Table 1's order."""
+    from pathlib import Path
+
+    from leukolib.classification.grid import grid_keys
+    from leukolib.runs import read_json
+
+    out = {}
+    for key in grid_keys():
+        path = Path(folder) / key / "run.json"
+        if path.is_file():
+            rec = read_json(path)
+            if rec.get("status") == "complete":
+                out[key] = rec
+    return out
+
+
+def predictions(result: Mapping[str, Any]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(test ids, true classes, predicted classes)`` of a run record or a baseline result."""
+    test = result["test"]
+    return list(test["ids"]), np.asarray(test["labels"]), np.asarray(test["pred"])
+
+
+def grid_table(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per model: validation and test accuracy, interval, F1.
+
+    Columns: ``input, activation, head, val acc (mean), val acc (std), val acc
+    (best fold), test acc, CI low, CI high, test acc (folds mean), F1 macro,
+    F1 weighted``; the index is the model key.
+    """
+    rows = {}
+    for key, r in records.items():
+        s, c = r["summary"], r["config"]
+        rows[key] = {"input": c["input"], "activation": c["act"], "head": c["head"],
+                     "val acc (mean)": s["val_acc_mean"], "val acc (std)": s["val_acc_std"],
+                     "val acc (best fold)": s["val_acc_best"], "test acc": s["test_acc"],
+                     "CI low": s["test_acc_ci"][0], "CI high": s["test_acc_ci"][1],
+                     "test acc (folds mean)": s["test_acc_folds_mean"],
+                     "F1 macro": s["test_f1_macro"], "F1 weighted": s["test_f1_weighted"]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def accuracies(records: Mapping[str, Mapping[str, Any]],
+               baselines: Mapping[str, Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """Test accuracy and its interval of every model, then of every baseline (one row each)."""
+    rows = {k: {"test acc": r["test"]["accuracy"], "CI low": r["test"]["accuracy_ci"][0],
+                "CI high": r["test"]["accuracy_ci"][1]} for k, r in records.items()}
+    for name, b in (baselines or {}).items():
+        rows[f"{name} baseline"] = {"test acc": b["test"]["accuracy"],
+                                    "CI low": b["test"]["accuracy_ci"][0],
+                                    "CI high": b["test"]["accuracy_ci"][1]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def table5_beside_paper(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The paper's Table 5 layout: best validation accuracy over the folds, ours and its.
+
+    Ours for every model of the grid; the paper gives four of the eight.
+    """
+    from leukolib import paper
+    from leukolib.tables import beside_paper
+
+    ours = pd.DataFrame({"val_acc_best_fold": {k: r["summary"]["val_acc_best"]
+                                               for k, r in records.items()}})
+    return beside_paper(ours, paper.reported(table="5"), ["val_acc_best_fold"], label="model")
+
+
+def table6_beside_paper(records: Mapping[str, Mapping[str, Any]],
+                        baselines: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """The paper's Table 6 layout: mean validation accuracy, baselines and the best CNN.
+
+    Ours: each baseline and the paper's proposed model
+    (``segmented-mish-medium``) when it was trained, else the best model.
+    """
+    from leukolib import paper
+    from leukolib.tables import beside_paper
+
+    rows = {f"{name} baseline": {"val_acc": b["val_acc_mean"]} for name, b in baselines.items()}
+    key = "segmented-mish-medium" if "segmented-mish-medium" in records else max(
+        records, key=lambda k: records[k]["summary"]["val_acc_mean"])
+    rows[key] = {"val_acc": records[key]["summary"]["val_acc_mean"]}
+    return beside_paper(pd.DataFrame.from_dict(rows, orient="index"),
+                        paper.reported(table="6"), ["val_acc"], label="method")
+
+
+def _aligned(a: Mapping[str, Any], b: Mapping[str, Any]):
+    ids_a, y, pred_a = predictions(a)
+    ids_b, _, pred_b = predictions(b)
+    if sorted(ids_a) != sorted(ids_b):
+        raise ValueError("the two results are not on the same test images")
+    order = {i: k for k, i in enumerate(ids_b)}
+    return y, pred_a, pred_b[[order[i] for i in ids_a]]
+
+
+def segmented_vs_raw(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Each segmented model against its raw twin (same activation and head), same test images.
+
+    Columns: ``segmented``, ``raw`` (test accuracies), ``difference``,
+    ``segmented only right``, ``raw only right``, ``McNemar p``.
+    """
+    rows = {}
+    for key, r in records.items():
+        if not key.startswith("segmented-"):
+            continue
+        twin = "raw-" + key.split("-", 1)[1]
+        if twin not in records:
+            continue
+        y, pa, pb = _aligned(r, records[twin])
+        t = mcnemar(y, pa, pb)
+        rows[key.split("-", 1)[1]] = {
+            "segmented": float((pa == y).mean()), "raw": float((pb == y).mean()),
+            "difference": float((pa == y).mean() - (pb == y).mean()),
+            "segmented only right": t["a_right_b_wrong"], "raw only right": t["a_wrong_b_right"],
+            "McNemar p": t["p"]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "activation-head"
+    return frame
+
+
+def against(results: Mapping[str, Mapping[str, Any]], reference: Mapping[str, Any],
+            name: str = "reference") -> pd.DataFrame:
+    """Every result against one reference on the same test images (McNemar).
+
+    Columns: ``accuracy``, ``<name> accuracy``, ``only model right``,
+    ``only <name> right``, ``McNemar p``.
+    """
+    rows = {}
+    for key, r in results.items():
+        y, pa, pb = _aligned(r, reference)
+        t = mcnemar(y, pa, pb)
+        rows[key] = {"accuracy": float((pa == y).mean()), f"{name} accuracy":
+                     float((pb == y).mean()), "only model right": t["a_right_b_wrong"],
+                     f"only {name} right": t["a_wrong_b_right"], "McNemar p": t["p"]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def table1(num_classes: int, arch: str = "resnet50") -> pd.DataFrame:
+    """The paper's Table 1: the eight networks, their heads, parameters and activations.
+
+    Examples
+    --------
+    >>> t = table1(3)
+    >>> t.loc["segmented-mish-medium", "head layers"], int(t["mish modules"].max())
+    ('2048 → 1024 → 512 → 3', 19)
+    """
+    from leukolib.classification.grid import GRID
+    from leukolib.classification.models import HEADS, build_classifier, count_activations
+
+    rows = {}
+    built: dict[tuple[str, str], tuple[int, dict[str, int]]] = {}
+    for inp, act, head in GRID:
+        if (act, head) not in built:
+            m = build_classifier(num_classes, head, act, arch=arch)
+            built[act, head] = (sum(p.numel() for p in m.parameters()), count_activations(m))
+        n, counts = built[act, head]
+        width = 2048 if arch == "resnet50" else 512
+        rows[f"{inp}-{act}-{head}"] = {
+            "input": inp, "activation": act, "head": head,
+            "head layers": " → ".join(str(w) for w in (width, *HEADS[head], num_classes)),
+            "parameters (M)": n / 1e6, "relu modules": counts["relu"],
+            "mish modules": counts["mish"]}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "model"
+    return frame
+
+
+def committed(name: str) -> dict[str, Any] | None:
+    """A classification result shipped in :mod:`leukolib.reference` (``None`` when absent).
+
+    ``benchmarks/classification_report.py`` writes them; they are package data,
+    so an installed leukolib (Colab) renders them without a download.
+
+    Examples
+    --------
+    >>> committed("classification_nothing_cpu.json") is None
+    True
+    """
+    from leukolib import reference
+
+    stem = name.removesuffix(".json")
+    return reference.load(stem) if reference.available(stem) else None
+
+
+def committed_tables(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The tables of a committed ``classification_report`` result, and where it came from.
+
+    Returns
+    -------
+    dict
+        ``source``: one line (what ran, on what, when, at which commit);
+        ``tables``: title -> DataFrame, for the steps the result holds.
+    """
+    g = result.get("grid") or {}
+    cfg, d = g.get("config") or {}, result.get("dataset") or {}
+    source = (f"{d.get('name')}: {d.get('n_images')} images ({', '.join(d.get('classes', []))}); "
+              f"{cfg.get('arch')} at {cfg.get('image_size')} px, {cfg.get('folds')} folds x "
+              f"{cfg.get('epochs')} epochs, {cfg.get('weights')} weights, learning rate "
+              f"{cfg.get('lr')}; {g.get('n_test')} test images. From `{result.get('command')}`, "
+              f"{str(result.get('date', ''))[:10]}, commit {result.get('commit')}.")
+    tables: dict[str, pd.DataFrame] = {}
+    if g.get("table"):
+        t = pd.DataFrame(g["table"]).set_index("model")
+        tables["the eight models"] = t[["val acc (mean)", "val acc (std)", "test acc", "CI low",
+                                        "CI high", "F1 macro", "F1 weighted"]]
+    if result.get("baselines"):
+        tables["baselines (same split)"] = pd.DataFrame({
+            f"{k} baseline": {"val acc (mean)": b["val_acc_mean"], "test acc": b["test_acc"],
+                              "CI low": b["test_acc_ci"][0], "CI high": b["test_acc_ci"][1]}
+            for k, b in result["baselines"].items()}).T
+    for key, title, index in (
+            ("segmented_vs_raw", "segmented against raw (McNemar)", "activation-head"),
+            ("against_color", "every model against the colour-only baseline (McNemar)", "model"),
+            ("color", "the best segmented and raw models trained again on grey images", "model")):
+        rows = g.get(key) if key == "segmented_vs_raw" else result.get(key)
+        if rows:
+            tables[title] = pd.DataFrame(rows).set_index(index)
+    return {"source": source, "tables": tables}
+
+
+def describe_input(config: Mapping[str, Any]) -> str:
+    """In words, what a run's networks saw (for the book's prose).
+
+    Examples
+    --------
+    >>> cfg = {"crop": None, "crop_min": 0.0, "resize": 72, "image_size": 64, "color": "rgb",
+    ...        "arch": "resnet50"}
+    >>> print(describe_input(cfg))  # doctest: +NORMALIZE_WHITESPACE
+    the whole image, its shorter side resized to 72 px and the centre 64 px kept, in colour,
+    for a resnet50
+    """
+    if config.get("crop") is None:
+        what = "the whole image"
+    elif config.get("crop_min"):
+        what = (f"a square window of {config['crop_min']:.3g} of the image's shorter side around "
+                "the nucleus (larger only for a nucleus that does not fit with a margin of "
+                f"{config['crop']:.0%} of its box), so every nucleus keeps its scale")
+    else:
+        what = (f"the square around the nucleus's box with a margin of {config['crop']:.0%}, "
+                "so the nucleus fills the frame")
+    size = (f"its shorter side resized to {config['resize']} px and the centre "
+            f"{config['image_size']} px kept" if config["resize"] != config["image_size"]
+            else f"resized to {config['image_size']} px")
+    color = "in grey" if config.get("color") == "gray" else "in colour"
+    return f"{what}, {size}, {color}, for a {config.get('arch', 'resnet50')}"

@@ -1,0 +1,109 @@
+"""A finished classifier run's numbers: the logits file, the test metrics, the summary.
+
+:func:`finish_run` is the last step of
+:func:`~leukolib.classification.training.train_classifier`. It gathers the
+folds' logits into ``logits.npz``:
+
+=================  ==============  ===============================================
+array              shape           what
+=================  ==============  ===============================================
+``test_ids``       (N,)            the hold-out test images
+``test_labels``    (N,)
+``test_logits``    (F, N, C)       every fold model's logits on them
+``oof_ids``        (M,)            the training-validation images
+``oof_labels``     (M,)
+``oof_logits``     (M, C)          each by the fold model that held it out
+``oof_folds``      (M,)            which fold that was (temperature scaling fits
+                                   on these, fold by fold)
+``class_names``    (C,)
+=================  ==============  ===============================================
+
+and scores the test split: the **fold average** (the mean of the folds'
+logits, the model a reader would deploy) with a bootstrap interval of its
+accuracy, and each fold model alone (mean and standard deviation over folds).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from leukolib.metrics import classification_metrics
+from leukolib.runs import RunDirectory, now
+from leukolib.stats import bootstrap_ci
+
+__all__ = ["LOGITS", "finish_run", "score_logits"]
+
+#: The logits file of a complete run.
+LOGITS = "logits.npz"
+
+
+def score_logits(
+    labels: np.ndarray, logits: np.ndarray, class_names, n_boot: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """Classification metrics of logits, with a bootstrap interval of the accuracy.
+
+    Examples
+    --------
+    >>> m = score_logits(np.array([0, 1, 1]), np.array([[2., 0], [0, 1], [1, 0]]), ["a", "b"])
+    >>> round(m["accuracy"], 3), m["confusion"]
+    (0.667, [[1, 0], [1, 1]])
+    """
+    pred = np.asarray(logits).argmax(1)
+    m = classification_metrics(labels, pred, list(class_names))
+    m["accuracy_ci"] = list(bootstrap_ci((pred == labels).astype(float), n_boot=n_boot, seed=seed))
+    m["n"] = int(len(labels))
+    return m
+
+
+def finish_run(record: dict[str, Any], rundir: RunDirectory, data, split,
+               call_seconds: float) -> None:
+    """Assemble ``logits.npz``, score the test split, summarise, mark the run complete."""
+    from leukolib.classification.training import load_fold_logits
+
+    record["folds"].sort(key=lambda f: f["fold"])
+    names = list(data.class_names)
+    y = data.labels
+    n_classes = len(names)
+    test_logits, oof_idx, oof_logits, oof_folds = [], [], [], []
+    for f in record["folds"]:
+        z = load_fold_logits(rundir, f["fold"])
+        test_logits.append(z["test_logits"].reshape(len(split.test), n_classes))
+        oof_idx.append(z["val_idx"])
+        oof_logits.append(z["val_logits"].reshape(len(z["val_idx"]), n_classes))
+        oof_folds.append(np.full(len(z["val_idx"]), f["fold"]))
+    order = np.argsort(np.concatenate(oof_idx), kind="stable")
+    oof_i = np.concatenate(oof_idx)[order]
+    oof = np.concatenate(oof_logits)[order]
+    stacked = np.stack(test_logits)
+    ids = np.array(data.ids)
+    np.savez(rundir.path / LOGITS, test_ids=ids[split.test], test_labels=y[split.test],
+             test_logits=stacked.astype(np.float32), oof_ids=ids[oof_i], oof_labels=y[oof_i],
+             oof_logits=oof.astype(np.float32),
+             oof_folds=np.concatenate(oof_folds)[order], class_names=np.array(names))
+    avg = stacked.mean(0)
+    record["test"] = score_logits(y[split.test], avg, names, seed=record["config"]["seed"])
+    record["test"]["ids"] = [data.ids[i] for i in split.test]
+    record["test"]["labels"] = y[split.test].tolist()
+    record["test"]["pred"] = avg.argmax(1).tolist()
+    record["oof"] = classification_metrics(y[oof_i], oof.argmax(1), names)
+    val = np.array([f["best_val_acc"] for f in record["folds"]])
+    per_fold = np.array([f["test"]["accuracy"] for f in record["folds"]])
+    best = int(np.argmax(val))  # first best: ties go to the lower fold
+    record["summary"] = {
+        "val_acc_mean": float(val.mean()), "val_acc_std": float(val.std(ddof=1)) if len(val) > 1
+        else 0.0, "val_acc_best": float(val.max()), "best_fold": int(record["folds"][best]["fold"]),
+        "test_acc": record["test"]["accuracy"], "test_acc_ci": record["test"]["accuracy_ci"],
+        "test_acc_folds_mean": float(per_fold.mean()),
+        "test_acc_folds_std": float(per_fold.std(ddof=1)) if len(per_fold) > 1 else 0.0,
+        "test_f1_macro": record["test"]["f1"], "test_f1_weighted": record["test"]["f1_weighted"],
+    }
+    hist = [h for f in record["folds"] for h in f["history"]]
+    t = record["timings"]
+    t.update(total_seconds=float(sum(t["fold_seconds"]) + sum(t["prepare_seconds"])),
+             mean_epoch_seconds=float(np.mean([h["seconds"] for h in hist])),
+             last_call_seconds=float(call_seconds))
+    record["status"] = "complete"
+    record["updated"] = now()
+    rundir.write(record)

@@ -1,0 +1,99 @@
+"""The classifiers' splits (the paper's section 4.2): a test split, then k folds on the rest.
+
+1. A stratified hold-out **test split** of ``test_fraction`` of the images
+   (10 % in the paper), made by group (:func:`leukolib.folds.holdout`): exact
+   duplicates and, where the dataset or the caller gives them, images of one
+   patient or smear, never straddle it. Nothing about these images is looked
+   at until every model is trained and selected.
+2. **Stratified k-fold** on the remaining training-validation part
+   (:func:`leukolib.folds.kfold`, by the same groups): fold ``k`` trains on the
+   other folds and is *validated* on its own, which selects its best epoch and
+   drives the learning-rate schedule. Every training-validation image is thus
+   predicted once by the model that held it out (the out-of-fold logits);
+   these are optimistic by the selection, the test split is not.
+
+Every model of a grid, and the baselines, use the very same split: it depends
+only on the images (their fingerprints), their labels and groups, and the
+seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from leukolib.data.fingerprint import split_groups
+from leukolib.folds import holdout, kfold
+
+__all__ = ["ClassifierSplit", "classifier_split"]
+
+
+@dataclass(frozen=True)
+class ClassifierSplit:
+    """Indices (into the dataset) of the classifier protocol's parts.
+
+    Attributes
+    ----------
+    trainval, test : ndarray of int
+        The two parts of the hold-out split.
+    folds : list of (ndarray, ndarray)
+        ``(train, val)`` of every fold, both inside ``trainval``.
+    groups : ndarray of int
+        The group of every image (duplicates, dataset and caller groups merged).
+    """
+
+    trainval: np.ndarray
+    test: np.ndarray
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    groups: np.ndarray
+
+    @property
+    def n_folds(self) -> int:
+        """Number of folds."""
+        return len(self.folds)
+
+
+def classifier_split(
+    fingerprints: Sequence[str],
+    labels: Sequence[int] | np.ndarray | None,
+    test_fraction: float,
+    n_folds: int,
+    seed: int,
+    *,
+    dataset_groups: Sequence[Hashable] | None = None,
+    groups: Sequence[Hashable] | None = None,
+) -> ClassifierSplit:
+    """The hold-out test split and the k folds of the training-validation part.
+
+    Parameters
+    ----------
+    fingerprints : sequence of str
+        One per image (:func:`leukolib.data.image_fingerprint`): duplicates share a group.
+    labels : array_like of int, optional
+        Classes, for stratification.
+    test_fraction : float
+    n_folds : int
+    seed : int
+    dataset_groups, groups : sequence, optional
+        The dataset's own and the caller's groups (patients, smears).
+
+    Returns
+    -------
+    ClassifierSplit
+
+    Examples
+    --------
+    >>> prints = [f"p{i}" for i in range(40)]
+    >>> s = classifier_split(prints, [0, 1] * 20, 0.1, 3, seed=0)
+    >>> len(s.test), s.n_folds, sorted(np.concatenate([v for _, v in s.folds])) == list(s.trainval)
+    (4, 3, True)
+    """
+    g = split_groups(list(fingerprints), dataset_groups, groups)
+    y = None if labels is None else np.asarray(labels)
+    trainval, test = holdout(len(g), test_fraction, seed, groups=g, labels=y)
+    inner = kfold(len(trainval), n_folds, seed, groups=g[trainval],
+                  labels=None if y is None else y[trainval])
+    folds = [(trainval[f.train], trainval[f.test]) for f in inner]
+    return ClassifierSplit(trainval, test, folds, g)

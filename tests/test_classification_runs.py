@@ -1,0 +1,198 @@
+"""Classifier runs, really trained (smoke sizes, random init): protocol, resume, contract, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from leukolib.classification import (
+    classifier_runs,
+    load_classifier_run,
+    train_classifier,
+    train_grid,
+)
+from leukolib.classification.baselines import run_baselines
+from leukolib.classification.masks import SegmenterError, train_segmenter_for
+from leukolib.classification.report import (
+    against,
+    grid_table,
+    load_records,
+    segmented_vs_raw,
+    table5_beside_paper,
+    table6_beside_paper,
+)
+from leukolib.cli import main
+from leukolib.data import profile_dataset
+from leukolib.runs import RunError
+
+KEYS = ["segmented-relu-linear", "raw-relu-linear"]
+
+
+@pytest.fixture(scope="module")
+def smoke_data():
+    return profile_dataset("synthetic", None, "smoke", 0, stage="classification")
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory, smoke_data):
+    out = classifier_runs(tmp_path_factory.mktemp("cls"), "synthetic", "smoke", 0)
+    # whole images (no crop around the nucleus), so that the raw run needs no mask
+    records = train_grid(smoke_data, out, "smoke", 0, keys=KEYS, crop=None, progress=False)
+    return out, records
+
+
+def test_grid_follows_the_protocol(grid, smoke_data):
+    out, records = grid
+    assert list(records) == KEYS and out.name == "classifiers_synthetic_smoke_seed0"
+    a, b = (records[k] for k in KEYS)
+    assert a["split"] == b["split"]  # every model on the same split
+    test = set(a["split"]["test_ids"])
+    assert len(test) == 4  # smoke: 25 % of 16
+    for f in a["folds"]:
+        assert not test & set(f["train_ids"]) and not test & set(f["val_ids"])
+        assert not set(f["train_ids"]) & set(f["val_ids"])
+    vals = sorted(i for f in a["folds"] for i in f["val_ids"])
+    assert vals == sorted(a["split"]["trainval_ids"])  # each image validated exactly once
+    c = a["config"]
+    assert (c["weights"], c["lr_kind"], c["lr"]) == ("random", "scratch", 1e-3)
+    assert c["segmenter"]["name"] == "handcrafted" and b["config"]["segmenter"] is None
+    assert (out / "masks" / "handcrafted").is_dir()
+    s = a["summary"]
+    assert 0 <= s["test_acc_ci"][0] <= s["test_acc"] <= s["test_acc_ci"][1] <= 1
+    assert a["status"] == "complete" and sorted(load_records(out)) == sorted(KEYS)
+
+
+def test_the_run_contract(grid, smoke_data):
+    out, records = grid
+    run = load_classifier_run(out / KEYS[0], device="cpu")
+    assert run.class_names == ("L1", "L2", "L3") and run.key == KEYS[0]
+    assert run.config["input"] == "segmented" and run.n_folds == 2
+    assert run.best_fold in (0, 1)
+    model = run.model(run.best_fold)
+    assert not model.training and model.layer4[-1] is not None
+    images = [smoke_data[i].image for i in range(3)]
+    prep = run.prepare(images)
+    assert prep.x.shape == (3, 3, 32, 32) and prep.images[0].shape == (32, 32, 3)
+    assert prep.masks[0].shape == (32, 32) and prep.warp[0](smoke_data[0].nucleus).shape == (32, 32)
+    avg, one = run.logits(prep.x), run.logits(prep.x, folds=0)
+    both = run.logits(prep.x, folds=[0, 1])
+    assert avg.shape == (3, 3) and np.allclose(avg, both) and not np.allclose(avg, one)
+    assert np.allclose(run.predict_images(images), avg, atol=1e-5)
+    z = run.saved_logits()
+    rec = records[KEYS[0]]
+    assert z["test_logits"].shape == (2, 4, 3) and list(z["test_ids"]) == rec["split"]["test_ids"]
+    assert z["oof_logits"].shape == (12, 3) and sorted(z["oof_folds"].tolist()) == [0] * 6 + [1] * 6
+    assert np.array_equal(z["test_logits"].mean(0).argmax(1), rec["test"]["pred"])
+    # the saved test logits are what the loaded models give on the same images
+    test = [smoke_data[smoke_data.ids.index(i)].image for i in rec["split"]["test_ids"]]
+    assert np.allclose(run.predict_images(test, folds=1), z["test_logits"][1], atol=1e-4)
+    raw = load_classifier_run(out / KEYS[1], device="cpu")
+    assert raw.prepare(images).masks is None  # a raw run given no masks goes without
+    assert raw.prepare(images, [smoke_data[i].nucleus for i in range(3)]).masks is not None
+    assert run.history()[["fold", "epoch", "train_acc", "val_acc"]].shape[0] == 2
+
+
+def test_resume_refuse_and_reproduce(grid, smoke_data, tmp_path):
+    out, records = grid
+    again = train_classifier(smoke_data, out / KEYS[0], input="segmented", profile="smoke",
+                             seed=0, crop=None, progress=False, mask_cache=out / "masks")
+    assert again == records[KEYS[0]]  # complete: returned at once
+    with pytest.raises(RunError, match="another configuration"):
+        train_classifier(smoke_data, out / KEYS[0], input="segmented", act="mish",
+                         profile="smoke", seed=0, crop=None, progress=False)
+    # the same seed gives the same weights on the CPU: a second run, and an interrupted one
+    rec = train_classifier(smoke_data, tmp_path / "copy", input="raw", profile="smoke", seed=0,
+                           crop=None, progress=False)
+    z0 = np.load(out / KEYS[1] / "logits.npz")
+    z1 = np.load(tmp_path / "copy" / "logits.npz")
+    assert np.array_equal(z0["test_logits"], z1["test_logits"])
+    assert rec["test"] == records[KEYS[1]]["test"]
+    partial = json.loads((tmp_path / "copy" / "run.json").read_text())
+    partial["folds"], partial["status"] = partial["folds"][:1], "running"
+    (tmp_path / "copy" / "run.json").write_text(json.dumps(partial))
+    (tmp_path / "copy" / "fold_01.pt").unlink()
+    resumed = train_classifier(smoke_data, tmp_path / "copy", input="raw", profile="smoke",
+                               seed=0, crop=None, progress=False)
+    assert resumed["status"] == "complete" and len(resumed["timings"]["fold_seconds"]) == 3
+    assert np.array_equal(np.load(tmp_path / "copy" / "logits.npz")["test_logits"],
+                          z0["test_logits"])
+
+
+def test_baselines_and_tables(grid, smoke_data):
+    out, records = grid
+    base = run_baselines(smoke_data, records[KEYS[0]], seed=0, progress=False)
+    assert set(base) == {"handcrafted", "color"}
+    for b in base.values():
+        assert b["test"]["ids"] == records[KEYS[0]]["split"]["test_ids"]
+        assert 0 <= b["test"]["accuracy"] <= 1 and len(b["val_acc_folds"]) == 2
+    table = grid_table(records)
+    assert list(table.index) == KEYS and {"test acc", "CI low", "F1 weighted"} <= set(table)
+    twins = segmented_vs_raw(records)
+    assert list(twins.index) == ["relu-linear"] and 0 <= twins["McNemar p"].iloc[0] <= 1
+    vs = against(records, base["color"], name="colour")
+    assert list(vs.columns[:2]) == ["accuracy", "colour accuracy"]
+    t5 = table5_beside_paper(records)
+    assert (t5.source == "leukolib").sum() == 2 and t5.source.str.startswith("paper").sum() == 4
+    t6 = table6_beside_paper(records, base)
+    assert "color baseline" in set(t6.method) and "AlexNet [16]" in set(t6.method)
+
+
+def test_unet_that_saw_a_test_image_is_refused(tmp_path):
+    from leukolib.segmentation.training import train_unet
+
+    ds = profile_dataset("synthetic", None, "smoke", 0, stage="classification")
+    leaky = tmp_path / "unet_all"
+    train_unet(ds, leaky, profile="smoke", seed=0, progress=False)
+    with pytest.raises(SegmenterError, match=r"trained on \d+ of the classifier's test images"):
+        train_classifier(ds, tmp_path / "cls", segmenter="ensemble", seg_model=leaky,
+                         profile="smoke", progress=False)
+    clean = tmp_path / "unet_trainval"
+    train_segmenter_for(ds, clean, profile="smoke", seed=0, progress=False)
+    rec = train_classifier(ds, tmp_path / "cls2", segmenter="ensemble", seg_model=clean,
+                           profile="smoke", progress=False, epochs=1)
+    assert rec["config"]["segmenter"]["name"] == "ensemble"
+    trained = set(json.loads((clean / "run.json").read_text())["dataset"]["ids"])
+    assert not trained & set(rec["split"]["test_ids"])
+
+
+def test_cli_train_and_classify(grid, smoke_data, tmp_path, capsys):
+    out, _ = grid
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    import cv2
+
+    for i in range(3):
+        cv2.imwrite(str(folder / f"cell{i}.png"), smoke_data[i].image[..., ::-1])
+    (folder / "broken.png").write_bytes(b"not an image")
+    preds = tmp_path / "pred.csv"
+    code = main(["classify", str(folder), "--model", str(out / KEYS[0]), "--out", str(preds),
+                 "--quiet"])
+    assert code == 1  # the broken file is listed, the others classified
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "classified 3 image(s)" in err
+    rows = list(csv.DictReader(preds.open()))
+    assert [r["file"].rsplit("/", 1)[-1] for r in rows] == ["cell0.png", "cell1.png", "cell2.png"]
+    p = np.array([[float(r[f"p_{c}"]) for c in ("L1", "L2", "L3")] for r in rows])
+    assert np.allclose(p.sum(1), 1, atol=1e-4) and {r["prediction"] for r in rows} <= {"L1", "L2",
+                                                                                         "L3"}
+    assert main(["classify", str(folder / "cell0.png"), "--model", str(out / KEYS[0]),
+                 "--out", str(preds), "--quiet"]) == 2  # exists: refused
+    assert main(["classify", str(folder / "cell0.png"), "--model", str(out / KEYS[0]),
+                 "--out", str(preds), "--overwrite", "--quiet", "--fold", "best"]) == 0
+    assert len(list(csv.DictReader(preds.open()))) == 1
+    assert main(["classify", str(folder / "cell0.png"), "--model", str(out / KEYS[0]),
+                 "--out", str(preds), "--overwrite", "--fold", "7"]) == 2
+    assert main(["train-classifier", "-d", "synthetic", "--grid", "--input", "raw",
+                 "-o", str(tmp_path / "g")]) == 2
+    code = main(["train-classifier", "-d", "synthetic", "--profile", "smoke", "--input", "raw",
+                 "--act", "mish", "--head", "medium", "-o", str(tmp_path / "r"), "--quiet"])
+    assert code == 0 and "raw-mish-medium: test accuracy" in capsys.readouterr().out
+    run = load_classifier_run(tmp_path / "r")
+    assert isinstance(run.model(0).fc[1], torch.nn.Mish)
+    # synthetic smears are whole fields: by default a fixed window around the nucleus
+    assert (run.config["crop"], run.config["crop_min"]) == (0.25, 0.375)
+    assert run.prepare([smoke_data[0].image]).masks is not None
