@@ -1,0 +1,197 @@
+"""Whether a 0.99 means 99 %: expected calibration error, reliability, temperature scaling.
+
+A classifier is *calibrated* when, among the images it gives a confidence of
+about ``p`` (its top-class probability), a share of about ``p`` is right.
+
+* :func:`expected_calibration_error` (Naeini et al. 2015; Guo et al. 2017):
+  the images are binned by confidence in ``n_bins`` equal-width bins; ECE
+  is the average gap ``|accuracy - mean confidence|`` of the bins, weighted
+  by their share of the images. 0 is perfect; with few images it is biased
+  upwards (every bin of a handful of images has a gap).
+* :func:`reliability_table`: the bins themselves, for the reliability
+  diagram (:func:`leukolib.explain.figures.plot_reliability`).
+* :func:`fit_temperature` (Guo et al. 2017): one scalar ``T`` dividing the
+  logits, fitted by minimising the negative log-likelihood on held-out
+  logits. It never changes a prediction (the arg-max), only the confidence.
+  leukolib fits it on the **out-of-fold validation logits** of the k-fold
+  protocol (every image scored by the fold model that did not train on it)
+  and measures ECE on the **test split**, never used for the fit.
+* :func:`calibration_summary`: ECE, negative log-likelihood and Brier
+  score before and after, with bootstrap intervals of ECE.
+
+The test logits of a k-fold run are the average of the fold models' logits;
+temperature scaling commutes with that average (``mean(z / T) = mean(z) / T``).
+
+Examples
+--------
+>>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7]])
+>>> round(expected_calibration_error(probs, np.array([0, 0, 1, 1]), n_bins=5), 3)
+0.3
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leukolib.explain.cams import softmax
+
+__all__ = [
+    "N_BINS",
+    "brier_score",
+    "calibration_summary",
+    "expected_calibration_error",
+    "fit_temperature",
+    "negative_log_likelihood",
+    "reliability_table",
+]
+
+#: Guo et al.'s 15 equal-width bins.
+N_BINS = 15
+
+
+def _bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
+    # bin k holds confidences in (k / n, (k + 1) / n]; 0 falls in the first
+    return np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+
+
+def _binned(probs: np.ndarray, labels: np.ndarray,
+            n_bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bin: number of images, summed confidence, number right."""
+    p = np.asarray(probs, dtype=np.float64)
+    conf = p.max(axis=1)
+    right = (p.argmax(axis=1) == np.asarray(labels, dtype=np.int64)).astype(np.float64)
+    b = _bins(conf, n_bins)
+    return (np.bincount(b, minlength=n_bins), np.bincount(b, conf, minlength=n_bins),
+            np.bincount(b, right, minlength=n_bins))
+
+
+def reliability_table(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS) -> pd.DataFrame:
+    """The reliability diagram's bins: ``low, high, n, confidence, accuracy, gap``.
+
+    Empty bins have ``n = 0`` and NaN confidence and accuracy.
+    """
+    n, conf, right = _binned(probs, labels, n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf, acc = conf / n, right / n
+    edges = np.arange(n_bins + 1) / n_bins
+    return pd.DataFrame({"low": edges[:-1], "high": edges[1:], "n": n, "confidence": mean_conf,
+                         "accuracy": acc, "gap": np.abs(acc - mean_conf)})
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray,
+                               n_bins: int = N_BINS) -> float:
+    """Top-label ECE: the bins' ``|accuracy - confidence|`` weighted by their share of images."""
+    n, conf, right = _binned(probs, labels, n_bins)
+    if n.sum() == 0:
+        return float("nan")
+    # sum over bins of n_b * |acc_b - conf_b| = |right_b - conf_b|
+    return float(np.abs(right - conf).sum() / n.sum())
+
+
+def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray,
+                            temperature: float = 1.0) -> float:
+    """Mean negative log-probability of the true class under ``softmax(logits / T)``."""
+    from scipy.special import log_softmax
+
+    z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    y = np.asarray(labels, dtype=np.int64)
+    return float(-log_softmax(z, axis=1)[np.arange(len(y)), y].mean())
+
+
+def brier_score(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean squared distance between the probabilities and the one-hot truth (0 is perfect)."""
+    p = np.asarray(probs, dtype=np.float64)
+    onehot = np.eye(p.shape[1])[np.asarray(labels, dtype=np.int64)]
+    return float(((p - onehot) ** 2).sum(axis=1).mean())
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray,
+                    bounds: tuple[float, float] = (0.05, 50.0)) -> float:
+    """The temperature minimising the negative log-likelihood of ``logits / T``.
+
+    A bounded one-dimensional search on ``log T`` (:func:`scipy.optimize.minimize_scalar`).
+
+    Examples
+    --------
+    Labels drawn from ``softmax(z)`` make ``z`` calibrated; ``3 z`` is three
+    times too confident:
+
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(0, 2, (2000, 3))
+    >>> y = (softmax(z).cumsum(axis=1) < rng.random((2000, 1))).sum(axis=1)
+    >>> round(fit_temperature(3 * z, y), 1)
+    3.0
+    """
+    from scipy.optimize import minimize_scalar
+
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    if len(y) == 0:
+        raise ValueError("no logits to fit a temperature on")
+    res = minimize_scalar(lambda lt: negative_log_likelihood(z, y, float(np.exp(lt))),
+                          bounds=tuple(np.log(bounds)), method="bounded",
+                          options={"xatol": 1e-4})
+    return float(np.exp(res.x))
+
+
+def _ece_ci(probs: np.ndarray, labels: np.ndarray, n_bins: int, n_boot: int,
+            seed: int) -> tuple[float, float]:
+    from leukolib.stats import bootstrap_ci
+
+    def stat(idx: np.ndarray, axis: int = -1) -> np.ndarray:
+        idx = np.asarray(idx).astype(np.int64)
+        flat = idx.reshape(-1, idx.shape[-1])
+        out = [expected_calibration_error(probs[i], labels[i], n_bins) for i in flat]
+        return np.asarray(out).reshape(idx.shape[:-1])
+
+    return bootstrap_ci(np.arange(len(labels)), n_boot=n_boot, seed=seed, statistic=stat)
+
+
+def calibration_summary(
+    fit_logits: np.ndarray,
+    fit_labels: np.ndarray,
+    test_logits: np.ndarray,
+    test_labels: np.ndarray,
+    n_bins: int = N_BINS,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Temperature fitted on ``fit_*`` (out-of-fold logits), calibration measured on ``test_*``.
+
+    Parameters
+    ----------
+    fit_logits, fit_labels :
+        Held-out logits ``(M, C)`` and labels for the fit.
+    test_logits, test_labels :
+        The test split's logits ``(N, C)`` (a fold average) or ``(F, N, C)``
+        (one row per fold model: averaged here) and labels.
+    n_bins, n_boot, seed :
+        Of ECE and its bootstrap intervals (over test images).
+
+    Returns
+    -------
+    dict
+        ``temperature, n_fit, n_test, accuracy, ece_before, ece_before_ci,
+        ece_after, ece_after_ci, nll_before, nll_after, brier_before,
+        brier_after, ratio`` (``ece_after / ece_before``).
+    """
+    z = np.asarray(test_logits, dtype=np.float64)
+    if z.ndim == 3:
+        z = z.mean(axis=0)
+    y = np.asarray(test_labels, dtype=np.int64)
+    t = fit_temperature(fit_logits, fit_labels)
+    before, after = softmax(z), softmax(z, t)
+    ece_b = expected_calibration_error(before, y, n_bins)
+    ece_a = expected_calibration_error(after, y, n_bins)
+    return {
+        "temperature": t, "n_fit": int(len(fit_labels)), "n_test": int(len(y)),
+        "accuracy": float((z.argmax(axis=1) == y).mean()) if len(y) else float("nan"),
+        "ece_before": ece_b, "ece_before_ci": _ece_ci(before, y, n_bins, n_boot, seed),
+        "ece_after": ece_a, "ece_after_ci": _ece_ci(after, y, n_bins, n_boot, seed),
+        "nll_before": negative_log_likelihood(z, y), "nll_after": negative_log_likelihood(z, y, t),
+        "brier_before": brier_score(before, y), "brier_after": brier_score(after, y),
+        "ratio": ece_a / ece_b if ece_b > 0 else float("nan"),
+    }

@@ -1,0 +1,80 @@
+"""Calibration and the paper's Table A3 layout: ECE, temperature scaling, probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from leukolib import paper
+from leukolib.explain import (
+    calibration_summary,
+    expected_calibration_error,
+    fit_temperature,
+    paper_table_a3,
+    pick_images,
+    probability_table,
+    reliability_table,
+)
+from leukolib.explain.cams import softmax
+
+
+def _calibrated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels drawn from their own softmax: calibrated by construction."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 2.5, (n, 3))
+    y = (softmax(z).cumsum(axis=1) < rng.random((n, 1))).sum(axis=1)
+    return z, y
+
+
+def test_ece_is_small_when_calibrated_and_large_when_overconfident():
+    z, y = _calibrated(5000, 0)
+    assert expected_calibration_error(softmax(z), y) < 0.03
+    assert expected_calibration_error(softmax(4 * z), y) > 0.1
+    t = reliability_table(softmax(z), y, n_bins=10)
+    assert t["n"].sum() == 5000 and len(t) == 10
+    assert (t.dropna()["gap"] < 0.1).all()
+
+
+def test_temperature_fitted_on_held_out_logits_halves_the_test_ece():
+    z_fit, y_fit = _calibrated(2000, 1)
+    z_test, y_test = _calibrated(600, 2)
+    s = calibration_summary(4 * z_fit, y_fit, 4 * z_test, y_test, n_boot=300)
+    assert s["temperature"] == pytest.approx(4, rel=0.15)
+    assert s["ece_after"] <= s["ece_before"] / 2
+    assert s["nll_after"] < s["nll_before"] and s["brier_after"] < s["brier_before"]
+    lo, hi = s["ece_before_ci"]
+    assert lo <= s["ece_before"] <= hi
+    folds = np.stack([4 * z_test, 4 * z_test])  # (F, N, C): averaged, as a run's test logits
+    assert calibration_summary(4 * z_fit, y_fit, folds, y_test, n_boot=100)["accuracy"] == \
+        s["accuracy"]
+
+
+def test_temperature_never_changes_a_prediction():
+    z, y = _calibrated(300, 3)
+    t = fit_temperature(0.3 * z, y)  # under-confident: T < 1 sharpens
+    assert t < 1
+    assert (softmax(0.3 * z, t).argmax(1) == softmax(0.3 * z).argmax(1)).all()
+    with pytest.raises(ValueError, match="no logits"):
+        fit_temperature(np.zeros((0, 3)), np.zeros(0, int))
+
+
+def test_table_a3_layout_on_images_every_model_gets_right():
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    good = np.eye(3)[y] * 0.7 + 0.1
+    bad = good.copy()
+    bad[1] = [0.1, 0.8, 0.1]  # model b misclassifies image 1
+    probs = {"a": good, "b": bad}
+    chosen = pick_images(y, probs, per_class=2, seed=0)
+    assert 1 not in chosen and len(chosen) == 6
+    t = probability_table([f"im{i}" for i in range(8)], y, ["L1", "L2", "L3"], probs, chosen)
+    assert list(t.columns) == ["class", "image", "a", "b"]
+    assert t.iloc[-1]["class"] == "Average" and t.iloc[-1]["a"] == pytest.approx(0.8)
+
+
+def test_paper_table_a3_in_leukolib_names():
+    t = paper_table_a3()
+    assert list(t.columns) == ["class", "image", "segmented-mish-linear", "raw-mish-linear",
+                               "segmented-mish-medium", "raw-mish-medium"]
+    assert t.iloc[-1]["raw-mish-linear"] == pytest.approx(0.565)
+    r = paper.reported(table="A3", method="raw-mish-linear", metric="proba:average")
+    assert float(r["value"].item()) == t.iloc[-1]["raw-mish-linear"]
