@@ -1,0 +1,337 @@
+"""The robustness results as tables: Table 7 beside the paper, curves, paired tests, files.
+
+Everything here reads the per-image tables of :mod:`leukolib.robustness.sweeps`
+and returns tidy pandas tables (displayed with :func:`leukolib.tables.styled`,
+written by :func:`save_report`):
+
+* :func:`table7`: accuracy and weighted precision, recall and F1 per model
+  on the corrupted test split (the paper's Table 7 reads as weighted: its F1
+  equals its recall for every model), the clean accuracy beside them;
+  :func:`table7_beside_paper` adds the paper's rows;
+* :func:`accuracy_curves`: accuracy per model, way, corruption and severity
+  with a bootstrap interval, severity 0 being the clean images;
+* :func:`retained_accuracy` and :func:`compare_degradation`: per image, the
+  accuracy kept under a corruption (mean over severities minus clean), and
+  paired comparisons of two models (or two ways) on it;
+* :func:`segmentation_curves` and :func:`compare_segmentation`: the same for
+  the segmentation methods' IoU;
+* :func:`pick_models`: the best segmented and the best raw model, chosen on
+  their out-of-fold validation accuracy (never on the test split);
+* :func:`reference_tables`: the benchmark's results on the shared datasets
+  (:mod:`leukolib.reference`), as tables a notebook shows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leukolib.stats import bootstrap_ci, paired_comparison
+
+__all__ = [
+    "accuracy_curves",
+    "compare_degradation",
+    "compare_segmentation",
+    "paired_view",
+    "pick_models",
+    "reference_tables",
+    "retained_accuracy",
+    "save_report",
+    "segmentation_curves",
+    "table7",
+    "table7_beside_paper",
+]
+
+#: Table 7's columns, the paper's metric keys (:func:`leukolib.paper.reported`).
+TABLE7_METRICS: tuple[str, ...] = ("acc", "pre", "rec", "f1")
+
+
+def table7(per_image: pd.DataFrame, class_names: Sequence[str],
+           corruption: str = "paper") -> pd.DataFrame:
+    """Table 7: every model (and way) on the corrupted split, weighted metrics, clean accuracy.
+
+    Parameters
+    ----------
+    per_image : DataFrame
+        :func:`~leukolib.robustness.sweeps.paper_setting` (or a sweep).
+    class_names : sequence of str
+    corruption : str
+        Which corrupted rows to score (``"paper"``).
+
+    Returns
+    -------
+    DataFrame
+        Index ``(model, way)``; columns ``acc, pre, rec, f1`` (weighted
+        averages over classes), ``clean_acc`` and ``n``.
+    """
+    from leukolib.metrics import classification_metrics
+
+    clean = per_image[per_image["severity"] == 0].groupby("model", sort=False)["correct"].mean()
+    bad = per_image[per_image["corruption"] == corruption]
+    rows = []
+    for (model, way), g in bad.groupby(["model", "way"], sort=False):
+        m = classification_metrics(g["label"], g["pred"], list(class_names))
+        rows.append({"model": model, "way": way, "acc": m["accuracy"],
+                     "pre": m["precision_weighted"], "rec": m["recall_weighted"],
+                     "f1": m["f1_weighted"], "clean_acc": float(clean.get(model, np.nan)),
+                     "n": len(g)})
+    return pd.DataFrame(rows).set_index(["model", "way"])
+
+
+def table7_beside_paper(t7: pd.DataFrame, way: str = "after") -> pd.DataFrame:
+    """Our Table 7 (one way for segmented models, ``raw`` for the others) and the paper's rows."""
+    from leukolib import paper
+    from leukolib.tables import beside_paper
+
+    ours = t7[t7.index.get_level_values("way").isin([way, "raw"])].droplevel("way")
+    out = beside_paper(ours, paper.reported(table="7"), [*TABLE7_METRICS, "clean_acc"],
+                       label="model")
+    return out
+
+
+def _interval(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    return bootstrap_ci(values.astype(float), n_boot=n_boot, seed=seed)
+
+
+def accuracy_curves(per_image: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Accuracy per model, way, corruption and severity, with a bootstrap 95 % interval.
+
+    The clean accuracy (severity 0) is repeated in every corruption's curve,
+    and a segmented model's clean rows in both of its ways.
+
+    Returns
+    -------
+    DataFrame
+        ``model, way, corruption, severity, n, accuracy, accuracy_low,
+        accuracy_high``.
+    """
+    bad = per_image[per_image["severity"] > 0]
+    rows = []
+    for (model, way, corr, sev), g in bad.groupby(["model", "way", "corruption", "severity"],
+                                                  sort=False):
+        lo, hi = _interval(g["correct"].to_numpy(), n_boot, seed)
+        rows.append({"model": model, "way": way, "corruption": corr, "severity": int(sev),
+                     "n": len(g), "accuracy": float(g["correct"].mean()), "accuracy_low": lo,
+                     "accuracy_high": hi})
+    clean = per_image[per_image["severity"] == 0]
+    for model, g in clean.groupby("model", sort=False):
+        lo, hi = _interval(g["correct"].to_numpy(), n_boot, seed)
+        done = bad[bad["model"] == model][["way", "corruption"]].drop_duplicates()
+        for way, corr in done.itertuples(index=False):
+            rows.append({"model": model, "way": way, "corruption": corr, "severity": 0,
+                         "n": len(g), "accuracy": float(g["correct"].mean()),
+                         "accuracy_low": lo, "accuracy_high": hi})
+    out = pd.DataFrame(rows)
+    return out.sort_values(["model", "way", "corruption", "severity"], kind="stable",
+                           ignore_index=True)
+
+
+def retained_accuracy(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Per image: its correctness under a corruption (mean over severities) minus when clean.
+
+    Returns
+    -------
+    DataFrame
+        ``model, way, corruption, id, retained`` (0: nothing lost; -1: right
+        on the clean image, wrong at every severity).
+    """
+    clean = per_image[per_image["severity"] == 0].set_index(["model", "id"])["correct"]
+    bad = per_image[per_image["severity"] > 0]
+    mean = bad.groupby(["model", "way", "corruption", "id"], sort=False)["correct"].mean()
+    out = mean.reset_index()
+    base = clean.reindex(pd.MultiIndex.from_frame(out[["model", "id"]])).to_numpy(dtype=float)
+    out["retained"] = out.pop("correct").to_numpy(dtype=float) - base
+    return out
+
+
+def compare_degradation(
+    per_image: pd.DataFrame,
+    a: tuple[str, str],
+    b: tuple[str, str],
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Which of two (model, way) pairs loses less accuracy, corruption by corruption, paired.
+
+    Parameters
+    ----------
+    per_image : DataFrame
+        :func:`~leukolib.robustness.sweeps.classifier_sweep`.
+    a, b : (str, str)
+        ``(model, way)``, e.g. ``("segmented-mish-medium", "before")`` and
+        ``("raw-relu-linear", "raw")``.
+
+    Returns
+    -------
+    DataFrame
+        Index ``corruption`` (and ``all``: every corruption's retained
+        accuracy averaged per image); the columns of
+        :func:`leukolib.stats.paired_comparison` on the retained accuracies,
+        ``mean_a``/``mean_b`` being the mean accuracy change of each.
+    """
+    r = retained_accuracy(per_image)
+    rows = {}
+    names = (f"{a[0]} ({a[1]})", f"{b[0]} ({b[1]})")
+    pick = {k: r[(r["model"] == m) & (r["way"] == w)] for k, (m, w) in (("a", a), ("b", b))}
+    for corr in list(dict.fromkeys(pick["a"]["corruption"])) + ["all"]:
+        sel = {k: (v if corr == "all" else v[v["corruption"] == corr])
+               .groupby("id")["retained"].mean() for k, v in pick.items()}
+        x, y = sel["a"].align(sel["b"], join="inner")
+        rows[corr] = paired_comparison(x.to_numpy(), y.to_numpy(), names=names, n_boot=n_boot,
+                                       seed=seed)
+    out = pd.DataFrame(rows).T
+    out.index.name = "corruption"
+    return out
+
+
+def segmentation_curves(per_image: pd.DataFrame, metric: str = "iou", n_boot: int = 2000,
+                        seed: int = 0) -> pd.DataFrame:
+    """Mean ``metric`` per method, corruption and severity with a bootstrap interval.
+
+    Returns
+    -------
+    DataFrame
+        ``method, corruption, severity, n, <metric>, <metric>_low,
+        <metric>_high``; the clean score (severity 0) in every corruption.
+    """
+    rows = []
+    corrs = [c for c in dict.fromkeys(per_image["corruption"]) if c != "none"]
+    for (method, corr, sev), g in per_image.groupby(["method", "corruption", "severity"],
+                                                    sort=False):
+        lo, hi = bootstrap_ci(g[metric].to_numpy(), n_boot=n_boot, seed=seed)
+        for c in (corrs if corr == "none" else [corr]):
+            rows.append({"method": method, "corruption": c, "severity": int(sev), "n": len(g),
+                         metric: float(g[metric].mean()), f"{metric}_low": lo,
+                         f"{metric}_high": hi})
+    return pd.DataFrame(rows).sort_values(["method", "corruption", "severity"], kind="stable",
+                                          ignore_index=True)
+
+
+def compare_segmentation(
+    per_image: pd.DataFrame,
+    a: str,
+    b: str,
+    metric: str = "iou",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Method ``a`` against ``b`` under each corruption: the paired per-image ``metric``.
+
+    Each image's score is averaged over the severities of a corruption, so
+    the comparison asks which method is better on corrupted images, not only
+    which loses less; the clean images are the ``none`` row.
+
+    Returns
+    -------
+    DataFrame
+        Index ``corruption`` (``none`` first); the columns of
+        :func:`leukolib.stats.paired_comparison`.
+    """
+    rows = {}
+    for corr, g in per_image.groupby("corruption", sort=False):
+        wide = g.groupby(["id", "method"])[metric].mean().unstack("method")
+        rows[corr] = paired_comparison(wide[a].to_numpy(), wide[b].to_numpy(), names=(a, b),
+                                       n_boot=n_boot, seed=seed)
+    out = pd.DataFrame(rows).T
+    out.index.name = "corruption"
+    return out
+
+
+def paired_view(table: pd.DataFrame, names: tuple[str, str] = ("a", "b"),
+                digits: int = 3) -> pd.DataFrame:
+    """A table of :func:`compare_degradation` or :func:`compare_segmentation`, to read.
+
+    Columns: the two means (named by ``names``), ``difference [95 % CI]``,
+    the Wilcoxon p-value, ``wins / losses / ties`` and the verdict.
+    """
+    def f(v: Any) -> str:
+        return f"{float(v):+.{digits}f}"
+
+    out = pd.DataFrame({
+        names[0]: table["mean_a"].astype(float).round(digits),
+        names[1]: table["mean_b"].astype(float).round(digits),
+        "difference [95 % CI]": [f"{f(d)} [{f(lo)}, {f(hi)}]" for d, lo, hi in
+                                 zip(table["mean_diff"], table["ci_low"], table["ci_high"],
+                                     strict=True)],
+        "Wilcoxon p": table["wilcoxon_p"].astype(float).map(lambda p: f"{p:.2g}"),
+        "wins / losses / ties": [f"{w} / {lo} / {t}" for w, lo, t in
+                                 zip(table["wins"], table["losses"], table["ties"], strict=True)],
+        "verdict": table["verdict"]}, index=table.index)
+    return out
+
+
+def pick_models(runs: Mapping[str, Any]) -> dict[str, str]:
+    """The best segmented and the best raw model by out-of-fold validation accuracy.
+
+    Parameters
+    ----------
+    runs : mapping
+        Key -> :class:`~leukolib.classification.ClassifierRun` (its saved
+        out-of-fold logits are read; the test split is not looked at).
+
+    Returns
+    -------
+    dict
+        ``{"segmented": key, "raw": key}`` (only the inputs present); ties
+        go to the first key.
+    """
+    best: dict[str, tuple[float, str]] = {}
+    for key, run in runs.items():
+        z = run.saved_logits()
+        acc = float(np.mean(np.asarray(z["oof_logits"]).argmax(1) == np.asarray(z["oof_labels"])))
+        kind = "segmented" if run.spec.needs_mask and run.spec.input == "segmented" else "raw"
+        if kind not in best or acc > best[kind][0]:
+            best[kind] = (acc, key)
+    return {k: v[1] for k, v in best.items()}
+
+
+def save_report(folder: str | os.PathLike, tables: Mapping[str, pd.DataFrame]) -> list[Path]:
+    """Write each table as ``<name>.csv`` and ``<name>.json`` into ``folder``."""
+    from leukolib.tables import save_table
+
+    files: list[Path] = []
+    for name, frame in tables.items():
+        if isinstance(frame.index, pd.MultiIndex):  # save_table keeps a named index only
+            frame = frame.reset_index()
+        files += save_table(frame, folder, name)
+    return files
+
+
+def reference_tables(results: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """The robustness benchmark's results (``{dataset: results}``) as tables.
+
+    Returns
+    -------
+    dict
+        ``table7`` (every model and way, per dataset), ``clusters`` (ratio,
+        silhouette, Davies-Bouldin per dataset and model) and ``segmentation``
+        (mean IoU per dataset, corruption and method, clean and at the
+        strongest severity); a table is left out when no dataset has it.
+    """
+    t7, clusters, seg = [], [], []
+    for dataset, r in results.items():
+        for row in (r.get("robustness") or {}).get("table7", []):
+            t7.append({"dataset": dataset, **row})
+        for model, row in ((r.get("clusters") or {}).get("per_model") or {}).items():
+            clusters.append({"dataset": dataset, "model": model, **row})
+        s = r.get("segmentation") or {}
+        for row in s.get("iou", []):
+            seg.append({"dataset": dataset, **row})
+    out = {}
+    if t7:
+        out["table7"] = pd.DataFrame(t7).set_index(["dataset", "model", "way"])
+    if clusters:
+        out["clusters"] = pd.DataFrame(clusters).set_index(["dataset", "model"])
+    if seg:
+        frame = pd.DataFrame(seg)
+        top = frame.groupby("dataset")["severity"].transform("max")
+        frame = frame[(frame["severity"] == 0) | (frame["severity"] == top)]
+        frame = frame.assign(level=np.where(frame["severity"] == 0, "clean", "strongest"))
+        out["segmentation"] = frame.pivot_table(index=["dataset", "corruption"],
+                                                columns=["method", "level"], values="iou")
+    return out
