@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     ap.add_argument("--datasets", default="", help="comma-separated subset (default: all found)")
     ap.add_argument("--n-boot", type=int, default=10_000)
     ap.add_argument("--no-reference", action="store_true", help="do not write the reference JSON")
+    ap.add_argument("--no-table-a2", action="store_true",
+                    help="skip the U-Net with the paper's Table A2 hyper-parameters (recorded)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
 
@@ -157,7 +159,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         rd = args.runs / run_dir_name(name, prof.name, args.seed)
         train_unet(ds, rd, profile=prof, seed=args.seed, data_root=roots[name], progress=progress)
         runs[name] = load_unet_run(rd)
-    if "jtsc" in data:
+    if args.no_table_a2:
+        results["unet_hparams"] = {"dataset": "jtsc", "skipped": "run with --no-table-a2",
+                                   "profile_uses": prof.segmentation.hparams}
+    elif "jtsc" in data:
         rd = args.runs / run_dir_name("jtsc", prof.name, args.seed, "_tableA2")
         hp = UNetHParams(**UNET_HPARAMS["jtsc"], source="paper")
         train_unet(data["jtsc"], rd, profile=prof, seed=args.seed, hparams=hp,

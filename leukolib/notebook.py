@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from leukolib.data import Dataset, profile_dataset
 from leukolib.device import seed_everything, select_device
 from leukolib.profiles import Profile, get_profile
@@ -157,8 +159,12 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
 
     With myst-nb (the book build) this is :func:`myst_nb.glue`; elsewhere
     (Colab, JupyterLab without myst-nb) the value is only displayed when
-    ``display`` is true. Used so that no number is typed into prose.
+    ``display`` is true. Used so that no number is typed into prose. NumPy
+    scalars are glued as Python numbers (their repr, ``np.float64(0.5)``,
+    cannot be formatted by ``{glue:text}`name:.2f```).
     """
+    if isinstance(value, np.generic):
+        value = value.item()
     try:
         from myst_nb import glue as _glue
     except ImportError:  # outside the book: nothing to glue into
