@@ -89,6 +89,21 @@ def test_smoke_book_builds_with_figures(smoke_book: Path):
 
 
 @pytest.mark.notebooks
+def test_front_page_shows_the_shipped_results(smoke_book: Path):
+    """"Results at a glance" is rendered from leukolib.reference, as HTML tables."""
+    from leukolib import reference
+
+    intro = (smoke_book / "book" / "intro.html").read_text()
+    section = intro.split('id="results-at-a-glance"', 1)[1].split('id="the-stages"', 1)[0]
+    if reference.available("segmentation"):
+        assert "Nucleus segmentation" in section and "<table" in section
+        assert "results_at_a_glance.svg" in section
+        assert "chosen without it" in section  # the numbers of the data that chose nothing
+    if reference.available("classification_all_idb2_cpu"):
+        assert "Classification" in section and "ALL-IDB2" in section
+
+
+@pytest.mark.notebooks
 def test_smoke_book_pages_are_clean(smoke_run: Path, smoke_book: Path):
     """What `make book` checks: no raw pipe tables, no machine paths, no error outputs."""
     problems = check_html(smoke_book, roots=[smoke_run, smoke_run / "src"])

@@ -25,7 +25,7 @@ does not place. Where it goes, whether its radius and the area threshold
 scale with the image size, and whether it is applied at all were decided by
 the selection protocol of :mod:`leukolib.segmentation.selection` (chosen on
 some datasets, reported on another); :class:`HandcraftedParams` documents
-each choice, and ``benchmarks/results/`` holds the measurements.
+each choice, and ``leukolib/reference/segmentation.json`` holds the measurements.
 
 :func:`segment_nucleus` returns the final mask; :func:`handcrafted_stages`
 returns every intermediate image, for figures. Everything runs in vectorised

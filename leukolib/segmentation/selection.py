@@ -16,7 +16,7 @@ order, each with the choices before it fixed:
 
 ``benchmarks/segmentation_report.py`` runs the protocol on the shared
 datasets, leave-one-dataset-out, and writes the choices and the held-out
-scores to ``benchmarks/results/segmentation.json``; a test checks that the
+scores to ``leukolib/reference/segmentation.json``; a test checks that the
 library's defaults are the ones recorded there.
 """
 
