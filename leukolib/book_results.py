@@ -59,6 +59,15 @@ def segmentation_glance() -> pd.DataFrame | None:
     return frame
 
 
+def _generalization() -> pd.DataFrame:
+    from leukolib.segmentation import reference as seg
+
+    g = seg.generalization("ENSEMBLE")
+    g = g.rename(index=lambda r: DATASET_NAMES.get(r, r), columns=lambda c: DATASET_NAMES.get(c, c))
+    g.index.name = "ENSEMBLE: U-Net trained on"
+    return g
+
+
 def classification_glance() -> pd.DataFrame | None:
     """Per dataset with a shipped classification result: best model and the two baselines.
 
@@ -173,6 +182,12 @@ def write_glance(folder: str | Path) -> Path:
             "Mean nucleus IoU per dataset and method; the black mark is the paper's ensemble "
             "(its Table 2).",
             "```",
+            "",
+            "The ensemble with a U-Net trained on one dataset (rows) and applied to another "
+            "(columns), beside the handcrafted method, which needs no training: how far a "
+            "network trained on one kind of image carries to another.",
+            "",
+            _markdown(_generalization()),
             "",
             f"Source: {reference.provenance('segmentation')}.",
             "",
