@@ -122,18 +122,19 @@ def _figure(seg: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     cols = ["HM", "DEEP (out-of-fold)", "ENSEMBLE (out-of-fold)"]
-    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
     x = np.arange(len(seg))
     width = 0.26
     for i, c in enumerate(cols):
         ax.bar(x + (i - 1) * width, seg[c], width, label=c.split(" ")[0])
     ax.scatter(x + width, seg["paper ENSEMBLE (Table 2)"], marker="_", s=600, color="black",
                zorder=3, label="paper's ensemble")
-    ax.set_xticks(x, seg.index, fontsize=11)
+    ax.set_xticks(x, seg.index)
     low = float(np.nanmin(seg[cols + ["paper ENSEMBLE (Table 2)"]].to_numpy()))
     ax.set_ylim(max(0.0, low - 0.05), 1.0)
     ax.set_ylabel("mean nucleus IoU", fontsize=11)
-    ax.legend(ncol=4, fontsize=9, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    ax.tick_params(labelsize=11)
+    ax.legend(ncol=4, fontsize=11, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
