@@ -37,23 +37,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from leukolib.reference import source_commit
+
 GMAC_224 = 4.1  # ResNet-50, one 224 px image (torchvision's model card)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def train_cost(sizes, batches, steps: int, device: str,
@@ -222,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/bench_classify.py " + " ".join(
             a for a in (argv if argv is not None else sys.argv[1:])),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _commit(),
+        "commit": source_commit(),
         "torch": torch.__version__,
     }
     if args.mode == "learn":

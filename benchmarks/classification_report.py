@@ -31,21 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from leukolib.reference import source_commit
+
 ROOT = Path(__file__).resolve().parents[1]
 FOLDERS = {"all_idb2": "ALL_IDB2", "jtsc": "segmentation_WBC"}
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _records(frame):
@@ -168,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         log = {"command": " ".join(["python benchmarks/classification_report.py", "--profile",
                                     args.profile, "--datasets", name, "--seed", str(args.seed),
                                     "--runs RUNS_DIR", *flags]),
-               "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": _commit(),
+               "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": source_commit(),
                "versions": library_versions(),
                "machine": {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0]},
                "profile": get_profile(args.profile).classification.__dict__}

@@ -22,7 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-__all__ = ["available", "load", "provenance", "write"]
+__all__ = ["available", "load", "provenance", "source_commit", "write"]
 
 
 def _path(name: str) -> Path:
@@ -64,16 +64,21 @@ def provenance(name: str) -> str:
             f"(leukolib {p['versions'].get('leukolib', '?')}, commit {p['commit']})")
 
 
+def source_commit() -> str:
+    """The short git commit of the source tree (``"unknown"`` outside a checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def write(name: str, results: dict[str, Any], command: str, profile: str,
           folder: str | os.PathLike | None = None) -> Path:
     """Write a stage's reference results with their provenance (used by ``benchmarks/``)."""
     from leukolib.runs import library_versions, now, write_json
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = source_commit()
     target = Path(folder) / f"{name}.json" if folder else _path(name)
     payload = {"provenance": {"command": command, "date": now()[:10], "commit": commit,
                               "profile": profile, "versions": library_versions()},
