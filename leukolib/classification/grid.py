@@ -16,7 +16,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from leukolib.classification.inputs import InputSpec, default_crop
+from leukolib.classification.inputs import InputSpec, default_crop, input_size
 from leukolib.classification.masks import MaskSource, SegmenterSpec
 from leukolib.classification.views import ImageSet, build_views, spec_key
 from leukolib.data.base import Dataset
@@ -124,8 +124,9 @@ def train_grid(
         if crop != "auto":
             raise ValueError(f"crop must be a margin, None or 'auto', got {crop!r}")
         crop, crop_min = default_crop(dataset.name)
-    size = int(overrides.get("image_size") or c.image_size)
-    resize = int(overrides.get("resize") or max(c.resize, size))
+    size, resize = input_size(dataset, c.image_size, c.resize, crop, crop_min, c.native_size)
+    size = int(overrides.get("image_size") or size)
+    resize = int(overrides.get("resize") or max(resize, size))
     specs = {i: InputSpec(i, size, resize, crop, color, crop_min)
              for i in ("segmented", "raw") if any(k.startswith(i + "-") for k in wanted)}
     seg = SegmenterSpec(segmenter, str(seg_model) if seg_model else None) \

@@ -31,7 +31,7 @@ input.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -48,6 +48,7 @@ __all__ = [
     "View",
     "crop_box",
     "default_crop",
+    "input_size",
     "network_view",
     "to_tensor",
 ]
@@ -73,6 +74,54 @@ def default_crop(dataset_name: str) -> tuple[float | None, float]:
     ((0.25, 0.375), (None, 0.0))
     """
     return FIELD_CROPS.get(str(dataset_name), (None, 0.0))
+
+
+def input_size(dataset: Sequence, image_size: int, resize: int, crop: float | None,
+               crop_min: float, native: bool) -> tuple[int, int]:
+    """The network input side and the resize before its centre crop, for one dataset.
+
+    With ``native=False`` the profile's sizes are used as they are (the paper
+    resizes every image to 232 and crops 224). With ``native=True``,
+    ``image_size`` is a ceiling: the input side is the images' own side (the
+    shorter side of the first image, or of the smallest crop window around
+    the nucleus, ``crop_min`` of it, when the dataset is cropped) when that is
+    smaller, so that no image is upsampled; ``resize`` keeps its ratio to the
+    side. The ``cpu`` profile uses this rule with a ceiling of 112 px: it is
+    stated before any result, not chosen on one.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Its first sample's image is read for the native side.
+    image_size, resize : int
+        The profile's sizes.
+    crop : float or None
+    crop_min : float
+        The crop, as in :class:`InputSpec`.
+    native : bool
+
+    Returns
+    -------
+    tuple of int
+        ``(image_size, resize)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukolib.data.sample import Sample
+    >>> cells = [Sample(np.zeros((120, 120, 3), np.uint8), None, None, 0, "a")]
+    >>> input_size(cells, 112, 116, None, 0.0, native=True)
+    (112, 116)
+    >>> fields = [Sample(np.zeros((128, 128, 3), np.uint8), None, None, 0, "b")]
+    >>> input_size(fields, 112, 116, 0.25, 0.375, native=True)
+    (48, 50)
+    """
+    if not native or len(dataset) == 0:
+        return int(image_size), int(resize)
+    h, w = dataset[0].image.shape[:2]
+    side = min(h, w) * (crop_min if crop is not None and crop_min > 0 else 1.0)
+    size = int(min(image_size, max(8, round(side))))
+    return size, max(size, round(size * resize / image_size))
 
 
 @dataclass(frozen=True)

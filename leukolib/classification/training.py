@@ -44,7 +44,7 @@ from torch.utils.data import Dataset as TorchDataset
 from tqdm import tqdm
 
 from leukolib.classification.augment import AUGMENTATION, Augmenter
-from leukolib.classification.inputs import InputSpec, default_crop, to_tensor
+from leukolib.classification.inputs import InputSpec, default_crop, input_size, to_tensor
 from leukolib.classification.masks import MaskSource, SegmenterSpec
 from leukolib.classification.models import build_classifier
 from leukolib.classification.splits import classifier_split
@@ -56,7 +56,7 @@ from leukolib.metrics import classification_metrics
 from leukolib.paper import classifier_key
 from leukolib.profiles import Profile, get_profile
 from leukolib.runs import RunDirectory, RunError, library_versions, now, save_torch
-from leukolib.training import Task, fit
+from leukolib.training import Task, adam, fit
 
 __all__ = [
     "RUN_FORMAT",
@@ -172,7 +172,7 @@ def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, da
     model = build_classifier(len(data.class_names), cfg["head"], cfg["act"], weights,
                              required=weights is not None, download=False,
                              arch=cfg["arch"]).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    opt = adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode=SCHEDULER["mode"], factor=SCHEDULER["factor"], patience=SCHEDULER["patience"])
     aug = Augmenter(cfg["input"] == "segmented", seed)
@@ -312,8 +312,10 @@ def train_classifier(
         if crop != "auto":
             raise ValueError(f"crop must be a margin, None or 'auto', got {crop!r}")
         crop, crop_min = default_crop(data.name if data is not None else dataset.name)
-    size = int(image_size or c.image_size)
-    spec = InputSpec(input, size, int(resize or max(c.resize, size)), crop, color, crop_min)
+    native, native_resize = input_size(dataset, c.image_size, c.resize, crop, crop_min,
+                                       c.native_size)
+    size = int(image_size or native)
+    spec = InputSpec(input, size, int(resize or max(native_resize, size)), crop, color, crop_min)
     seg = SegmenterSpec(segmenter, str(seg_model) if seg_model else None) \
         if isinstance(segmenter, str) else segmenter
     if not spec.needs_mask:

@@ -61,7 +61,7 @@ from leukolib.segmentation.augment import (
 from leukolib.segmentation.hparams import UNetHParams, unet_hparams
 from leukolib.segmentation.losses import UnifiedFocalLoss
 from leukolib.segmentation.unet import NETWORK, RUN_FORMAT, build_unet, predict_proba
-from leukolib.training import Task, fit
+from leukolib.training import Task, adam, fit
 
 __all__ = ["SCHEDULER", "segmentation_task", "train_unet"]
 
@@ -146,7 +146,7 @@ def _train_fold(fold: Fold, data: _Data, cfg: dict[str, Any], hp: UNetHParams, d
     k, bs = fold.index, cfg["batch_size"]
     torch.manual_seed(derive_seed(cfg["seed"], k))
     model = build_unet(dropout=hp.dropout, **cfg["network"]).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+    opt = adam(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode=SCHEDULER["mode"], factor=SCHEDULER["factor"], patience=SCHEDULER["patience"])
     transform = training_transforms(seed=None, aug=Augmentation(**_aug_fields(cfg)))
