@@ -37,3 +37,23 @@ def test_unknown_profile():
         get_profile("fast")
     assert get_profile(get_profile("cpu")) is get_profile("cpu")
     assert get_profile("cpu").to_dict()["segmentation"]["folds"] == 5
+
+
+def test_cpu_inputs_keep_their_native_side_up_to_the_ceiling():
+    import numpy as np
+
+    from leukolib.classification.inputs import default_crop, input_size
+    from leukolib.data import Sample
+
+    c = get_profile("cpu").classification
+
+    def side(shape, name):
+        cells = [Sample(np.zeros((*shape, 3), np.uint8), None, None, 0, "x")]
+        return input_size(cells, c.image_size, c.resize, *default_crop(name), c.native_size)
+
+    assert side((128, 128), "synthetic") == (48, 50)  # the nucleus window, never enlarged
+    assert side((120, 120), "jtsc")[0] == 112
+    assert side((257, 257), "all_idb2")[0] == 112
+    p = get_profile("paper").classification
+    assert input_size([Sample(np.zeros((120, 120, 3), np.uint8), None, None, 0, "x")],
+                      p.image_size, p.resize, None, 0.0, p.native_size) == (224, 232)
