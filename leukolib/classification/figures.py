@@ -151,8 +151,8 @@ def show_examples(dataset, indices: Sequence[int] | None, profile="cpu",
 
     c = get_profile(profile).classification
     crop, crop_min = default_crop(dataset.name)
-    size, resize = input_size(dataset, c.image_size, c.resize, crop, crop_min, c.native_size)
-    spec = {"image_size": size, "resize": resize, "crop": crop, "crop_min": crop_min}
+    side, resize = input_size(dataset, c.image_size, c.resize, crop, crop_min, c.native_size)
+    spec = {"image_size": side, "resize": resize, "crop": crop, "crop_min": crop_min}
     if indices is None:
         labels = np.asarray(dataset.labels)
         indices = [int(np.flatnonzero(labels == k)[0]) for k in np.unique(labels)]
