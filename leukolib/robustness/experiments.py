@@ -321,7 +321,8 @@ def segmentation_report(dataset: Dataset, unet: Any, profile: Any, seed: int = 0
             comparisons[f"{ENSEMBLE}_vs_{other}"] = compare_segmentation(
                 per_image, ENSEMBLE, other, "iou", rp.n_boot, seed)
     info = {"n_images": len(data), "ensemble": default.label(),
-            "unet": None if unet is None else str(getattr(unet, "run_dir", ""))}
+            # the run's folder name: a record must not carry the machine's paths
+            "unet": None if unet is None else Path(str(getattr(unet, "run_dir", ""))).name}
     return SegmentationReport(per_image, curves, comparisons, info)
 
 
