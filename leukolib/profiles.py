@@ -290,16 +290,16 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         description="default book on a 2-core laptop: meaningful results, ~25 minutes in all",
-        # 50 synthetic smears: the chapter's U-Net (5 folds x 8 epochs at 128 px) in about 5
-        # minutes on 2 cores (75 took 7, 150 took 13): the whole book must fit 25 minutes
+        # 50 synthetic smears: the chapter's U-Net (5 folds x 8 epochs at 128 px) took 5 minutes
+        # on 2 cores, 75 took 7 (150 ran at about 2.6 minutes a fold): the book must fit 25
         data=DataSizes(max_images=None, synthetic_images=50, synthetic_size=256),
         segmentation=SegmentationProfile(image_size=128, folds=5, epochs=8, batch_size=8,
                                           val_fraction=0.1),
         classification=ClassificationProfile(
-            # ResNet-18, 2 folds x 8 epochs, batch 16: measured to train eight models on 48 px
-            # synthetic windows in about 8 minutes on 2 cores (ResNet-50 from scratch learned too
-            # slowly in it); see ClassificationProfile. Inputs at their native side up to 112 px:
-            # the rule, not a score, sets the size of real images
+            # ResNet-18, 2 folds x 8 epochs, batch 16: eight models on 48 px synthetic windows
+            # (500 smears) took 9.9 minutes of the book on 2 cores (ResNet-50 from scratch learned
+            # too slowly in it); see ClassificationProfile. Inputs at their native side up to
+            # 112 px: the rule, not a score, sets the size of real images
             image_size=112, resize=116, folds=2, epochs=8, batch_size=16, lr=1e-4,
             weight_decay=1e-4, test_fraction=0.1, pretrained=False, patience=None,
             synthetic_images=500, synthetic_size=128, lr_scratch=1e-3, arch="resnet18",

@@ -146,7 +146,7 @@ def train_grid(
             dataset, out / key, input=inp, head=head, act=act, profile=prof, seed=seed,
             segmenter=seg, crop=crop, crop_min=crop_min, color=color, weights=weights,
             device=device, progress=progress, overwrite=overwrite, groups=groups, data=data,
-            **overrides)
+            **{**overrides, "image_size": size, "resize": resize})  # the views' own sizes
         if on_model_end is not None:
             on_model_end(key, records[key])
     return records
