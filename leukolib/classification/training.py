@@ -7,7 +7,8 @@ Protocol (the paper's section 4.2, sizes from the run profile)
   is selected (best epoch) on its own validation fold.
 * Cross-entropy, Adam with weight decay, ``ReduceLROnPlateau`` on the
   validation loss (:data:`SCHEDULER`, ours: the paper names the scheduler only),
-  batch size and epochs from the profile, the paper's augmentation on the fly
+  batch size and epochs from the profile (more epochs where the folds are small: its
+  ``min_steps``), the paper's augmentation on the fly
   (:mod:`leukolib.classification.augment`), the shared loop
   :func:`leukolib.training.fit`.
 * Learning rate: the profile's ``lr`` when the backbone holds pretrained
@@ -145,6 +146,7 @@ def _config(prof: Profile, spec: InputSpec, head: str, act: str, seed: int, weig
         "weight_decay": c.weight_decay,
         "batch_size": int(o.get("batch_size") or c.batch_size),
         "epochs": int(o.get("epochs") or c.epochs),
+        "min_steps": c.min_steps,
         "folds": int(o.get("folds") or c.folds),
         "test_fraction": c.test_fraction,
         "patience": c.patience,
@@ -328,8 +330,13 @@ def train_classifier(
     if data is None or vkey not in data.views:
         masks = MaskSource(seg, mask_cache, dev) if seg is not None else None
         data = build_views(dataset, {vkey: spec}, masks, progress)
-    overrides = {"epochs": epochs, "folds": folds, "batch_size": batch_size, "groups": groups,
-                 "arch": arch}
+    n_folds = int(folds or c.folds)
+    split = classifier_split(data.fingerprints, data.labels, c.test_fraction, n_folds,
+                             int(seed), dataset_groups=data.groups, groups=groups)
+    if epochs is None:  # the profile's epochs, more where the folds are small (min_steps)
+        epochs = c.epochs_for(min(len(tr) for tr, _ in split.folds), batch_size)
+    overrides = {"epochs": epochs, "folds": n_folds, "batch_size": batch_size,
+                 "groups": groups, "arch": arch}
     config = _config(prof, spec, head.lower(), act.lower(), seed, source, rate, seg, data,
                      overrides)
     rundir = RunDirectory(out_dir, RUN_FORMAT)
@@ -338,8 +345,6 @@ def train_classifier(
         if progress:
             print(f"{config['key']}: run in {rundir.path.name} is complete", flush=True)
         return record
-    split = classifier_split(data.fingerprints, data.labels, c.test_fraction, config["folds"],
-                             config["seed"], dataset_groups=data.groups, groups=groups)
     if seg is not None and seg.model:
         MaskSource(seg, device=dev).check_unseen([data.fingerprints[i] for i in split.test],
                                                  [data.ids[i] for i in split.test])
