@@ -90,6 +90,9 @@ def test_the_run_contract(grid, smoke_data):
     # the saved test logits are what the loaded models give on the same images
     test = [smoke_data[smoke_data.ids.index(i)].image for i in rec["split"]["test_ids"]]
     assert np.allclose(run.predict_images(test, folds=1), z["test_logits"][1], atol=1e-4)
+    # predictions use folded batch norms; the model the CAMs use keeps its own
+    assert any(isinstance(q, torch.nn.BatchNorm2d) for q in run.model(run.best_fold).modules())
+    assert run.model(run.best_fold) is model
     raw = load_classifier_run(out / KEYS[1], device="cpu")
     assert raw.prepare(images).masks is None  # a raw run given no masks goes without
     assert raw.prepare(images, [smoke_data[i].nucleus for i in range(3)]).masks is not None

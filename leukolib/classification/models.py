@@ -60,6 +60,7 @@ __all__ = [
     "build_classifier",
     "build_head",
     "count_activations",
+    "fold_batchnorm",
     "imagenet_weights_file",
     "load_backbone",
     "replace_activations",
@@ -319,4 +320,61 @@ def build_classifier(
     if left:  # pragma: no cover - a torchvision change would show here
         raise RuntimeError(f"activations left after replacement: {left}")
     model.weights_source = source
+    return model
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every batch normalisation of a ResNet into the convolution before it, in place.
+
+    For inference only: in eval mode a batch norm is a fixed affine map, which
+    :func:`torch.nn.utils.fusion.fuse_conv_bn_eval` merges into the preceding
+    convolution's weights and bias, so the forward pass skips a sixth of its
+    work (``benchmarks/bench_classify.py``: the batch norms took 13 % of
+    ``leukolib classify``'s time). The logits agree to about 1e-5. Not for
+    training, nor for class activation maps that compare weights.
+
+    Parameters
+    ----------
+    model : torchvision.models.ResNet
+        In eval mode (e.g. from :func:`build_classifier`).
+
+    Returns
+    -------
+    torchvision.models.ResNet
+        ``model`` itself, its batch norms replaced by ``nn.Identity``.
+
+    Examples
+    --------
+    >>> m = build_classifier(3, arch="resnet18").eval()
+    >>> x = torch.rand(2, 3, 64, 64)
+    >>> with torch.inference_mode():
+    ...     before = m(x)
+    ...     after = fold_batchnorm(m)(x)
+    >>> bool(torch.allclose(before, after, atol=1e-4))
+    True
+    >>> any(isinstance(q, nn.BatchNorm2d) for q in m.modules())
+    False
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if model.training:
+        raise ValueError("fold_batchnorm needs a model in eval mode (batch statistics are fixed)")
+
+    def fold(parent: nn.Module, conv: str, bn: str) -> None:
+        c, b = parent.get_submodule(conv), parent.get_submodule(bn)
+        if isinstance(c, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+            parent.set_submodule(conv, fuse_conv_bn_eval(c, b))
+            parent.set_submodule(bn, nn.Identity())
+
+    fold(model, "conv1", "bn1")
+    for layer in (model.layer1, model.layer2, model.layer3, model.layer4):
+        for block in layer:
+            for i in (1, 2, 3):
+                if hasattr(block, f"conv{i}"):
+                    fold(block, f"conv{i}", f"bn{i}")
+            if block.downsample is not None:
+                fold(block, "downsample.0", "downsample.1")
+    left = [n for n, q in model.named_modules() if isinstance(q, nn.BatchNorm2d)]
+    if left:  # pragma: no cover - a torchvision change would show here
+        raise RuntimeError(f"batch norms left after folding: {left[:3]}")
     return model

@@ -25,7 +25,7 @@ from torch import nn
 
 from leukolib.classification.inputs import InputSpec, network_view, to_tensor
 from leukolib.classification.masks import MaskSource, SegmenterSpec
-from leukolib.classification.models import build_classifier
+from leukolib.classification.models import build_classifier, fold_batchnorm
 from leukolib.classification.results import LOGITS
 from leukolib.classification.training import RUN_FORMAT, predict_logits
 from leukolib.device import select_device
@@ -90,6 +90,7 @@ class ClassifierRun:
                               int(self.config["resize"]), self.config.get("crop"),
                               self.config.get("color", "rgb"), self.config.get("crop_min", 0.0))
         self._models: dict[int, nn.Module] = {}
+        self._fused: dict[int, nn.Module] = {}
         self._masks: MaskSource | None = None
 
     @property
@@ -105,16 +106,35 @@ class ClassifierRun:
 
     def model(self, fold: int) -> nn.Module:
         """The network of one fold (eval mode, on :attr:`device`)."""
+        fold = self._check(fold)
+        if fold not in self._models:
+            self._models[fold] = self._load(fold)
+        return self._models[fold]
+
+    def _check(self, fold: int) -> int:
         fold = int(fold)
         if not 0 <= fold < self.n_folds:
             raise ValueError(f"fold {fold} out of range: the run has {self.n_folds} folds")
-        if fold not in self._models:
+        return fold
+
+    def _load(self, fold: int) -> nn.Module:
+        with torch.device("meta"):  # no random initialisation of weights about to be replaced
             net = build_classifier(len(self.class_names), self.config["head"], self.config["act"],
                                    arch=self.config.get("arch", "resnet50"))
-            net.load_state_dict(load_torch(RunDirectory(self.run_dir, RUN_FORMAT).weights(fold),
-                                           self.device))
-            self._models[fold] = net.to(self.device).eval()
-        return self._models[fold]
+        net.load_state_dict(load_torch(RunDirectory(self.run_dir, RUN_FORMAT).weights(fold),
+                                       self.device), assign=True)
+        return net.to(self.device).eval()
+
+    def _inference_model(self, fold: int) -> nn.Module:
+        """The network of one fold with its batch norms folded (:func:`fold_batchnorm`).
+
+        A separate copy: :meth:`model`'s network, which class activation maps
+        and their randomisation check use, keeps its layers.
+        """
+        fold = self._check(fold)
+        if fold not in self._fused:
+            self._fused[fold] = fold_batchnorm(self._load(fold))
+        return self._fused[fold]
 
     def _folds(self, folds: int | Sequence[int] | None) -> list[int]:
         if folds is None:
@@ -173,7 +193,7 @@ class ClassifierRun:
                batch_size: int = 32) -> np.ndarray:
         """Logits ``(N, C)``: the average over ``folds`` (``None``: all) of each fold's logits."""
         ks = self._folds(folds)
-        return np.mean([predict_logits(self.model(k), x, self.device, batch_size)
+        return np.mean([predict_logits(self._inference_model(k), x, self.device, batch_size)
                         for k in ks], axis=0)
 
     def predict_images(self, images: Sequence[np.ndarray],
