@@ -125,11 +125,13 @@ class ClassifierRun:
                                        self.device), assign=True)
         return net.to(self.device).eval()
 
-    def _inference_model(self, fold: int) -> nn.Module:
+    def inference_model(self, fold: int) -> nn.Module:
         """The network of one fold with its batch norms folded (:func:`fold_batchnorm`).
 
-        A separate copy: :meth:`model`'s network, which class activation maps
-        and their randomisation check use, keeps its layers.
+        The same function as :meth:`model`'s, a sixth faster: for predictions,
+        class activation maps and faithfulness scores. A separate copy:
+        :meth:`model`'s network, whose layers the randomisation check resets
+        one by one, keeps its batch norms.
         """
         fold = self._check(fold)
         if fold not in self._fused:
@@ -193,7 +195,7 @@ class ClassifierRun:
                batch_size: int = 32) -> np.ndarray:
         """Logits ``(N, C)``: the average over ``folds`` (``None``: all) of each fold's logits."""
         ks = self._folds(folds)
-        return np.mean([predict_logits(self._inference_model(k), x, self.device, batch_size)
+        return np.mean([predict_logits(self.inference_model(k), x, self.device, batch_size)
                         for k in ks], axis=0)
 
     def predict_images(self, images: Sequence[np.ndarray],

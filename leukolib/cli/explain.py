@@ -161,7 +161,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         targets.setdefault(out / f"{base}{PAGE_SUFFIX}", []).append(src)
     check_new_outputs(targets, args.overwrite)
     fold = run.best_fold if args.fold is None else args.fold
-    model = run.model(fold)
+    model = run.inference_model(fold)  # batch norms folded: the same maps, sooner
     mask_name, mask_of = _masker(run)
     out.mkdir(parents=True, exist_ok=True)
     rows, done = [], 0
