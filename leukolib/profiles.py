@@ -132,7 +132,8 @@ class ClassificationProfile:
         ``benchmarks/bench_classify.py``).
     min_steps : int or None
         Optimizer steps each fold's model takes at least: a dataset whose
-        folds are small gets more epochs (:func:`epochs_for`). ``cpu``: 120,
+        folds are small gets more epochs (:meth:`ClassificationProfile.epochs_for`;
+        the run records the epochs it used). ``cpu``: 120,
         the steps of the synthetic book's models (225 training images a fold,
         batches of 16, 8 epochs), so that ALL-IDB2's and JTSC's folds (117 and
         135 training images) are not trained on half as many updates. A rule
@@ -188,6 +189,18 @@ class ClassificationProfile:
 
     def epochs_for(self, n_train: int, batch_size: int | None = None) -> int:
         """Epochs of a fold with ``n_train`` training images: ``epochs``, or more for ``min_steps``.
+
+        Parameters
+        ----------
+        n_train : int
+            Training images of the smallest fold.
+        batch_size : int, optional
+            Default: the profile's.
+
+        Returns
+        -------
+        int
+            ``max(epochs, ceil(min_steps / ceil(n_train / batch_size)))``.
 
         Examples
         --------

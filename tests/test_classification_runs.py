@@ -90,9 +90,16 @@ def test_the_run_contract(grid, smoke_data):
     # the saved test logits are what the loaded models give on the same images
     test = [smoke_data[smoke_data.ids.index(i)].image for i in rec["split"]["test_ids"]]
     assert np.allclose(run.predict_images(test, folds=1), z["test_logits"][1], atol=1e-4)
-    # predictions use folded batch norms; the model the CAMs use keeps its own
+    # predictions use a copy with folded batch norms; model() keeps them (the sanity check's)
+    fast = run.inference_model(run.best_fold)
+    assert not any(isinstance(q, torch.nn.BatchNorm2d) for q in fast.modules())
     assert any(isinstance(q, torch.nn.BatchNorm2d) for q in run.model(run.best_fold).modules())
     assert run.model(run.best_fold) is model
+    # a model first loaded inside inference mode still gives gradients (CAMs)
+    again = load_classifier_run(out / KEYS[0], device="cpu")
+    with torch.inference_mode():
+        again.logits(prep.x[:1])
+    again.inference_model(0)(prep.x[:1]).sum().backward()
     raw = load_classifier_run(out / KEYS[1], device="cpu")
     assert raw.prepare(images).masks is None  # a raw run given no masks goes without
     assert raw.prepare(images, [smoke_data[i].nucleus for i in range(3)]).masks is not None
@@ -123,6 +130,21 @@ def test_resume_refuse_and_reproduce(grid, smoke_data, tmp_path):
     assert resumed["status"] == "complete" and len(resumed["timings"]["fold_seconds"]) == 3
     assert np.array_equal(np.load(tmp_path / "copy" / "logits.npz")["test_logits"],
                           z0["test_logits"])
+
+
+def test_small_folds_train_for_the_step_budget(smoke_data, tmp_path):
+    from dataclasses import replace
+
+    from leukolib.profiles import get_profile
+
+    prof = get_profile("smoke")
+    steps = replace(prof, classification=replace(prof.classification, min_steps=5))
+    rec = train_classifier(smoke_data, tmp_path / "run", input="raw", profile=steps, seed=0,
+                           crop=None, progress=False)
+    n_train = min(len(f["train_ids"]) for f in rec["folds"])
+    per_epoch = -(-n_train // rec["config"]["batch_size"])
+    assert rec["config"]["epochs"] == max(1, -(-5 // per_epoch)) > prof.classification.epochs
+    assert all(len(f["history"]) == rec["config"]["epochs"] for f in rec["folds"])
 
 
 def test_baselines_and_tables(grid, smoke_data):

@@ -98,7 +98,6 @@ class _Augmented(TorchDataset):
         return to_tensor(img[None])[0], torch.tensor(int(self.labels[i]))
 
 
-@torch.inference_mode()
 def predict_logits(model: nn.Module, x: torch.Tensor, device: str, batch_size: int = 32,
                    channels_last: bool = True) -> np.ndarray:
     """Logits ``(N, C)`` of normalised inputs, in batches, in inference mode.
@@ -109,12 +108,14 @@ def predict_logits(model: nn.Module, x: torch.Tensor, device: str, batch_size: i
     """
     model.eval()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=fmt)
+    with torch.inference_mode(False):  # converted weights stay normal tensors: CAMs need them
+        model.to(memory_format=fmt)
     out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size].to(device).contiguous(memory_format=fmt)
-        with torch.autocast("cuda", enabled=str(device).startswith("cuda")):
-            out.append(model(xb).float().cpu())
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size].to(device).contiguous(memory_format=fmt)
+            with torch.autocast("cuda", enabled=str(device).startswith("cuda")):
+                out.append(model(xb).float().cpu())
     if not out:
         return np.zeros((0, 0), np.float32)
     return torch.cat(out).numpy()
@@ -146,7 +147,6 @@ def _config(prof: Profile, spec: InputSpec, head: str, act: str, seed: int, weig
         "weight_decay": c.weight_decay,
         "batch_size": int(o.get("batch_size") or c.batch_size),
         "epochs": int(o.get("epochs") or c.epochs),
-        "min_steps": c.min_steps,
         "folds": int(o.get("folds") or c.folds),
         "test_fraction": c.test_fraction,
         "patience": c.patience,
