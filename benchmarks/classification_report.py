@@ -114,7 +114,8 @@ def report_dataset(name: str, args, log: dict) -> dict:
                                  args.profile, args.seed, device=args.device,
                                  progress=not args.quiet)
         log["shortcut"] = {"table": json.loads(sc.to_json(orient="records")),
-                           "drop": sc.attrs["drop"], "verdict": shortcut_verdict(sc)}
+                           "drop": sc.attrs["drop"], "gap": sc.attrs["gap"],
+                           "verdict": shortcut_verdict(sc)}
         _show("synthetic: the hard-attention experiment", sc.set_index("model"))
         print(shortcut_verdict(sc))
         save_log(args, name, log)

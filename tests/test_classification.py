@@ -213,3 +213,51 @@ def test_views_share_one_pass():
     near = np.stack([binary_dilation(m, iterations=2) for m in data.masks["s"]])
     assert (data.views["s"][~near] == 0).all()
     assert data.labels.tolist() == ds.labels.tolist() and len(set(data.fingerprints)) == 4
+
+
+def test_shortcut_gap_is_the_difference_of_the_drops_with_an_interval():
+    import pandas as pd
+
+    from leukolib.classification.experiments import _gap_records, shortcut_gaps, shortcut_verdict
+
+    rng = np.random.default_rng(0)
+    keys, tests = ["segmented-relu-linear", "raw-relu-linear"], [1.0, 0.0, -1.0]
+    rates = {("segmented-relu-linear", 1.0): 0.9, ("raw-relu-linear", 1.0): 1.0,
+             ("segmented-relu-linear", 0.0): 0.85, ("raw-relu-linear", 0.0): 0.7,
+             ("segmented-relu-linear", -1.0): 0.8, ("raw-relu-linear", -1.0): 0.2}
+    correct = {k: rng.random(120) < p for k, p in rates.items()}
+    acc = {k: float(v.mean()) for k, v in correct.items()}
+    drop = {k: {s: acc[k, 1.0] - acc[k, s] for s in tests[1:]} for k in keys}
+    gaps = _gap_records(correct, drop, keys, tests, seed=0)
+    assert [g["shortcut"] for g in gaps] == [0.0, -1.0]
+    for g in gaps:
+        s = g["shortcut"]
+        assert g["raw minus segmented"] == pytest.approx(drop[keys[1]][s] - drop[keys[0]][s])
+        assert g["CI low"] < g["raw minus segmented"] < g["CI high"]
+    assert gaps[1]["CI low"] > 0.4  # a reversed cue that fools only the raw model is clear
+    assert gaps == _gap_records(correct, drop, keys, tests, seed=0)  # seeded
+    # other smears in every test set: resampled apart, the same estimate
+    apart = _gap_records(correct, drop, keys, tests, seed=0, paired=False)
+    for a, g in zip(apart, gaps, strict=True):
+        assert a["raw minus segmented"] == pytest.approx(g["raw minus segmented"])
+        assert a["CI low"] < a["raw minus segmented"] < a["CI high"]
+    # the same smears, where a cell the segmented model gets right under one background it
+    # gets right under all: pairing removes that shared variation, the interval narrows
+    same = {k: correct["segmented-relu-linear", 1.0] if k[0].startswith("segmented") else v
+            for k, v in correct.items()}
+    acc_same = {k: float(v.mean()) for k, v in same.items()}
+    drop_same = {k: {s: acc_same[k, 1.0] - acc_same[k, s] for s in tests[1:]} for k in keys}
+    width = [g["CI high"] - g["CI low"] for g in _gap_records(same, drop_same, keys, tests, 0)]
+    width_apart = [g["CI high"] - g["CI low"]
+                   for g in _gap_records(same, drop_same, keys, tests, 0, paired=False)]
+    assert all(w <= wa for w, wa in zip(width, width_apart, strict=True))
+    # with a tenth of the smears the same gaps are far less certain
+    few = {k: v[:12] for k, v in correct.items()}
+    wide = _gap_records(few, drop, keys, tests, seed=0)
+    assert wide[0]["CI high"] - wide[0]["CI low"] > 2 * (gaps[0]["CI high"] - gaps[0]["CI low"])
+    frame = pd.DataFrame([{"model": k, "shortcut": s, "accuracy": acc[k, s]}
+                          for s in tests for k in keys])
+    frame.attrs.update(drop=drop, gap=gaps)
+    assert list(shortcut_gaps(frame)["shortcut"]) == [0.0, -1.0]
+    assert "95 % CI" in shortcut_verdict(frame) and "at least 15" in shortcut_verdict(frame)
+    assert _gap_records(correct, drop, keys[:1], tests, seed=0) == []

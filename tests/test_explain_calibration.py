@@ -8,6 +8,7 @@ import pytest
 from leukolib import paper
 from leukolib.explain import (
     calibration_summary,
+    ece_floor,
     expected_calibration_error,
     fit_temperature,
     paper_table_a3,
@@ -49,6 +50,29 @@ def test_temperature_fitted_on_held_out_logits_halves_the_test_ece():
         s["accuracy"]
 
 
+def test_the_floor_of_ece_tells_noise_from_miscalibration():
+    # 26 calibrated images: ECE near 0.1, no evidence against "calibrated"
+    z, y = _calibrated(26, 4)
+    r = ece_floor(softmax(z), y, n_draws=500)
+    assert 0.04 < r["floor"] < 0.25 and r["floor"] <= r["floor_q95"]
+    assert r["p"] > 0.05
+    assert r == ece_floor(softmax(z), y, n_draws=500)  # seeded
+    # the floor falls with the number of images; over-confidence is detected on enough of them
+    z, y = _calibrated(1000, 5)
+    big = ece_floor(softmax(z), y, n_draws=200)
+    assert big["floor"] < r["floor"] / 2
+    assert ece_floor(softmax(4 * z), y, n_draws=200)["p"] < 0.01
+    s = calibration_summary(z, y, z[:26], y[:26], n_boot=50, n_draws=300)
+    assert {"ece_before_floor", "ece_before_p", "ece_after_floor", "ece_after_p"} <= set(s)
+    # halving an ECE that is already at its floor: rarely seen even for a perfect model
+    assert 0 <= s["halving_chance"] < 0.5
+    # an ECE that cannot be computed is no evidence of anything
+    nan = ece_floor(np.full((3, 2), np.nan), np.array([0, 1, 0]), n_draws=10, target=0.1)
+    assert np.isnan(nan["p"]) and np.isnan(nan["p_target"])
+    with pytest.raises(ValueError, match="3 rows of probabilities but 2 labels"):
+        ece_floor(softmax(z[:3]), y[:2])
+
+
 def test_temperature_never_changes_a_prediction():
     z, y = _calibrated(300, 3)
     t = fit_temperature(0.3 * z, y)  # under-confident: T < 1 sharpens
@@ -78,3 +102,34 @@ def test_paper_table_a3_in_leukolib_names():
     assert t.iloc[-1]["raw-mish-linear"] == pytest.approx(0.565)
     r = paper.reported(table="A3", method="raw-mish-linear", metric="proba:average")
     assert float(r["value"].item()) == t.iloc[-1]["raw-mish-linear"]
+
+
+@pytest.mark.parametrize("name", ["explain_all_idb2_cpu", "explain_jtsc_cpu"])
+def test_the_shipped_real_data_explanations_render_as_tables(name):
+    from leukolib.explain.committed import SHIPPED_METRICS, committed_explanations
+
+    c = committed_explanations(name)
+    assert c is not None, f"leukolib/reference/{name}.json is not shipped"
+    assert "benchmarks/explain_report.py" in c["source"] and "test images" in c["summary"]
+    r = c["results"]
+    assert {row["metric"] for row in r["localization"]} <= set(SHIPPED_METRICS)
+    cal = c["tables"]["calibration on the test split"]
+    assert len(cal) == 8 and {"p before", "floor after", "p after"} <= set(cal.columns)
+    energy = c["tables"]["energy share on the nucleus (layer4)"]
+    assert energy.shape == (8, 2) and energy.map(lambda v: "[" in v).all().all()
+    assert list(energy.columns) == ["gradcam", "gradcam++"]  # the three that coincide: one
+    # the summary's numbers are the tables' numbers
+    h = r["headline"]
+    assert f"{h['segmented_share_min']:.2f} to {h['segmented_share_max']:.2f}" in c["summary"]
+
+
+def test_shipped_keeps_what_the_book_shows():
+    from leukolib.explain.committed import shipped
+
+    rows = [{"model": "m", "method": "gradcam", "metric": m, "mean": 0.5, "ci_low": 0.4,
+             "ci_high": 0.6, "n": 3} for m in ("energy_nucleus", "energy_cell", "grid_nucleus")]
+    out = shipped({"dataset": "d", "localization": rows, "faithfulness_by_model": [1, 2],
+                   "finer_layer": {"layer": "layer2", "localization": rows, "headline": {}}})
+    assert [r["metric"] for r in out["localization"]] == ["energy_nucleus", "grid_nucleus"]
+    assert "faithfulness_by_model" not in out and out["finer_layer"]["layer"] == "layer2"
+    assert len(out["finer_layer"]["localization"]) == 2

@@ -73,6 +73,13 @@ def test_tables_and_numbers(report):
     assert set(cmp["architecture"]) == {"relu-linear"} and len(cmp) == 2
     cal = rep.calibration_table()
     assert list(cal.index) == KEYS and (cal["temperature"] > 0).all()
+    assert ((cal["ece_after_p"] > 0) & (cal["ece_after_p"] <= 1)).all()
+    assert (cal["ece_before_p_holm"] >= cal["ece_before_p"]).all()
+    assert {"floor before", "p before", "floor after", "p after",
+            "chance of halving"} <= set(rep.calibration_view().columns)
+    head = rep.headline()
+    assert 0 <= head["n_miscalibrated_before"] <= head["n_calibrated"] == len(KEYS)
+    assert 0 <= head["halving_chance_median"] <= head["halving_chance_max"] <= 1
     a3 = rep.probability_table(per_class=1)
     assert a3.iloc[-1]["class"] == "Average" and set(KEYS) <= set(a3.columns)
     numbers = rep.numbers()

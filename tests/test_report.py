@@ -31,7 +31,7 @@ from leukolib.segmentation.report import (
 )
 from leukolib.segmentation.training import train_unet
 from leukolib.segmentation.unet import load_unet_run
-from leukolib.stats import bootstrap_ci, mcnemar, paired_comparison, wilcoxon_p
+from leukolib.stats import bootstrap_ci, holm, mcnemar, paired_comparison, wilcoxon_p
 from leukolib.tables import styled, to_markdown
 
 matplotlib.use("Agg")
@@ -219,3 +219,12 @@ def test_failure_gallery(fake_ev, data):
     methods = standard_methods(FakeDeep(), alternatives=ALTERNATIVES)
     fig = failure_gallery(fake_ev, data, methods, n_worst=1)
     assert len(fig.axes) >= 4
+
+
+def test_holm_controls_the_family_and_keeps_nan():
+    p = np.array([0.01, np.nan, 0.04, 0.03, 0.5])
+    adj = holm(p)
+    assert np.isnan(adj[1])
+    np.testing.assert_allclose(adj[[0, 2, 3, 4]], [0.04, 0.09, 0.09, 0.5])
+    assert (adj[np.isfinite(p)] >= p[np.isfinite(p)]).all()
+    assert holm([]).shape == (0,)

@@ -14,7 +14,8 @@ picture into a number a reader can check:
 * :mod:`~leukolib.explain.sanity`: the model-randomization check of Adebayo
   et al. (2018);
 * :mod:`~leukolib.explain.calibration`: expected calibration error,
-  reliability, temperature scaling on the out-of-fold logits;
+  reliability, temperature scaling on the out-of-fold logits, and the ECE a
+  perfectly calibrated model would show on as many images (its floor);
 * :mod:`~leukolib.explain.probabilities`: the paper's Table A3 layout;
 * :mod:`~leukolib.explain.summary`: means with intervals, segmented against
   raw, the recommended method;
@@ -32,6 +33,7 @@ them from a :class:`~leukolib.classification.ClassifierRun`.
 
 from leukolib.explain.calibration import (
     calibration_summary,
+    ece_floor,
     expected_calibration_error,
     fit_temperature,
     reliability_table,
@@ -66,6 +68,7 @@ __all__ = [
     "best_by_validation",
     "calibrate_run",
     "calibration_summary",
+    "ece_floor",
     "compute_cams",
     "deletion_insertion",
     "energy_share",

@@ -16,8 +16,15 @@ about ``p`` (its top-class probability), a share of about ``p`` is right.
   leukolib fits it on the **out-of-fold validation logits** of the k-fold
   protocol (every image scored by the fold model that did not train on it)
   and measures ECE on the **test split**, never used for the fit.
+* :func:`ece_floor`: what ECE a **perfectly calibrated** model with the
+  same confidences would show on the same number of images (labels drawn
+  from the model's own probabilities: consistency resampling, Bröcker and
+  Smith 2007; Vaicenavicius et al. 2019), and the p-value of the hypothesis
+  "calibrated". On a test split of a few dozen images this floor is of the
+  order of the ECE itself: an ECE near it is no evidence of miscalibration,
+  and a reduction below it can hardly be measured.
 * :func:`calibration_summary`: ECE, negative log-likelihood and Brier
-  score before and after, with bootstrap intervals of ECE.
+  score before and after, with bootstrap intervals of ECE and the floor.
 
 The test logits of a k-fold run are the average of the fold models' logits;
 temperature scaling commutes with that average (``mean(z / T) = mean(z) / T``).
@@ -39,9 +46,12 @@ import pandas as pd
 from leukolib.explain.cams import softmax
 
 __all__ = [
+    "ALPHA",
     "N_BINS",
+    "N_DRAWS",
     "brier_score",
     "calibration_summary",
+    "ece_floor",
     "expected_calibration_error",
     "fit_temperature",
     "negative_log_likelihood",
@@ -50,6 +60,10 @@ __all__ = [
 
 #: Guo et al.'s 15 equal-width bins.
 N_BINS = 15
+#: Label draws of :func:`ece_floor` (a p-value near 0.05 then has a Monte Carlo error of 0.005).
+N_DRAWS = 2000
+#: The level at which a model counts as detectably miscalibrated (after Holm's correction).
+ALPHA = 0.05
 
 
 def _bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
@@ -137,6 +151,72 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray,
     return float(np.exp(res.x))
 
 
+def ece_floor(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS,
+              n_draws: int = N_DRAWS, seed: int = 0,
+              target: float | None = None) -> dict[str, float]:
+    """ECE against its floor: what a perfectly calibrated model would show on these images.
+
+    Labels are drawn ``n_draws`` times from the rows of ``probs`` (so the
+    probabilities are calibrated by construction) and ECE is computed for
+    each draw: the null distribution of ECE for this number of images and
+    these confidences (consistency resampling; Bröcker and Smith 2007,
+    Vaicenavicius et al. 2019).
+
+    Parameters
+    ----------
+    probs : ndarray, shape (N, C)
+        Probabilities (rows sum to 1).
+    labels : ndarray, shape (N,)
+        The observed labels.
+    n_bins, n_draws, seed :
+        ECE's bins; label draws; their seed.
+    target : float, optional
+        An ECE to reach (e.g. half the ECE before temperature scaling).
+
+    Returns
+    -------
+    dict
+        ``ece`` (observed), ``floor`` (the null mean), ``floor_q95``, ``p``:
+        the share of draws at least as large as the observed ECE (with the
+        usual ``+1``), the p-value of "calibrated" (NaN when the observed ECE
+        is); with ``target``, ``p_target``: the share of draws at or below it,
+        the chance that a perfectly calibrated model would reach it here.
+
+    Examples
+    --------
+    Calibrated probabilities on 30 images still have an ECE well above 0
+    (the p-value is uniform under calibration: 1 draw in 20 falls below 0.05):
+
+    >>> rng = np.random.default_rng(1)
+    >>> p = softmax(rng.normal(0, 2, (30, 3)))
+    >>> y = (p.cumsum(axis=1) < rng.random((30, 1))).sum(axis=1)
+    >>> r = ece_floor(p, y, target=0.05)
+    >>> 0.1 < r["floor"] < 0.25, r["p"] > 0.05, r["p_target"] < 0.05
+    (True, True, True)
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels)
+    if len(y) != len(p):
+        raise ValueError(f"{len(p)} rows of probabilities but {len(y)} labels")
+    observed = expected_calibration_error(p, y, n_bins)
+    out = {"ece": observed, "floor": float("nan"), "floor_q95": float("nan"), "p": float("nan")}
+    if target is not None:
+        out["p_target"] = float("nan")
+    if len(p) == 0 or not np.isfinite(p).all():
+        return out
+    rng = np.random.default_rng(seed)
+    cum = p.cumsum(axis=1)
+    cum[:, -1] = 1.0  # rounding must never put a draw past the last class
+    draws = (cum[None] < rng.random((n_draws, len(p), 1))).sum(axis=2)
+    null = np.array([expected_calibration_error(p, d, n_bins) for d in draws])
+    out.update(floor=float(null.mean()), floor_q95=float(np.quantile(null, 0.95)))
+    if np.isfinite(observed):
+        out["p"] = float((1 + (null >= observed - 1e-12).sum()) / (1 + n_draws))
+    if target is not None and np.isfinite(target):
+        out["p_target"] = float((null <= target + 1e-12).mean())
+    return out
+
+
 def _ece_ci(probs: np.ndarray, labels: np.ndarray, n_bins: int, n_boot: int,
             seed: int) -> tuple[float, float]:
     from leukolib.stats import bootstrap_ci
@@ -158,6 +238,7 @@ def calibration_summary(
     n_bins: int = N_BINS,
     n_boot: int = 2000,
     seed: int = 0,
+    n_draws: int = N_DRAWS,
 ) -> dict[str, Any]:
     """Temperature fitted on ``fit_*`` (out-of-fold logits), calibration measured on ``test_*``.
 
@@ -170,13 +251,19 @@ def calibration_summary(
         (one row per fold model: averaged here) and labels.
     n_bins, n_boot, seed :
         Of ECE and its bootstrap intervals (over test images).
+    n_draws : int
+        Label draws of :func:`ece_floor`.
 
     Returns
     -------
     dict
         ``temperature, n_fit, n_test, accuracy, ece_before, ece_before_ci,
         ece_after, ece_after_ci, nll_before, nll_after, brier_before,
-        brier_after, ratio`` (``ece_after / ece_before``).
+        brier_after, ratio`` (``ece_after / ece_before``), and from
+        :func:`ece_floor` ``ece_before_floor, ece_before_p, ece_after_floor,
+        ece_after_p`` and ``halving_chance``: the chance that a perfectly
+        calibrated model with the scaled confidences shows at most half the
+        ECE before on these images (how reachable halving is, at best).
     """
     z = np.asarray(test_logits, dtype=np.float64)
     if z.ndim == 3:
@@ -186,6 +273,8 @@ def calibration_summary(
     before, after = softmax(z), softmax(z, t)
     ece_b = expected_calibration_error(before, y, n_bins)
     ece_a = expected_calibration_error(after, y, n_bins)
+    floor_b = ece_floor(before, y, n_bins, n_draws, seed)
+    floor_a = ece_floor(after, y, n_bins, n_draws, seed, target=ece_b / 2)
     return {
         "temperature": t, "n_fit": int(len(fit_labels)), "n_test": int(len(y)),
         "accuracy": float((z.argmax(axis=1) == y).mean()) if len(y) else float("nan"),
@@ -194,4 +283,7 @@ def calibration_summary(
         "nll_before": negative_log_likelihood(z, y), "nll_after": negative_log_likelihood(z, y, t),
         "brier_before": brier_score(before, y), "brier_after": brier_score(after, y),
         "ratio": ece_a / ece_b if ece_b > 0 else float("nan"),
+        "ece_before_floor": floor_b["floor"], "ece_before_p": floor_b["p"],
+        "ece_after_floor": floor_a["floor"], "ece_after_p": floor_a["p"],
+        "halving_chance": floor_a["p_target"],
     }

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leukolib.explain.calibration import calibration_summary, reliability_table
+from leukolib.explain.calibration import ALPHA, calibration_summary, reliability_table
 from leukolib.explain.cams import softmax
+from leukolib.explain.committed import calibration_view
 from leukolib.explain.run_explanation import ModelExplanation, explain_run
 from leukolib.explain.sanity import sanity_summary
 from leukolib.explain.summary import (
@@ -221,7 +222,17 @@ class ExplanationReport:
         return r
 
     def calibration_table(self) -> pd.DataFrame:
-        """Per model: temperature, ECE before and after (with intervals), NLL and Brier."""
+        """Per model: temperature, ECE before and after (intervals, floor, p-values), NLL, Brier.
+
+        ``ece_*_floor`` is the mean ECE of a perfectly calibrated model with
+        the same confidences on as many images, ``ece_*_p`` the p-value of
+        "calibrated" and ``ece_*_p_holm`` the same adjusted for the models of
+        this report (Holm), ``halving_chance`` the chance that a perfectly
+        calibrated model would show half the ECE before
+        (:func:`~leukolib.explain.calibration.ece_floor`).
+        """
+        from leukolib.stats import holm
+
         rows = []
         for key, c in self.calibration.items():
             rows.append({"model": key, "temperature": c["temperature"],
@@ -230,23 +241,24 @@ class ExplanationReport:
                          "ece_before_high": c["ece_before_ci"][1], "ece_after": c["ece_after"],
                          "ece_after_low": c["ece_after_ci"][0],
                          "ece_after_high": c["ece_after_ci"][1], "ratio": c["ratio"],
+                         "ece_before_floor": c["ece_before_floor"],
+                         "ece_before_p": c["ece_before_p"],
+                         "ece_after_floor": c["ece_after_floor"],
+                         "ece_after_p": c["ece_after_p"],
+                         "halving_chance": c["halving_chance"],
                          "nll_before": c["nll_before"], "nll_after": c["nll_after"],
                          "brier_before": c["brier_before"], "brier_after": c["brier_after"],
                          "n_test": c["n_test"], "n_fit": c["n_fit"]})
-        return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+        if not rows:
+            return pd.DataFrame()
+        t = pd.DataFrame(rows).set_index("model")
+        for when in ("before", "after"):
+            t[f"ece_{when}_p_holm"] = holm(t[f"ece_{when}_p"])
+        return t
 
     def calibration_view(self) -> pd.DataFrame:
-        """The calibration table for reading: ECE with its interval in one column."""
-        t = self.calibration_table()
-        if not len(t):
-            return t
-        t = with_intervals(t, {"ECE before [95 % CI]": ("ece_before", "ece_before_low",
-                                                        "ece_before_high"),
-                               "ECE after [95 % CI]": ("ece_after", "ece_after_low",
-                                                       "ece_after_high")}, 2)
-        t = t.rename(columns={"nll_before": "NLL before", "nll_after": "NLL after"})
-        return t[["temperature", "accuracy", "ECE before [95 % CI]", "ECE after [95 % CI]",
-                  "NLL before", "NLL after"]]
+        """The calibration table for reading: ECE with its interval, its floor and p-value."""
+        return calibration_view(self.calibration_table())
 
     def probability_table(self, per_class: int = 3) -> pd.DataFrame:
         """Table A3's layout on this dataset's test split (fold-average models)."""
@@ -359,7 +371,16 @@ class ExplanationReport:
                        n_ece_halved=int((cal["ece_after"] <= cal["ece_before"] / 2).sum()),
                        ece_before_median=float(cal["ece_before"].median()),
                        ece_after_median=float(cal["ece_after"].median()),
-                       temperature_median=float(cal["temperature"].median()))
+                       temperature_median=float(cal["temperature"].median()),
+                       # what the test split can tell: miscalibration detected (Holm-adjusted
+                       # over the models), and how often even a perfectly calibrated model
+                       # would show half the ECE before on these images
+                       alpha=ALPHA,
+                       n_miscalibrated_before=int((cal["ece_before_p_holm"] < ALPHA).sum()),
+                       n_miscalibrated_after=int((cal["ece_after_p_holm"] < ALPHA).sum()),
+                       ece_floor_median=float(cal["ece_after_floor"].median()),
+                       halving_chance_median=float(cal["halving_chance"].median()),
+                       halving_chance_max=float(cal["halving_chance"].max()))
         return out
 
     def numbers(self) -> dict[str, Any]:

@@ -1,0 +1,200 @@
+"""The explanations of the shared real datasets, shipped with the package, as the book's tables.
+
+``benchmarks/explain_report.py`` measures chapter 6 on the classifier runs of
+ALL-IDB2 and JTSC; it writes every number to ``benchmarks/results/`` and the
+part the book shows (:func:`shipped`) to
+``leukolib/reference/explain_<dataset>_<profile>.json``, package data, so a
+notebook opened in Colab renders them without the datasets.
+:func:`committed_explanations` turns one such file into tables and a summary
+sentence, each saying where it came from.
+
+Examples
+--------
+>>> committed_explanations("explain_nothing_cpu") is None
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from leukolib.explain.summary import format_interval, interval_table
+
+__all__ = ["SHIPPED_METRICS", "calibration_view", "committed_explanations", "shipped"]
+
+#: The localization measures a shipped result keeps (per model and method).
+SHIPPED_METRICS = ("energy_nucleus", "grid_nucleus", "area_nucleus", "pointing_nucleus")
+#: Below this largest difference the three gradient maps count as one.
+COINCIDE = 0.01
+_KEEP = ("dataset", "n_test_images", "detail_models", "headline", "segmented_vs_raw",
+         "faithfulness", "sanity", "recommendation", "calibration", "targets")
+
+
+def shipped(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of an explanation report's results that the book shows.
+
+    Keeps the headline, the localization measures of :data:`SHIPPED_METRICS`
+    (and of the finer layer the nucleus share and its grid reference),
+    segmented against raw, the faithfulness summary, the randomization check,
+    the recommendation and the calibration; drops the per-model faithfulness
+    and the other measures (they stay in ``benchmarks/results/``).
+
+    Parameters
+    ----------
+    results : mapping
+        A dataset's results as ``benchmarks/explain_report.py`` writes them.
+
+    Returns
+    -------
+    dict
+        JSON-ready.
+    """
+    out = {k: results[k] for k in _KEEP if k in results}
+    out["localization"] = [r for r in results.get("localization", [])
+                           if r["metric"] in SHIPPED_METRICS]
+    finer = results.get("finer_layer")
+    if finer:
+        out["finer_layer"] = {"layer": finer["layer"], "localization": [
+            r for r in finer["localization"] if r["metric"] in ("energy_nucleus", "grid_nucleus")]}
+    return out
+
+
+def calibration_view(table: pd.DataFrame) -> pd.DataFrame:
+    """A calibration table (one row per model) for reading.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per model, the columns of
+        :meth:`~leukolib.explain.report.ExplanationReport.calibration_table`.
+
+    Returns
+    -------
+    DataFrame
+        Temperature, accuracy, ECE before and after with their intervals,
+        floors and Holm-adjusted p-values, and the chance of halving.
+    """
+    if not len(table):
+        return table
+    t = table.copy()
+    for when in ("before", "after"):
+        t[f"ECE {when} [95 % CI]"] = [
+            format_interval(m, lo, hi) for m, lo, hi in
+            zip(t[f"ece_{when}"], t[f"ece_{when}_low"], t[f"ece_{when}_high"], strict=True)]
+    t = t.rename(columns={"ece_before_floor": "floor before", "ece_before_p_holm": "p before",
+                          "ece_after_floor": "floor after", "ece_after_p_holm": "p after",
+                          "halving_chance": "chance of halving"})
+    return t[["temperature", "accuracy", "ECE before [95 % CI]", "floor before", "p before",
+              "ECE after [95 % CI]", "floor after", "p after", "chance of halving"]]
+
+
+def _sanity_table(s: pd.DataFrame) -> pd.DataFrame:
+    s = s.copy()
+    empty = s["n_empty"] if "n_empty" in s else [0] * len(s)
+    # a model whose maps are all empty passes vacuously: say how many were
+    s["cell"] = [format_interval(m, lo, hi) + (" pass" if ok else " fail")
+                 + (f" ({int(e)} empty)" if e else "")
+                 for m, lo, hi, ok, e in zip(s["spearman"], s["ci_low"], s["ci_high"],
+                                             s["passes"], empty, strict=True)]
+    out = s.pivot(index="model", columns="method", values="cell")
+    out = out.reindex(index=list(dict.fromkeys(s["model"])),
+                      columns=list(dict.fromkeys(s["method"])))
+    out.columns.name = None
+    return out
+
+
+def _coincide(r: Mapping[str, Any]) -> bool:
+    """Whether Grad-CAM, HiResCAM and XGrad-CAM gave one map (as on a ResNet)."""
+    return float(r.get("headline", {}).get("max_diff_three", 1.0)) < COINCIDE
+
+
+def _distinct(frame: pd.DataFrame, r: Mapping[str, Any]) -> pd.DataFrame:
+    """The rows of the methods that differ (Grad-CAM stands for the three that coincide)."""
+    if not _coincide(r) or "method" not in frame:
+        return frame
+    return frame[~frame["method"].isin(["hirescam", "xgradcam"])]
+
+
+def _summary(r: Mapping[str, Any]) -> str:
+    """One paragraph of what the shipped numbers say, computed from them."""
+    h = r.get("headline", {})
+    if not {"grid", "segmented_share_min", "raw_share_min", "area_nucleus"} <= set(h):
+        return f"{r.get('n_test_images', '?')} test images (no localization measured)."
+    parts = [f"{r.get('n_test_images')} test images, maps on a "
+             f"{h.get('grid')} grid: the segmented models put "
+             f"{h.get('segmented_share_min', float('nan')):.2f} to "
+             f"{h.get('segmented_share_max', float('nan')):.2f} of the maps' energy on the "
+             f"nucleus, the raw ones {h.get('raw_share_min', float('nan')):.2f} to "
+             f"{h.get('raw_share_max', float('nan')):.2f}; the nucleus covers "
+             f"{h.get('area_nucleus', float('nan')):.2f} of the image, and a map of this grid "
+             f"could put at most {h.get('grid_nucleus', float('nan')):.2f} on it."]
+    if _coincide(r):
+        parts.append(f"HiResCAM and XGrad-CAM coincide with Grad-CAM (largest difference "
+                     f"{h['max_diff_three']:.1g} of a map normalised to 1): the tables of "
+                     "layer4 show Grad-CAM for the three.")
+    cmp = _distinct(pd.DataFrame(r.get("segmented_vs_raw", [])), r)
+    if len(cmp):
+        better = int((cmp["verdict"] == "segmented better").sum())
+        parts.append(f"Segmented minus raw, image by image: the segmented model puts "
+                     f"significantly more on the nucleus in {better} of {len(cmp)} "
+                     "architecture-method pairs.")
+    rec = r.get("recommendation") or {}
+    if rec.get("text"):
+        parts.append(f"Recommended by ROAD and the randomization check: {rec['text']}.")
+    if "halving_chance_median" in h:
+        parts.append(
+            f"Calibration: {h['n_miscalibrated_before']} of the {h['n_calibrated']} models "
+            f"{'is' if h['n_miscalibrated_before'] == 1 else 'are'} detectably miscalibrated "
+            f"before temperature scaling (Holm-adjusted p < {h['alpha']:g}), "
+            f"{h['n_miscalibrated_after']} after it; scaling halved the ECE of "
+            f"{h['n_ece_halved']} of them. Even a perfectly calibrated model would show half the "
+            f"ECE before on these images with a chance of {h['halving_chance_median']:.0%} "
+            f"(median over the models; at most {h['halving_chance_max']:.0%}).")
+    return " ".join(parts)
+
+
+def committed_explanations(name: str) -> dict[str, Any] | None:
+    """A shipped explanation result as tables (``None`` when it is not shipped).
+
+    Parameters
+    ----------
+    name : str
+        ``"explain_<dataset>_<profile>"``.
+
+    Returns
+    -------
+    dict or None
+        ``source`` (the command, date and commit), ``summary`` (a paragraph
+        computed from the numbers), ``tables`` (title -> DataFrame) and
+        ``results`` (the shipped numbers).
+    """
+    from leukolib import reference
+
+    stem = name.removesuffix(".json")
+    if not reference.available(stem):
+        return None
+    r = reference.load(stem)["results"]
+    loc = _distinct(pd.DataFrame(r.get("localization", [])), r)
+    tables: dict[str, pd.DataFrame] = {}
+    if len(loc):
+        tables["energy share on the nucleus (layer4)"] = interval_table(loc, "energy_nucleus")
+        tables["pointing game on the nucleus (layer4)"] = interval_table(loc, "pointing_nucleus")
+    finer = r.get("finer_layer")
+    if finer and finer.get("localization"):
+        tables[f"energy share on the nucleus ({finer['layer']}, a finer grid)"] = interval_table(
+            pd.DataFrame(finer["localization"]), "energy_nucleus")  # finer maps differ
+    if r.get("segmented_vs_raw"):
+        tables["segmented minus raw (energy on the nucleus, paired)"] = _distinct(pd.DataFrame(
+            r["segmented_vs_raw"]), r).set_index(["architecture", "method"])[
+            ["segmented", "raw", "difference", "ci_low", "ci_high", "wilcoxon_p", "verdict"]]
+    if r.get("sanity"):
+        tables["randomization check (rank correlation with the randomized model's map)"] = \
+            _sanity_table(_distinct(pd.DataFrame(r["sanity"]), r))
+    if r.get("calibration"):
+        tables["calibration on the test split"] = calibration_view(
+            pd.DataFrame(r["calibration"]).set_index("model"))
+    return {"source": reference.provenance(stem), "summary": _summary(r), "tables": tables,
+            "results": r}
