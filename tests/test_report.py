@@ -228,3 +228,24 @@ def test_holm_controls_the_family_and_keeps_nan():
     np.testing.assert_allclose(adj[[0, 2, 3, 4]], [0.04, 0.09, 0.09, 0.5])
     assert (adj[np.isfinite(p)] >= p[np.isfinite(p)]).all()
     assert holm([]).shape == (0,)
+
+
+def test_across_splits_chooses_on_validation_never_on_the_test_split():
+    from leukolib.classification.report import across_splits
+
+    def report(seed, rows):
+        table = [{"model": m, "val acc (mean)": v, "test acc": t, "CI low": t - 0.1,
+                  "CI high": min(1.0, t + 0.1)} for m, v, t in rows]
+        return {"command": f"python benchmarks/classification_report.py --seed {seed}",
+                "grid": {"n_test": 26, "table": table},
+                "baselines": {"color": {"test_acc": 1.0}}}
+
+    t = across_splits([
+        report(0, [("segmented-relu-linear", 0.93, 0.88), ("raw-relu-linear", 0.87, 0.96)]),
+        report(4, [("segmented-relu-linear", 0.90, 0.92), ("raw-relu-linear", 0.95, 0.85)])])
+    assert t.index.tolist() == [0, 4]
+    assert t["best by validation"].tolist() == ["segmented-relu-linear", "raw-relu-linear"]
+    assert t["its test acc"].tolist() == [0.88, 0.85]
+    assert t["highest test acc of the eight"].tolist() == [0.96, 0.92]
+    assert t["best raw (test acc)"].tolist() == [0.96, 0.85]
+    assert (t["color baseline (test acc)"] == 1.0).all()

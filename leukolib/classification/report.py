@@ -12,12 +12,14 @@ the two is right (:func:`leukolib.stats.mcnemar`).
   layouts, its numbers beside;
 * :func:`segmented_vs_raw`: each segmented model against its raw twin;
 * :func:`against`: every model against one reference (e.g. the colour-only
-  baseline).
+  baseline);
+* :func:`across_splits`: the model chosen on validation, on several test
+  splits (one classification report per seed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from leukolib.stats import mcnemar
 
 __all__ = [
     "accuracies",
+    "across_splits",
     "against",
     "committed",
     "committed_tables",
@@ -211,6 +214,62 @@ def table1(num_classes: int, arch: str = "resnet50") -> pd.DataFrame:
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "model"
     return frame
+
+
+def across_splits(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The model chosen on validation accuracy, and what it scores on each test split.
+
+    Each result is a classification report of one dataset (what
+    ``benchmarks/classification_report.py`` writes), the seeds differing, so
+    each has its own test split. Per split: the model with the best mean
+    validation accuracy (overall, among segmented and among raw models), its
+    test accuracy with the interval, the two baselines', and, for scale only,
+    the highest test accuracy of the eight (chosen on the test split, never a
+    result).
+
+    Parameters
+    ----------
+    results : sequence of mapping
+        The reports, one per split.
+
+    Returns
+    -------
+    DataFrame
+        One row per split, indexed by its seed.
+
+    Examples
+    --------
+    >>> row = {"model": "segmented-relu-linear", "val acc (mean)": 0.9, "test acc": 0.8,
+    ...        "CI low": 0.6, "CI high": 0.9}
+    >>> r = {"command": "... --seed 3 ...", "grid": {"n_test": 5, "table": [row]}}
+    >>> across_splits([r])[["best by validation", "its test acc"]].values.tolist()
+    [['segmented-relu-linear', 0.8]]
+    """
+    import re
+
+    rows = {}
+    for r in results:
+        table = pd.DataFrame(r["grid"]["table"]).set_index("model")
+        found = re.search(r"--seed (\d+)", str(r.get("command", "")))
+        seed = int(found.group(1)) if found else len(rows)
+        best = table["val acc (mean)"].idxmax()
+        row: dict[str, Any] = {"n test": r["grid"].get("n_test"), "best by validation": best,
+                               "its val acc": table.loc[best, "val acc (mean)"],
+                               "its test acc": table.loc[best, "test acc"],
+                               "CI low": table.loc[best, "CI low"],
+                               "CI high": table.loc[best, "CI high"]}
+        for kind in ("segmented", "raw"):
+            part = table[table.index.str.startswith(kind + "-")]
+            if len(part):
+                row[f"best {kind} (test acc)"] = part.loc[
+                    part["val acc (mean)"].idxmax(), "test acc"]
+        for name, b in (r.get("baselines") or {}).items():
+            row[f"{name} baseline (test acc)"] = b["test_acc"]
+        row["highest test acc of the eight"] = table["test acc"].max()
+        rows[seed] = row
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "seed"
+    return out
 
 
 def committed(name: str) -> dict[str, Any] | None:
