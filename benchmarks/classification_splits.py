@@ -5,7 +5,8 @@ Usage::
     python benchmarks/classification_report.py --profile cpu --datasets all_idb2 \\
         --seed 1 --skip-color --runs RUNS --out SPLIT1      # and so on for each seed
     python benchmarks/classification_splits.py --dataset all_idb2 \\
-        --reports leukolib/reference/classification_all_idb2_cpu.json SPLIT1/... SPLIT2/...
+        --reports leukolib/reference/classification_all_idb2_cpu.json \\
+        benchmarks/results/classification_all_idb2_cpu_seed1.json ...seed2.json
 
 A test split of a few dozen images moves a test accuracy by several points
 from one seed to the next (one image of 26 is 3.8 points). Each report was
@@ -14,8 +15,9 @@ this prints, per split, the model with the best mean validation accuracy and
 its test accuracy (:func:`leukolib.classification.report.across_splits`),
 beside the two baselines, and their mean over the splits. The highest test
 accuracy of the eight is printed for scale only: it is chosen on the test
-split. The table goes to ``benchmarks/results/classification_<dataset>_
-<profile>_splits.json`` with the command, date and commit.
+split. The table goes to ``leukolib/reference/classification_<dataset>_
+<profile>_splits.json`` (package data: chapter 5 renders it) with the command,
+date and commit.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--reports", type=Path, nargs="+", required=True,
                     help="classification reports of the dataset, one per seed")
-    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--results", type=Path, default=ROOT / "leukolib" / "reference",
+                    help="where the result goes (default: the package data chapter 5 renders)")
     args = ap.parse_args(argv)
 
     from leukolib import reference

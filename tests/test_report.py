@@ -249,3 +249,15 @@ def test_across_splits_chooses_on_validation_never_on_the_test_split():
     assert t["highest test acc of the eight"].tolist() == [0.96, 0.92]
     assert t["best raw (test acc)"].tolist() == [0.96, 0.85]
     assert (t["color baseline (test acc)"] == 1.0).all()
+
+
+def test_the_shipped_splits_render_with_their_source():
+    from leukolib.classification.report import committed_splits
+
+    s = committed_splits("classification_all_idb2_cpu_splits")
+    assert s is not None, "leukolib/reference/classification_all_idb2_cpu_splits.json not shipped"
+    t = s["table"]
+    assert len(t) >= 3 and t.index.is_unique
+    assert (t["its test acc"] <= t["highest test acc of the eight"]).all()
+    assert f"{t['its test acc'].min():.3f} to {t['its test acc'].max():.3f}" in s["text"]
+    assert "benchmarks/classification_splits.py" in s["source"]

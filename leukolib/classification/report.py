@@ -32,6 +32,7 @@ __all__ = [
     "across_splits",
     "against",
     "committed",
+    "committed_splits",
     "committed_tables",
     "describe_input",
     "grid_table",
@@ -287,6 +288,34 @@ def committed(name: str) -> dict[str, Any] | None:
 
     stem = name.removesuffix(".json")
     return reference.load(stem) if reference.available(stem) else None
+
+
+def committed_splits(name: str) -> dict[str, Any] | None:
+    """A shipped :func:`across_splits` result: its table, a sentence and where it came from.
+
+    ``benchmarks/classification_splits.py`` writes them. ``None`` when not shipped.
+
+    Examples
+    --------
+    >>> committed_splits("classification_nothing_cpu_splits") is None
+    True
+    """
+    from leukolib import reference
+
+    if not reference.available(name):
+        return None
+    r = reference.load(name)["results"]
+    table = pd.DataFrame(r["splits"]).set_index("seed")
+    chosen = table["its test acc"]
+    text = (f"Over {len(table)} test splits of {r['dataset']} ({int(table['n test'].iloc[0])} "
+            f"images each, one per seed), the model chosen on validation accuracy scored "
+            f"{chosen.min():.3f} to {chosen.max():.3f} on its test split "
+            f"(mean {chosen.mean():.3f})")
+    colour = [c for c in table.columns if c.startswith("color baseline")]
+    if colour:
+        text += (f"; the colour-only baseline {table[colour[0]].min():.3f} to "
+                 f"{table[colour[0]].max():.3f}")
+    return {"source": reference.provenance(name), "table": table, "text": text + "."}
 
 
 def committed_tables(result: Mapping[str, Any]) -> dict[str, Any]:
