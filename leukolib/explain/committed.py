@@ -21,15 +21,14 @@ from typing import Any
 
 import pandas as pd
 
-from leukolib.explain.summary import format_interval, interval_table
+from leukolib.explain.summary import interval_table, sanity_cells, with_intervals
 
 __all__ = ["SHIPPED_METRICS", "calibration_view", "committed_explanations", "shipped"]
 
 #: The localization measures a shipped result keeps (per model and method).
 SHIPPED_METRICS = ("energy_nucleus", "grid_nucleus", "area_nucleus", "pointing_nucleus")
-#: Below this largest difference the three gradient maps count as one.
-COINCIDE = 0.01
-_KEEP = ("dataset", "n_test_images", "detail_models", "headline", "segmented_vs_raw",
+_KEEP = ("dataset", "n_test_images", "detail_models", "headline", "distinct_methods",
+         "segmented_vs_raw",
          "faithfulness", "sanity", "recommendation", "calibration", "targets")
 
 
@@ -79,11 +78,8 @@ def calibration_view(table: pd.DataFrame) -> pd.DataFrame:
     """
     if not len(table):
         return table
-    t = table.copy()
-    for when in ("before", "after"):
-        t[f"ECE {when} [95 % CI]"] = [
-            format_interval(m, lo, hi) for m, lo, hi in
-            zip(t[f"ece_{when}"], t[f"ece_{when}_low"], t[f"ece_{when}_high"], strict=True)]
+    t = with_intervals(table, {f"ECE {w} [95 % CI]": (f"ece_{w}", f"ece_{w}_low", f"ece_{w}_high")
+                               for w in ("before", "after")})
     t = t.rename(columns={"ece_before_floor": "floor before", "ece_before_p_holm": "p before",
                           "ece_after_floor": "floor after", "ece_after_p_holm": "p after",
                           "halving_chance": "chance of halving"})
@@ -91,31 +87,12 @@ def calibration_view(table: pd.DataFrame) -> pd.DataFrame:
               "ECE after [95 % CI]", "floor after", "p after", "chance of halving"]]
 
 
-def _sanity_table(s: pd.DataFrame) -> pd.DataFrame:
-    s = s.copy()
-    empty = s["n_empty"] if "n_empty" in s else [0] * len(s)
-    # a model whose maps are all empty passes vacuously: say how many were
-    s["cell"] = [format_interval(m, lo, hi) + (" pass" if ok else " fail")
-                 + (f" ({int(e)} empty)" if e else "")
-                 for m, lo, hi, ok, e in zip(s["spearman"], s["ci_low"], s["ci_high"],
-                                             s["passes"], empty, strict=True)]
-    out = s.pivot(index="model", columns="method", values="cell")
-    out = out.reindex(index=list(dict.fromkeys(s["model"])),
-                      columns=list(dict.fromkeys(s["method"])))
-    out.columns.name = None
-    return out
-
-
-def _coincide(r: Mapping[str, Any]) -> bool:
-    """Whether Grad-CAM, HiResCAM and XGrad-CAM gave one map (as on a ResNet)."""
-    return float(r.get("headline", {}).get("max_diff_three", 1.0)) < COINCIDE
-
-
 def _distinct(frame: pd.DataFrame, r: Mapping[str, Any]) -> pd.DataFrame:
-    """The rows of the methods that differ (Grad-CAM stands for the three that coincide)."""
-    if not _coincide(r) or "method" not in frame:
+    """The rows of the methods whose maps differ (the report's own list; all when absent)."""
+    methods = r.get("distinct_methods")
+    if not methods or "method" not in frame:
         return frame
-    return frame[~frame["method"].isin(["hirescam", "xgradcam"])]
+    return frame[frame["method"].isin(methods)]
 
 
 def _summary(r: Mapping[str, Any]) -> str:
@@ -131,10 +108,13 @@ def _summary(r: Mapping[str, Any]) -> str:
              f"{h.get('raw_share_max', float('nan')):.2f}; the nucleus covers "
              f"{h.get('area_nucleus', float('nan')):.2f} of the image, and a map of this grid "
              f"could put at most {h.get('grid_nucleus', float('nan')):.2f} on it."]
-    if _coincide(r):
-        parts.append(f"HiResCAM and XGrad-CAM coincide with Grad-CAM (largest difference "
-                     f"{h['max_diff_three']:.1g} of a map normalised to 1): the tables of "
-                     "layer4 show Grad-CAM for the three.")
+    methods = r.get("distinct_methods") or []
+    every = list(dict.fromkeys(row["method"] for row in r.get("localization", [])))
+    if 0 < len(methods) < len(every):
+        parts.append(f"Only {len(methods)} of the {len(every)} methods give distinct maps here "
+                     f"({', '.join(methods)}; the others coincide with an earlier one, largest "
+                     f"difference {h.get('max_diff_three', float('nan')):.1g}): the tables of "
+                     "layer4 show those.")
     cmp = _distinct(pd.DataFrame(r.get("segmented_vs_raw", [])), r)
     if len(cmp):
         better = int((cmp["verdict"] == "segmented better").sum())
@@ -192,7 +172,7 @@ def committed_explanations(name: str) -> dict[str, Any] | None:
             ["segmented", "raw", "difference", "ci_low", "ci_high", "wilcoxon_p", "verdict"]]
     if r.get("sanity"):
         tables["randomization check (rank correlation with the randomized model's map)"] = \
-            _sanity_table(_distinct(pd.DataFrame(r["sanity"]), r))
+            sanity_cells(_distinct(pd.DataFrame(r["sanity"]), r))
     if r.get("calibration"):
         tables["calibration on the test split"] = calibration_view(
             pd.DataFrame(r["calibration"]).set_index("model"))

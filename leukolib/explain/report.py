@@ -32,8 +32,8 @@ from leukolib.explain.run_explanation import ModelExplanation, explain_run
 from leukolib.explain.sanity import sanity_summary
 from leukolib.explain.summary import (
     compare_inputs,
-    format_interval,
     recommend_method,
+    sanity_cells,
     summarize,
     with_intervals,
 )
@@ -185,15 +185,7 @@ class ExplanationReport:
     def sanity_table(self) -> pd.DataFrame:
         """Models by distinct methods: ``"rho [low, high]"`` and whether the method passes."""
         s = self.sanity_summary()
-        s = s[s["method"].isin(self.distinct_methods())]
-        s = s.assign(cell=[format_interval(m, lo, hi) + (" pass" if ok else " fail")
-                           for m, lo, hi, ok in zip(s["spearman"], s["ci_low"], s["ci_high"],
-                                                    s["passes"], strict=True)])
-        out = s.pivot(index="model", columns="method", values="cell")
-        out = out.reindex(index=list(dict.fromkeys(s["model"])),
-                          columns=list(dict.fromkeys(s["method"])))
-        out.columns.name = None
-        return out
+        return sanity_cells(s[s["method"].isin(self.distinct_methods())])
 
     def recommendation(self) -> dict[str, Any]:
         """The method with the best ROAD score among those that pass the sanity check.
@@ -386,7 +378,8 @@ class ExplanationReport:
     def numbers(self) -> dict[str, Any]:
         """The key numbers, JSON-ready (what notebooks save and benchmarks commit)."""
         out: dict[str, Any] = {"dataset": self.dataset, "models": list(self.models),
-                               "headline": self.headline()}
+                               "headline": self.headline(),
+                               "distinct_methods": self.distinct_methods()}
         if len(self.localization):
             out["localization"] = self.localization_summary().to_dict(orient="records")
             out["segmented_vs_raw"] = self.input_comparison().to_dict(orient="records")

@@ -29,6 +29,7 @@ __all__ = [
     "format_interval",
     "interval_table",
     "recommend_method",
+    "sanity_cells",
     "summarize",
     "with_intervals",
 ]
@@ -109,6 +110,26 @@ def with_intervals(frame: pd.DataFrame, columns: dict[str, tuple[str, str, str]]
         pos = list(out.columns).index(m)
         out = out.drop(columns=[m, lo, hi])
         out.insert(min(pos, len(out.columns)), name, cells)
+    return out
+
+
+def sanity_cells(summary: pd.DataFrame) -> pd.DataFrame:
+    """The randomization check as a wide table: models by methods, ``"rho [low, high] pass"``.
+
+    ``summary`` has the columns of
+    :meth:`~leukolib.explain.report.ExplanationReport.sanity_summary`; a cell
+    says how many of a model's maps were empty (such a pass is vacuous).
+    """
+    s = summary.copy()
+    empty = s["n_empty"] if "n_empty" in s else [0] * len(s)
+    s["cell"] = [format_interval(m, lo, hi) + (" pass" if ok else " fail")
+                 + (f" ({int(e)} empty)" if e else "")
+                 for m, lo, hi, ok, e in zip(s["spearman"], s["ci_low"], s["ci_high"],
+                                             s["passes"], empty, strict=True)]
+    out = s.pivot(index="model", columns="method", values="cell")
+    out = out.reindex(index=list(dict.fromkeys(s["model"])),
+                      columns=list(dict.fromkeys(s["method"])))
+    out.columns.name = None
     return out
 
 
