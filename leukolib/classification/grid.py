@@ -103,7 +103,8 @@ def train_grid(
     on_model_end : callable, optional
         ``on_model_end(key, record)`` after each model.
     **overrides
-        ``epochs``, ``folds``, ``image_size``, ``resize``, ``batch_size``, ``lr``, ``arch``.
+        ``epochs``, ``folds``, ``image_size``, ``resize``, ``batch_size``, ``lr``, ``arch``,
+        ``ema_decay``.
 
     Returns
     -------
