@@ -158,7 +158,7 @@ def learn(args) -> dict:
                          progress=False, epochs=args.epochs, folds=args.folds,
                          image_size=args.size, resize=args.resize or args.size,
                          batch_size=args.batch, lr=args.lr, crop=args.crop,
-                         crop_min=args.crop_min, arch=args.arch, ema_decay=args.ema)
+                         crop_min=args.crop_min, arch=args.arch)
     out = {}
     for k, r in records.items():
         s = r["summary"]
@@ -196,7 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     lp.add_argument("--batch", type=int, default=8)
     lp.add_argument("--lr", type=float, default=1e-3)
     lp.add_argument("--arch", default="resnet18")
-    lp.add_argument("--ema", type=float, help="select a moving average of the weights (decay)")
     lp.add_argument("--keys", default="segmented-relu-linear,raw-relu-linear")
     lp.add_argument("--seed", type=int, default=0)
     lp.add_argument("--runs", type=Path, required=True, help="run folder (resumable)")

@@ -146,10 +146,6 @@ class ClassificationProfile:
         (:func:`~leukolib.classification.inputs.input_size`). ``cpu``: a
         48 px window on the synthetic smears, 112 px for JTSC's 120 px cells
         and ALL-IDB2's 257 px crops.
-    ema_decay : float or None
-        Validate and keep a moving average of the weights (decay per optimizer
-        step, :func:`leukolib.training.fit`) instead of the last step's
-        weights; ``None``: the weights themselves (every profile so far).
 
     Notes
     -----
@@ -190,7 +186,6 @@ class ClassificationProfile:
     arch: str = "resnet50"
     native_size: bool = False
     min_steps: int | None = None
-    ema_decay: float | None = None
 
     def epochs_for(self, n_train: int, batch_size: int | None = None) -> int:
         """Epochs of a fold with ``n_train`` training images: ``epochs``, or more for ``min_steps``.

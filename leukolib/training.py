@@ -27,7 +27,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 from tqdm import tqdm  # not tqdm.auto: its asyncio wrapper calls iter() twice on a DataLoader
@@ -142,8 +141,7 @@ def evaluate(
 
 def _train_epoch(model: nn.Module, loader: DataLoader, task: Task,
                  optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, device: str,
-                 desc: str, progress: bool,
-                 ema: AveragedModel | None = None) -> tuple[float, float]:
+                 desc: str, progress: bool) -> tuple[float, float]:
     """One pass over the training loader; the mean loss and mean per-sample score."""
     amp = use_amp(device)
     model.train()
@@ -159,8 +157,6 @@ def _train_epoch(model: nn.Module, loader: DataLoader, task: Task,
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        if ema is not None:
-            ema.update_parameters(model)
         loss_value = float(loss.detach())
         loss_sum += loss_value * len(xb)
         n += len(xb)
@@ -190,7 +186,6 @@ def fit(
     progress: bool = True,
     desc: str = "",
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
-    ema_decay: float | None = None,
 ) -> FitResult:
     """Train ``model`` for one fold and keep its best validation epoch.
 
@@ -227,13 +222,6 @@ def fit(
         Prefix of the progress bar.
     on_epoch_end : callable, optional
         Called with each epoch's history row.
-    ema_decay : float, optional
-        Validate, select and return an exponential moving average of the
-        weights and of the normalization statistics
-        (:class:`torch.optim.swa_utils.AveragedModel`, updated after every
-        optimizer step with this decay) instead of the weights of the last
-        step: a smoother model where the validation score of the raw weights
-        jumps from one epoch to the next (small batches, high learning rate).
 
     Returns
     -------
@@ -244,9 +232,6 @@ def fit(
     history: list[dict[str, Any]] = []
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch, best_score, start, bad, stopped = -1, -math.inf, 0, 0, False
-    ema = None if ema_decay is None else AveragedModel(
-        model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-    judged = model if ema is None else ema.module  # the model validated and kept
     if checkpoint is not None and checkpoint.is_file():
         ck = load_torch(checkpoint, device)
         model.load_state_dict(ck["model"])
@@ -254,8 +239,6 @@ def fit(
         if scheduler is not None:
             scheduler.load_state_dict(ck["scheduler"])
         scaler.load_state_dict(ck["scaler"])
-        if ema is not None:
-            ema.load_state_dict(ck["ema"])
         best_state, best_epoch, best_score = ck["best_state"], ck["best_epoch"], ck["best_score"]
         history, start, bad = list(ck["history"]), int(ck["epoch"]) + 1, int(ck["bad_epochs"])
         stopped = bool(ck.get("stopped", False))
@@ -270,9 +253,9 @@ def fit(
                             generator=torch.Generator().manual_seed(es),
                             num_workers=num_workers, worker_init_fn=worker_init_fn)
         train_loss, train_score = _train_epoch(model, loader, task, optimizer, scaler, device,
-                                               f"{desc} epoch {epoch + 1}/{epochs}", progress, ema)
+                                               f"{desc} epoch {epoch + 1}/{epochs}", progress)
         if val_set is not None and len(val_set[0] if isinstance(val_set, tuple) else val_set):
-            val_loss, val_score = evaluate(judged, val_set, task, device, 2 * batch_size)
+            val_loss, val_score = evaluate(model, val_set, task, device, 2 * batch_size)
         else:
             val_loss, val_score = train_loss, train_score
         lr = optimizer.param_groups[0]["lr"]
@@ -280,7 +263,7 @@ def fit(
             scheduler.step(val_loss)
         if val_score > best_score:
             best_score, best_epoch, bad = val_score, epoch, 0
-            best_state = {k: v.detach().cpu().clone() for k, v in judged.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             bad += 1
         stopped = patience is not None and bad >= patience and epoch + 1 < epochs
@@ -294,8 +277,7 @@ def fit(
                         "scheduler": scheduler.state_dict() if scheduler is not None else {},
                         "scaler": scaler.state_dict(), "best_state": best_state,
                         "best_epoch": best_epoch, "best_score": best_score, "history": history,
-                        "bad_epochs": bad, "stopped": stopped,
-                        "ema": None if ema is None else ema.state_dict()}, checkpoint)
+                        "bad_epochs": bad, "stopped": stopped}, checkpoint)
         if on_epoch_end is not None:
             on_epoch_end(dict(row))
         if stopped:

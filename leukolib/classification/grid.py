@@ -103,8 +103,7 @@ def train_grid(
     on_model_end : callable, optional
         ``on_model_end(key, record)`` after each model.
     **overrides
-        ``epochs``, ``folds``, ``image_size``, ``resize``, ``batch_size``, ``lr``, ``arch``,
-        ``ema_decay``.
+        ``epochs``, ``folds``, ``image_size``, ``resize``, ``batch_size``, ``lr``, ``arch``.
 
     Returns
     -------

@@ -160,10 +160,6 @@ def _config(prof: Profile, spec: InputSpec, head: str, act: str, seed: int, weig
         "class_names": list(data.class_names),
         "dataset": {"name": data.name, "ids": list(data.ids)},
     }
-    ema = o.get("ema_decay", c.ema_decay)
-    if ema is not None:  # only when set: the records of runs without it read as before
-        config["ema_decay"] = float(ema)
-        config["selection"] = "best validation accuracy of the weights' moving average"
     return json.loads(json.dumps(config))  # as it reads back from run.json
 
 
@@ -190,8 +186,7 @@ def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, da
                  checkpoint=rundir.checkpoint(k) if cfg["epoch_checkpoints"] else None,
                  patience=cfg["patience"], reseed=aug.reseed, progress=progress,
                  desc=f"{cfg['key']} fold {k + 1}/{cfg['folds']}",
-                 on_epoch_end=(lambda row: on_epoch_end(k, row)) if on_epoch_end else None,
-                 ema_decay=cfg.get("ema_decay"))
+                 on_epoch_end=(lambda row: on_epoch_end(k, row)) if on_epoch_end else None)
     t0 = time.perf_counter()
     model.load_state_dict(result.best_state)
     save_torch(result.best_state, rundir.weights(k))
@@ -245,7 +240,6 @@ def train_classifier(
     batch_size: int | None = None,
     lr: float | None = None,
     arch: str | None = None,
-    ema_decay: float | None = None,
     epoch_checkpoints: bool | None = None,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
@@ -297,7 +291,7 @@ def train_classifier(
         Folder of the mask cache.
     data_root : path, optional
         Recorded in ``run.json`` (guessed when not given).
-    epochs, folds, image_size, resize, batch_size, lr, arch, ema_decay :
+    epochs, folds, image_size, resize, batch_size, lr, arch :
         Override the profile.
     epoch_checkpoints : bool, optional
         Write a checkpoint after every epoch, so that an interrupted fold
@@ -343,8 +337,6 @@ def train_classifier(
         epochs = c.epochs_for(min(len(tr) for tr, _ in split.folds), batch_size)
     overrides = {"epochs": epochs, "folds": n_folds, "batch_size": batch_size,
                  "groups": groups, "arch": arch}
-    if ema_decay is not None:
-        overrides["ema_decay"] = ema_decay
     config = _config(prof, spec, head.lower(), act.lower(), seed, source, rate, seg, data,
                      overrides)
     rundir = RunDirectory(out_dir, RUN_FORMAT)
