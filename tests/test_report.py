@@ -261,3 +261,68 @@ def test_the_shipped_splits_render_with_their_source():
     assert (t["its test acc"] <= t["highest test acc of the eight"]).all()
     assert f"{t['its test acc'].min():.3f} to {t['its test acc'].max():.3f}" in s["text"]
     assert "benchmarks/classification_splits.py" in s["source"]
+
+
+def _run(key, seed, epochs, val, last, test, ids=("a", "b", "c", "d")):
+    return {"config": {"seed": seed, "dataset": {"name": "all_idb2"}, "profile": "cpu",
+                       "folds": 2, "epochs": epochs, "batch_size": 16},
+            "folds": [{"train_ids": ["x"] * 117, "history": [{"val_acc": 0.5}, {"val_acc": last}]}
+                      for _ in range(2)],
+            "test": {"ids": list(ids)},
+            "summary": {"val_acc_mean": val, "test_acc": test, "test_acc_ci": [test - 0.1, 1.0]}}
+
+
+def test_settings_compare_on_the_same_splits_and_choose_on_validation(tmp_path, monkeypatch):
+    from leukolib import reference
+    from leukolib.classification.grid import grid_keys
+    from leukolib.classification.report import across_settings, committed_settings
+
+    keys = grid_keys()
+    # the longer setting is given first; the profile's (15 epochs for 117 images) comes first
+    longer = {k: _run(k, 0, 30, 0.95, 0.93, 0.85) for k in keys}
+    longer[keys[2]] = _run(keys[2], 0, 30, 0.97, 0.90, 0.90)   # best validation ...
+    longer[keys[5]] = _run(keys[5], 0, 30, 0.92, 0.91, 1.00)   # ... not the best test
+    grids = [longer, {keys[0]: _run(keys[0], 11, 30, 0.90, 0.80, 0.7, ids="xy")},
+             {k: _run(k, 0, 15, 0.90, 0.88, 0.88) for k in keys},
+             {keys[0]: _run(keys[0], 11, 15, 0.85, 0.84, 0.8, ids="xy"),
+              keys[1]: _run(keys[1], 2, 15, 0.85, 0.84, 0.8, ids="pq")}]
+    frame = across_settings(grids)
+    assert list(dict.fromkeys(frame["setting"])) == ["2 folds x 15 epochs (the cpu profile)",
+                                                     "2 folds x 30 epochs"]
+    assert len(frame) == 8 + 1 + 8 + 2 and (frame["val acc (last epoch)"] > 0.5).all()
+
+    monkeypatch.setattr(reference, "_path", lambda name: tmp_path / f"{name}.json")
+    reference.write("settings_test", {"rows": frame.to_dict(orient="records")},
+                    "python benchmarks/classification_settings.py GRID", "cpu", folder=tmp_path)
+    s = committed_settings("settings_test")
+    # a column per seed, in the seeds' numeric order (11 after 2)
+    assert list(s["table"].columns) == [
+        "val acc (last epoch), seed 0", "val acc (last epoch), seed 2",
+        "val acc (last epoch), seed 11", "test acc, seed 0", "test acc, seed 2",
+        "test acc, seed 11"]
+    # only splits where all eight were trained get a choice: the best validation, not test
+    chosen = s["chosen"]
+    assert chosen.index.tolist() == [("2 folds x 15 epochs (the cpu profile)", 0),
+                                     ("2 folds x 30 epochs", 0)]
+    assert chosen.loc[("2 folds x 30 epochs", 0), "best by validation"] == keys[2]
+    assert chosen.loc[("2 folds x 30 epochs", 0), "its test acc"] == 0.90
+    # last-epoch validation: +5 points for six models, +2 and +3 for two, -4 once: mean 31 / 9
+    assert ("on the 9 (seed, model) pairs trained under both: validation accuracy at the last "
+            "epoch higher for 8, lower for 1, a mean change of +3.4 points (-4.0 to +5.0)"
+            in s["text"])
+    assert "One test image of 2 is 50.0 points." in s["text"]
+
+
+def test_settings_refuse_what_they_cannot_compare():
+    from leukolib.classification.report import across_settings
+
+    k = "raw-relu-linear"
+    with pytest.raises(ValueError, match="another test split"):
+        across_settings([{k: _run(k, 0, 15, 0.9, 0.9, 0.9)},
+                         {k: _run(k, 0, 30, 0.9, 0.9, 0.9, ids="xyz")}])
+    with pytest.raises(ValueError, match=r"trained twice.*raw-relu-linear \(seed 0\)"):
+        across_settings([{k: _run(k, 0, 15, 0.9, 0.9, 0.9)}, {k: _run(k, 0, 15, 0.8, 0.8, 0.8)}])
+    other = _run(k, 1, 15, 0.9, 0.9, 0.9)
+    other["config"]["dataset"]["name"] = "jtsc"
+    with pytest.raises(ValueError, match="several datasets"):
+        across_settings([{k: _run(k, 0, 15, 0.9, 0.9, 0.9)}, {k: other}])

@@ -14,7 +14,9 @@ the two is right (:func:`leukolib.stats.mcnemar`).
 * :func:`against`: every model against one reference (e.g. the colour-only
   baseline);
 * :func:`across_splits`: the model chosen on validation, on several test
-  splits (one classification report per seed).
+  splits (one classification report per seed);
+* :func:`across_settings`: the same models trained under several settings
+  (folds, epochs) on the same test splits, and what validation says of each.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from leukolib.stats import mcnemar
 
 __all__ = [
     "accuracies",
+    "across_settings",
     "across_splits",
     "against",
     "committed",
+    "committed_settings",
     "committed_splits",
     "committed_tables",
     "describe_input",
@@ -42,6 +46,7 @@ __all__ = [
     "table5_beside_paper",
     "table1",
     "table6_beside_paper",
+    "training_setting",
 ]
 
 
@@ -246,19 +251,11 @@ def across_splits(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     >>> across_splits([r])[["best by validation", "its test acc"]].values.tolist()
     [['segmented-relu-linear', 0.8]]
     """
-    import re
-
     rows = {}
     for r in results:
         table = pd.DataFrame(r["grid"]["table"]).set_index("model")
-        found = re.search(r"--seed (\d+)", str(r.get("command", "")))
-        seed = int(found.group(1)) if found else len(rows)
-        best = table["val acc (mean)"].idxmax()
-        row: dict[str, Any] = {"n test": r["grid"].get("n_test"), "best by validation": best,
-                               "its val acc": table.loc[best, "val acc (mean)"],
-                               "its test acc": table.loc[best, "test acc"],
-                               "CI low": table.loc[best, "CI low"],
-                               "CI high": table.loc[best, "CI high"]}
+        seed = _seed(r, len(rows))
+        row: dict[str, Any] = {"n test": r["grid"].get("n_test"), **_chosen(table)}
         for kind in ("segmented", "raw"):
             part = table[table.index.str.startswith(kind + "-")]
             if len(part):
@@ -271,6 +268,178 @@ def across_splits(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "seed"
     return out
+
+
+def _seed(result: Mapping[str, Any], default: int) -> int:
+    """The seed in a report's command (``--seed N`` or ``--seed=N``); reports store none."""
+    import re
+
+    found = re.search(r"--seed[ =](\d+)", str(result.get("command", "")))
+    return int(found.group(1)) if found else default
+
+
+def _chosen(table: pd.DataFrame) -> dict[str, Any]:
+    """The model with the best mean validation accuracy of a grid table, and its test scores."""
+    best = table["val acc (mean)"].idxmax()
+    return {"best by validation": best, "its val acc": table.loc[best, "val acc (mean)"],
+            "its test acc": table.loc[best, "test acc"], "CI low": table.loc[best, "CI low"],
+            "CI high": table.loc[best, "CI high"]}
+
+
+def training_setting(record: Mapping[str, Any]) -> str:
+    """How a run was trained, in words: its folds and epochs, and whether the profile chose them.
+
+    Examples
+    --------
+    >>> cfg = {"profile": "cpu", "folds": 2, "epochs": 30, "batch_size": 16}
+    >>> training_setting({"config": cfg, "folds": [{"train_ids": ["a"] * 117}]})
+    '2 folds x 30 epochs'
+    >>> training_setting({"config": {**cfg, "epochs": 15}, "folds": [{"train_ids": ["a"] * 117}]})
+    '2 folds x 15 epochs (the cpu profile)'
+    """
+    from leukolib.profiles import get_profile
+
+    cfg = record["config"]
+    name = f"{cfg['folds']} folds x {cfg['epochs']} epochs"
+    c = get_profile(cfg["profile"]).classification
+    n_train = min(len(f["train_ids"]) for f in record["folds"])
+    if cfg["folds"] == c.folds and cfg["epochs"] == c.epochs_for(n_train, cfg["batch_size"]):
+        name += f" (the {cfg['profile']} profile)"
+    return name
+
+
+def across_settings(grids: Sequence[Mapping[str, Mapping[str, Any]]]) -> pd.DataFrame:
+    """The same classifiers trained under several settings (folds, epochs), on the same splits.
+
+    Parameters
+    ----------
+    grids : sequence of mapping
+        Grids of run records (``key -> record``, e.g. :func:`load_records` of
+        a folder), any settings and seeds, of one dataset. A seed draws the
+        same test split under every setting: checked.
+
+    Returns
+    -------
+    DataFrame
+        One row per setting (:func:`training_setting`), seed and model: the
+        mean over the folds of the validation accuracy of the **selected
+        epoch** (``val acc (mean)``: it chose the epoch, so a longer run
+        has more chances to score high) and of the **last epoch** (chose
+        nothing), the test accuracy of the fold average and its interval.
+        The profile's setting comes first.
+
+    Raises
+    ------
+    ValueError
+        For runs of several datasets, a seed whose test split differs between
+        runs, or a model trained twice under one setting and seed.
+    """
+    rows, tests, datasets = [], {}, set()
+    for grid in grids:
+        for key, r in grid.items():
+            cfg, seed = r["config"], int(r["config"]["seed"])
+            datasets.add(cfg["dataset"]["name"])
+            ids = tuple(r["test"]["ids"])
+            if tests.setdefault(seed, ids) != ids:
+                raise ValueError(f"{key} (seed {seed}): another test split than the other runs "
+                                 f"of that seed; settings compare only on the same split")
+            last = np.mean([f["history"][-1]["val_acc"] for f in r["folds"]])
+            rows.append({"setting": training_setting(r), "seed": seed, "model": key,
+                         "val acc (mean)": r["summary"]["val_acc_mean"],
+                         "val acc (last epoch)": float(last),
+                         "test acc": r["summary"]["test_acc"],
+                         "CI low": r["summary"]["test_acc_ci"][0],
+                         "CI high": r["summary"]["test_acc_ci"][1], "n test": len(ids)})
+    if len(datasets) > 1:
+        raise ValueError(f"runs of several datasets ({', '.join(sorted(datasets))})")
+    frame = pd.DataFrame(rows)
+    if frame.duplicated(["setting", "seed", "model"]).any():
+        twice = frame[frame.duplicated(["setting", "seed", "model"], keep=False)]
+        raise ValueError("trained twice under one setting and seed: "
+                         + ", ".join(sorted({f"{m} (seed {s})" for m, s in
+                                             zip(twice["model"], twice["seed"], strict=True)})))
+    order = sorted(dict.fromkeys(frame["setting"]), key=lambda n: "profile)" not in n)
+    frame["setting"] = pd.Categorical(frame["setting"], order, ordered=True)
+    frame = frame.sort_values(["setting", "seed"], kind="stable").reset_index(drop=True)
+    frame["setting"] = frame["setting"].astype(str)
+    return frame
+
+
+def _points(x: float) -> str:
+    """Signed points with one decimal, never ``-0.0``."""
+    return f"{round(float(x), 1) + 0.0:+.1f}"
+
+
+def _settings_text(long: pd.DataFrame) -> str:
+    """What a comparison of settings says, against the first (the profile's) setting."""
+    names = list(dict.fromkeys(long["setting"]))
+    ref = long[long["setting"] == names[0]].set_index(["seed", "model"])
+    parts = []
+    for name in names[1:]:
+        other = long[long["setting"] == name].set_index(["seed", "model"])
+        both = ref.index.intersection(other.index)
+        if not len(both):
+            continue
+        d = {c: 100 * (other.loc[both, c] - ref.loc[both, c])
+             for c in ("val acc (last epoch)", "val acc (mean)", "test acc")}
+        last = d["val acc (last epoch)"]
+        parts.append(
+            f"*{name}*, on the {len(both)} (seed, model) pairs trained under both: validation "
+            f"accuracy at the last epoch higher for {int((last > 0).sum())}, lower for "
+            f"{int((last < 0).sum())}, a mean change of {_points(last.mean())} points "
+            f"({_points(last.min())} to {_points(last.max())}); at the selected epoch "
+            f"{_points(d['val acc (mean)'].mean())}; on the test splits "
+            f"{_points(d['test acc'].mean())}")
+    if not parts:
+        return ""
+    n = int(long["n test"].min())
+    return (f"Against *{names[0]}*: " + "; ".join(parts) + f". One test image of {n} is "
+            f"{100 / n:.1f} points.")
+
+
+def committed_settings(name: str) -> dict[str, Any] | None:
+    """A shipped :func:`across_settings` comparison: tables, a paragraph, its source.
+
+    ``benchmarks/classification_settings.py`` writes them.
+
+    Parameters
+    ----------
+    name : str
+        The shipped result (``leukolib/reference/<name>.json``).
+
+    Returns
+    -------
+    dict or None
+        ``None`` when not shipped; else ``table``: the validation (last
+        epoch) and test accuracy per setting and model, a column per seed;
+        ``chosen``: per setting and seed where all eight models were trained,
+        the one chosen on validation (as :func:`across_splits` chooses);
+        ``text``: a paragraph; ``source``: where it came from.
+
+    Examples
+    --------
+    >>> committed_settings("classification_nothing_cpu_settings") is None
+    True
+    """
+    from leukolib import reference
+    from leukolib.classification.grid import grid_keys
+
+    if not reference.available(name):
+        return None
+    long = pd.DataFrame(reference.load(name)["results"]["rows"])
+    table = long.pivot_table(index=["setting", "model"], columns="seed",
+                             values=["val acc (last epoch)", "test acc"], sort=False)
+    table = table[sorted(table.columns, key=lambda c: (c[0] != "val acc (last epoch)", c[1]))]
+    table.columns = [f"{'val acc (last epoch)' if v.startswith('val') else 'test acc'}, seed {s}"
+                     for v, s in table.columns]
+    chosen = {(setting, seed): _chosen(part.set_index("model"))
+              for (setting, seed), part in long.groupby(["setting", "seed"], sort=False)
+              if set(part["model"]) == set(grid_keys())}
+    frame = pd.DataFrame.from_dict(chosen, orient="index")
+    if len(frame):
+        frame.index = pd.MultiIndex.from_tuples(frame.index, names=["setting", "seed"])
+    return {"table": table, "chosen": frame, "text": _settings_text(long),
+            "source": reference.provenance(name)}
 
 
 def committed(name: str) -> dict[str, Any] | None:
