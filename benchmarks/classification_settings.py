@@ -72,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     print(to_markdown(long.set_index(["setting", "seed", "model"]), best=[]))
     results = {"dataset": args.dataset,
                "rows": json.loads(long.to_json(orient="records"))}
-    command = shlex.join(["python", "benchmarks/classification_settings.py",
-                          *[a if not Path(a).is_dir() else "GRID" for a in sys.argv[1:]]])
+    # the folders are this machine's: the command names how many, the rows what they held
+    options = [a for a in sys.argv[1:] if not Path(a).is_dir()]
+    command = shlex.join(["python", "benchmarks/classification_settings.py", *options]) \
+        + f" GRID... ({len(args.grids)} folders of runs)"
     name = f"classification_{args.dataset}_{args.profile}_settings"
     path = reference.write(name, results, command, args.profile, folder=args.results)
     print(f"wrote {path}")

@@ -326,3 +326,13 @@ def test_settings_refuse_what_they_cannot_compare():
     other["config"]["dataset"]["name"] = "jtsc"
     with pytest.raises(ValueError, match="several datasets"):
         across_settings([{k: _run(k, 0, 15, 0.9, 0.9, 0.9)}, {k: other}])
+
+
+def test_the_shipped_settings_render_with_their_source():
+    from leukolib.classification.report import committed_settings
+
+    s = committed_settings("classification_all_idb2_cpu_settings")
+    assert s is not None, "leukolib/reference/classification_all_idb2_cpu_settings.json not shipped"
+    assert s["table"].index.get_level_values("setting")[0].endswith("(the cpu profile)")
+    assert len(s["chosen"]) >= 1 and s["text"].startswith("Against *")
+    assert "benchmarks/classification_settings.py" in s["source"]
