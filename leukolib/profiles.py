@@ -139,7 +139,12 @@ class ClassificationProfile:
         135 training images) are not trained on half as many updates. A rule
         from the book's budget, not a score: the ALL-IDB2 models of 8 epochs
         were still learning (validation 0.84-0.88, rising); with 16 their
-        validation accuracy reached 0.93 (``bench_classify.py learn``).
+        validation accuracy reached 0.93 (``bench_classify.py learn``). Twice
+        as many steps (2 folds x 30 epochs) raised ALL-IDB2's last-epoch
+        validation accuracy for 10 of 12 (seed, model) pairs, by 3.5 points on
+        average, at twice the time; five folds at the same steps did not
+        (``benchmarks/classification_settings.py``, shown in chapter 5). Not
+        adopted yet: every shipped real-data result would be trained again.
     native_size : bool
         The input side is the images' own (or their nucleus window's) when it
         is below ``image_size``: no image is upsampled
