@@ -424,14 +424,15 @@ def committed_settings(name: str) -> dict[str, Any] | None:
     from leukolib import reference
     from leukolib.classification.grid import grid_keys
 
-    if not reference.available(name):
+    shipped = committed(name)
+    if shipped is None:
         return None
-    long = pd.DataFrame(reference.load(name)["results"]["rows"])
+    long = pd.DataFrame(shipped["results"]["rows"])
     table = long.pivot_table(index=["setting", "model"], columns="seed",
                              values=["val acc (last epoch)", "test acc"], sort=False)
+    # validation columns first, each in the seeds' numeric order
     table = table[sorted(table.columns, key=lambda c: (c[0] != "val acc (last epoch)", c[1]))]
-    table.columns = [f"{'val acc (last epoch)' if v.startswith('val') else 'test acc'}, seed {s}"
-                     for v, s in table.columns]
+    table.columns = [f"{v}, seed {s}" for v, s in table.columns]
     chosen = {(setting, seed): _chosen(part.set_index("model"))
               for (setting, seed), part in long.groupby(["setting", "seed"], sort=False)
               if set(part["model"]) == set(grid_keys())}
@@ -471,9 +472,10 @@ def committed_splits(name: str) -> dict[str, Any] | None:
     """
     from leukolib import reference
 
-    if not reference.available(name):
+    shipped = committed(name)
+    if shipped is None:
         return None
-    r = reference.load(name)["results"]
+    r = shipped["results"]
     table = pd.DataFrame(r["splits"]).set_index("seed")
     chosen = table["its test acc"]
     text = (f"Over {len(table)} test splits of {r['dataset']} ({int(table['n test'].iloc[0])} "
