@@ -291,11 +291,12 @@ def training_setting(record: Mapping[str, Any]) -> str:
 
     Examples
     --------
-    >>> cfg = {"profile": "cpu", "folds": 2, "epochs": 30, "batch_size": 16}
+    >>> cfg = {"profile": "cpu", "folds": 2, "epochs": 15, "batch_size": 16,
+    ...        "dataset": {"name": "all_idb2"}}
     >>> training_setting({"config": cfg, "folds": [{"train_ids": ["a"] * 117}]})
-    '2 folds x 30 epochs'
-    >>> training_setting({"config": {**cfg, "epochs": 15}, "folds": [{"train_ids": ["a"] * 117}]})
-    '2 folds x 15 epochs (the cpu profile)'
+    '2 folds x 15 epochs'
+    >>> training_setting({"config": {**cfg, "epochs": 30}, "folds": [{"train_ids": ["a"] * 117}]})
+    '2 folds x 30 epochs (the cpu profile)'
     """
     from leukolib.profiles import get_profile
 
@@ -303,7 +304,8 @@ def training_setting(record: Mapping[str, Any]) -> str:
     name = f"{cfg['folds']} folds x {cfg['epochs']} epochs"
     c = get_profile(cfg["profile"]).classification
     n_train = min(len(f["train_ids"]) for f in record["folds"])
-    if cfg["folds"] == c.folds and cfg["epochs"] == c.epochs_for(n_train, cfg["batch_size"]):
+    if cfg["folds"] == c.folds and cfg["epochs"] == c.epochs_for(n_train, cfg["batch_size"],
+                                                                  cfg["dataset"]["name"]):
         name += f" (the {cfg['profile']} profile)"
     return name
 

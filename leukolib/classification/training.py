@@ -334,7 +334,7 @@ def train_classifier(
     split = classifier_split(data.fingerprints, data.labels, c.test_fraction, n_folds,
                              int(seed), dataset_groups=data.groups, groups=groups)
     if epochs is None:  # the profile's epochs, more where the folds are small (min_steps)
-        epochs = c.epochs_for(min(len(tr) for tr, _ in split.folds), batch_size)
+        epochs = c.epochs_for(min(len(tr) for tr, _ in split.folds), batch_size, data.name)
     overrides = {"epochs": epochs, "folds": n_folds, "batch_size": batch_size,
                  "groups": groups, "arch": arch}
     config = _config(prof, spec, head.lower(), act.lower(), seed, source, rate, seg, data,
