@@ -3,10 +3,9 @@
 Usage::
 
     python benchmarks/classification_report.py --profile cpu --datasets all_idb2 \\
-        --seed 1 --skip-color --runs RUNS --out SPLIT1      # and so on for each seed
-    python benchmarks/classification_splits.py --dataset all_idb2 \\
-        --reports leukolib/reference/classification_all_idb2_cpu.json \\
-        benchmarks/results/classification_all_idb2_cpu_seed1.json ...seed2.json
+        --seed 1 --skip-color --runs RUNS --out benchmarks/results   # and so on per seed
+    python benchmarks/classification_splits.py --dataset all_idb2 --reports \\
+        benchmarks/results/classification_all_idb2_cpu_seed0.json ...seed1.json ...seed2.json
 
 A test split of a few dozen images moves a test accuracy by several points
 from one seed to the next (one image of 26 is 3.8 points). Each report was
@@ -15,7 +14,8 @@ this prints, per split, the model with the best mean validation accuracy and
 its test accuracy (:func:`leukolib.classification.report.across_splits`),
 beside the two baselines, and their mean over the splits. The highest test
 accuracy of the eight is printed for scale only: it is chosen on the test
-split. The table goes to ``leukolib/reference/classification_<dataset>_
+split. The reports must share one training setting (folds, epochs), named in
+the table. The table goes to ``leukolib/reference/classification_<dataset>_
 <profile>_splits.json`` (package data: chapter 5 renders it) with the command,
 date and commit.
 """

@@ -94,6 +94,7 @@ def classification_glance() -> pd.DataFrame | None:
             "nucleus features": (base.get("handcrafted") or {}).get("test_acc", np.nan),
             "test images": r["grid"].get("n_test"),
             "network": f"{cfg.get('arch')}, {cfg.get('image_size')} px, "
+                       f"{cfg.get('folds')} folds x {cfg.get('epochs')} epochs, "
                        f"{cfg.get('weights')} init",
         }
     if not rows:

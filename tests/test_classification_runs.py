@@ -138,12 +138,15 @@ def test_small_folds_train_for_the_step_budget(smoke_data, tmp_path):
     from leukolib.profiles import get_profile
 
     prof = get_profile("smoke")
-    steps = replace(prof, classification=replace(prof.classification, min_steps=5))
+    # the synthetic smears have their own minimum (9): the run must use it, not the real one
+    assert smoke_data.name == "synthetic"
+    steps = replace(prof, classification=replace(prof.classification, min_steps=5,
+                                                 synthetic_min_steps=9))
     rec = train_classifier(smoke_data, tmp_path / "run", input="raw", profile=steps, seed=0,
                            crop=None, progress=False)
     n_train = min(len(f["train_ids"]) for f in rec["folds"])
     per_epoch = -(-n_train // rec["config"]["batch_size"])
-    assert rec["config"]["epochs"] == max(1, -(-5 // per_epoch)) > prof.classification.epochs
+    assert rec["config"]["epochs"] == max(1, -(-9 // per_epoch)) > prof.classification.epochs
     assert all(len(f["history"]) == rec["config"]["epochs"] for f in rec["folds"])
 
 

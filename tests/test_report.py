@@ -250,6 +250,17 @@ def test_across_splits_chooses_on_validation_never_on_the_test_split():
     assert t["best raw (test acc)"].tolist() == [0.96, 0.85]
     assert (t["color baseline (test acc)"] == 1.0).all()
 
+    # reports that record their configuration name it; two settings are not two splits
+    def trained(seed, epochs):
+        r = report(seed, [("raw-relu-linear", 0.9, 0.9)])
+        r["grid"]["config"] = {"folds": 2, "epochs": epochs}
+        return r
+
+    t = across_splits([trained(0, 15), trained(1, 15)])
+    assert t["setting"].tolist() == ["2 folds x 15 epochs"] * 2
+    with pytest.raises(ValueError, match=r"several settings \(2 folds x 15 epochs, 2 folds x 30"):
+        across_splits([trained(0, 15), trained(1, 30)])
+
 
 def test_the_shipped_splits_render_with_their_source():
     from leukolib.classification.report import committed_splits
@@ -278,17 +289,17 @@ def test_settings_compare_on_the_same_splits_and_choose_on_validation(tmp_path, 
     from leukolib.classification.report import across_settings, committed_settings
 
     keys = grid_keys()
-    # the longer setting is given first; the profile's (15 epochs for 117 images) comes first
-    longer = {k: _run(k, 0, 30, 0.95, 0.93, 0.85) for k in keys}
-    longer[keys[2]] = _run(keys[2], 0, 30, 0.97, 0.90, 0.90)   # best validation ...
-    longer[keys[5]] = _run(keys[5], 0, 30, 0.92, 0.91, 1.00)   # ... not the best test
-    grids = [longer, {keys[0]: _run(keys[0], 11, 30, 0.90, 0.80, 0.7, ids="xy")},
-             {k: _run(k, 0, 15, 0.90, 0.88, 0.88) for k in keys},
-             {keys[0]: _run(keys[0], 11, 15, 0.85, 0.84, 0.8, ids="xy"),
-              keys[1]: _run(keys[1], 2, 15, 0.85, 0.84, 0.8, ids="pq")}]
+    # the longer setting is given first; the profile's (30 epochs for 117 images) comes first
+    longer = {k: _run(k, 0, 60, 0.95, 0.93, 0.85) for k in keys}
+    longer[keys[2]] = _run(keys[2], 0, 60, 0.97, 0.90, 0.90)   # best validation ...
+    longer[keys[5]] = _run(keys[5], 0, 60, 0.92, 0.91, 1.00)   # ... not the best test
+    grids = [longer, {keys[0]: _run(keys[0], 11, 60, 0.90, 0.80, 0.7, ids="xy")},
+             {k: _run(k, 0, 30, 0.90, 0.88, 0.88) for k in keys},
+             {keys[0]: _run(keys[0], 11, 30, 0.85, 0.84, 0.8, ids="xy"),
+              keys[1]: _run(keys[1], 2, 30, 0.85, 0.84, 0.8, ids="pq")}]
     frame = across_settings(grids)
-    assert list(dict.fromkeys(frame["setting"])) == ["2 folds x 15 epochs (the cpu profile)",
-                                                     "2 folds x 30 epochs"]
+    assert list(dict.fromkeys(frame["setting"])) == ["2 folds x 30 epochs (the cpu profile)",
+                                                     "2 folds x 60 epochs"]
     assert len(frame) == 8 + 1 + 8 + 2 and (frame["val acc (last epoch)"] > 0.5).all()
 
     monkeypatch.setattr(reference, "_path", lambda name: tmp_path / f"{name}.json")
@@ -302,10 +313,10 @@ def test_settings_compare_on_the_same_splits_and_choose_on_validation(tmp_path, 
         "test acc, seed 11"]
     # only splits where all eight were trained get a choice: the best validation, not test
     chosen = s["chosen"]
-    assert chosen.index.tolist() == [("2 folds x 15 epochs (the cpu profile)", 0),
-                                     ("2 folds x 30 epochs", 0)]
-    assert chosen.loc[("2 folds x 30 epochs", 0), "best by validation"] == keys[2]
-    assert chosen.loc[("2 folds x 30 epochs", 0), "its test acc"] == 0.90
+    assert chosen.index.tolist() == [("2 folds x 30 epochs (the cpu profile)", 0),
+                                     ("2 folds x 60 epochs", 0)]
+    assert chosen.loc[("2 folds x 60 epochs", 0), "best by validation"] == keys[2]
+    assert chosen.loc[("2 folds x 60 epochs", 0), "its test acc"] == 0.90
     # last-epoch validation: +5 points for six models, +2 and +3 for two, -4 once: mean 31 / 9
     assert ("on the 9 (seed, model) pairs trained under both: validation accuracy at the last "
             "epoch higher for 8, lower for 1, a mean change of +3.4 points (-4.0 to +5.0)"
@@ -333,6 +344,12 @@ def test_the_shipped_settings_render_with_their_source():
 
     s = committed_settings("classification_all_idb2_cpu_settings")
     assert s is not None, "leukolib/reference/classification_all_idb2_cpu_settings.json not shipped"
-    assert s["table"].index.get_level_values("setting")[0].endswith("(the cpu profile)")
+    from leukolib.profiles import get_profile
+
+    # the profile's setting comes first, and is the profile's now (117 training images a fold)
+    c = get_profile("cpu").classification
+    first = s["table"].index.get_level_values("setting")[0]
+    epochs = c.epochs_for(117, 16, "all_idb2")
+    assert first == f"{c.folds} folds x {epochs} epochs (the cpu profile)"
     assert len(s["chosen"]) >= 1 and s["text"].startswith("Against *")
     assert "benchmarks/classification_settings.py" in s["source"]

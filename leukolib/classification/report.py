@@ -241,7 +241,15 @@ def across_splits(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        One row per split, indexed by its seed.
+        One row per split, indexed by its seed; ``setting`` (folds and epochs)
+        where the reports record their configuration.
+
+    Raises
+    ------
+    ValueError
+        Reports trained under several settings: the spread over the splits
+        would include the settings' difference (:func:`across_settings`
+        compares settings).
 
     Examples
     --------
@@ -252,10 +260,18 @@ def across_splits(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     [['segmented-relu-linear', 0.8]]
     """
     rows = {}
+    settings = {_report_setting(r) for r in results}
+    if len(settings) > 1:  # the splits' spread would mix in the settings' difference
+        raise ValueError("reports trained under several settings "
+                         f"({', '.join(sorted(map(str, settings)))});"
+                         " compare settings with across_settings")
     for r in results:
         table = pd.DataFrame(r["grid"]["table"]).set_index("model")
         seed = _seed(r, len(rows))
-        row: dict[str, Any] = {"n test": r["grid"].get("n_test"), **_chosen(table)}
+        row: dict[str, Any] = {"n test": r["grid"].get("n_test")}
+        if settings != {None}:
+            row["setting"] = _report_setting(r)
+        row.update(_chosen(table))
         for kind in ("segmented", "raw"):
             part = table[table.index.str.startswith(kind + "-")]
             if len(part):
@@ -268,6 +284,12 @@ def across_splits(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "seed"
     return out
+
+
+def _report_setting(result: Mapping[str, Any]) -> str | None:
+    """A report's folds and epochs in words (``None`` when it records no configuration)."""
+    cfg = result["grid"].get("config")
+    return f"{cfg['folds']} folds x {cfg['epochs']} epochs" if cfg else None
 
 
 def _seed(result: Mapping[str, Any], default: int) -> int:
@@ -297,6 +319,9 @@ def training_setting(record: Mapping[str, Any]) -> str:
     '2 folds x 15 epochs'
     >>> training_setting({"config": {**cfg, "epochs": 30}, "folds": [{"train_ids": ["a"] * 117}]})
     '2 folds x 30 epochs (the cpu profile)'
+    >>> syn = {**cfg, "epochs": 8, "dataset": {"name": "synthetic"}}
+    >>> training_setting({"config": syn, "folds": [{"train_ids": ["a"] * 225}]})
+    '2 folds x 8 epochs (the cpu profile)'
     """
     from leukolib.profiles import get_profile
 
@@ -480,8 +505,9 @@ def committed_splits(name: str) -> dict[str, Any] | None:
     r = shipped["results"]
     table = pd.DataFrame(r["splits"]).set_index("seed")
     chosen = table["its test acc"]
+    trained = f", trained {table['setting'].iloc[0]}" if "setting" in table else ""
     text = (f"Over {len(table)} test splits of {r['dataset']} ({int(table['n test'].iloc[0])} "
-            f"images each, one per seed), the model chosen on validation accuracy scored "
+            f"images each, one per seed{trained}), the model chosen on validation accuracy scored "
             f"{chosen.min():.3f} to {chosen.max():.3f} on its test split "
             f"(mean {chosen.mean():.3f})")
     colour = [c for c in table.columns if c.startswith("color baseline")]

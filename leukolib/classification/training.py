@@ -8,7 +8,8 @@ Protocol (the paper's section 4.2, sizes from the run profile)
 * Cross-entropy, Adam with weight decay, ``ReduceLROnPlateau`` on the
   validation loss (:data:`SCHEDULER`, ours: the paper names the scheduler only),
   batch size and epochs from the profile (more epochs where the folds are small: its
-  ``min_steps``), the paper's augmentation on the fly
+  ``min_steps``, ``synthetic_min_steps`` on the synthetic smears), the paper's
+  augmentation on the fly
   (:mod:`leukolib.classification.augment`), the shared loop
   :func:`leukolib.training.fit`.
 * Learning rate: the profile's ``lr`` when the backbone holds pretrained
@@ -333,7 +334,7 @@ def train_classifier(
     n_folds = int(folds or c.folds)
     split = classifier_split(data.fingerprints, data.labels, c.test_fraction, n_folds,
                              int(seed), dataset_groups=data.groups, groups=groups)
-    if epochs is None:  # the profile's epochs, more where the folds are small (min_steps)
+    if epochs is None:  # the profile's epochs, more where the folds are small (steps_for)
         epochs = c.epochs_for(min(len(tr) for tr, _ in split.folds), batch_size, data.name)
     overrides = {"epochs": epochs, "folds": n_folds, "batch_size": batch_size,
                  "groups": groups, "arch": arch}
