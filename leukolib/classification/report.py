@@ -409,7 +409,8 @@ def _settings_text(long: pd.DataFrame) -> str:
             continue
         d = {c: 100 * (other.loc[both, c] - ref.loc[both, c])
              for c in ("val acc (last epoch)", "val acc (mean)", "test acc")}
-        last = d["val acc (last epoch)"]
+        # accuracies stored as float32: a difference this small is rounding, not an image
+        last = d["val acc (last epoch)"].round(4)
         parts.append(
             f"*{name}*, on the {len(both)} (seed, model) pairs trained under both: validation "
             f"accuracy at the last epoch higher for {int((last > 0).sum())}, lower for "
