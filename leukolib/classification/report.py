@@ -286,10 +286,15 @@ def across_splits(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return out
 
 
+def _setting_name(cfg: Mapping[str, Any]) -> str:
+    """A configuration's folds and epochs in words: the name of its training setting."""
+    return f"{cfg['folds']} folds x {cfg['epochs']} epochs"
+
+
 def _report_setting(result: Mapping[str, Any]) -> str | None:
-    """A report's folds and epochs in words (``None`` when it records no configuration)."""
+    """A report's setting (:func:`_setting_name`; ``None`` when it records no configuration)."""
     cfg = result["grid"].get("config")
-    return f"{cfg['folds']} folds x {cfg['epochs']} epochs" if cfg else None
+    return _setting_name(cfg) if cfg else None
 
 
 def _seed(result: Mapping[str, Any], default: int) -> int:
@@ -326,7 +331,7 @@ def training_setting(record: Mapping[str, Any]) -> str:
     from leukolib.profiles import get_profile
 
     cfg = record["config"]
-    name = f"{cfg['folds']} folds x {cfg['epochs']} epochs"
+    name = _setting_name(cfg)
     c = get_profile(cfg["profile"]).classification
     n_train = min(len(f["train_ids"]) for f in record["folds"])
     if cfg["folds"] == c.folds and cfg["epochs"] == c.epochs_for(n_train, cfg["batch_size"],
