@@ -18,8 +18,9 @@ profile's classification size) it
 4. on ``synthetic`` only: the hard-attention experiment (trained where the
    background cue is perfect, tested where it holds, vanishes, reverses);
 
-and writes ``OUT/classification_<dataset>_<profile>.json`` (default OUT:
-``leukolib/reference/``, the package data notebook 05 renders; the command, date,
+and writes ``OUT/classification_<dataset>_<profile>.json`` (``..._seed<seed>.json``
+for a seed other than 0; default OUT: ``leukolib/reference/``, the package data
+notebook 05 renders; the command, date,
 commit and versions that produced it, and every table as records) after each
 step, so an interrupted report resumes where it stopped and what finished is
 already on disk. Tables are printed as markdown. Nothing is chosen on the test
@@ -123,10 +124,11 @@ def report_dataset(name: str, args, log: dict) -> dict:
 
 
 def save_log(args, name: str, log: dict) -> Path:
-    """Write what is done so far."""
+    """Write what is done so far (seed 0's is the shipped one; other seeds' name their seed)."""
     from leukolib.runs import write_json
 
-    path = args.out / f"classification_{name}_{args.profile}.json"
+    seed = f"_seed{args.seed}" if args.seed else ""
+    path = args.out / f"classification_{name}_{args.profile}{seed}.json"
     log["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
     write_json(path, log)
     return path

@@ -3,9 +3,13 @@
 Usage::
 
     python benchmarks/classification_report.py --profile cpu --datasets all_idb2 \\
-        --seed 1 --skip-color --runs RUNS --out benchmarks/results   # and so on per seed
+        --seed 1 --skip-color --runs RUNS --out benchmarks/results   # ..._cpu_seed1.json
     python benchmarks/classification_splits.py --dataset all_idb2 --reports \\
-        benchmarks/results/classification_all_idb2_cpu_seed0.json ...seed1.json ...seed2.json
+        leukolib/reference/classification_all_idb2_cpu.json \\
+        benchmarks/results/classification_all_idb2_cpu_seed1.json ...seed2.json
+
+Seed 0's report is the one chapter 5 shows (``leukolib/reference``); the
+other seeds' go to ``benchmarks/results``.
 
 A test split of a few dozen images moves a test accuracy by several points
 from one seed to the next (one image of 26 is 3.8 points). Each report was
