@@ -99,7 +99,9 @@ def setup(
     dataset : str
         A name known to :func:`leukolib.data.load_dataset`.
     data_root : path, optional
-        The dataset folder (not needed for ``"synthetic"``).
+        The dataset folder (not needed for ``"synthetic"``; for ``"jtsc"`` and
+        ``"cellavision"`` an empty one means the cached copy, fetched when
+        missing: :func:`leukolib.data.fetch`).
     output_dir : path
         Where the notebook writes its JSON and figures (created).
     seed : int

@@ -325,7 +325,15 @@ class Profile:
     explanation : ExplanationProfile
     robustness : RobustnessProfile
     num_workers : int
-        DataLoader worker processes on a GPU (the CPU uses none).
+        DataLoader worker processes on a GPU (the CPU uses none; at most the
+        machine's cores, :meth:`workers_for`).
+    checkpoint_minutes : float
+        Least minutes between two checkpoints of a fold in progress (``0``:
+        after every epoch). A checkpoint holds the model and optimizer state
+        (about 400 MB for ResNet-50 with Adam), one file overwritten; a fold
+        interrupted resumes from it, losing at most this much training.
+    cuda_mode : {"fast", "deterministic"}
+        cuDNN and TF32 settings on a GPU (:func:`leukolib.device.configure_cuda`).
     """
 
     name: str
@@ -336,6 +344,22 @@ class Profile:
     explanation: ExplanationProfile
     robustness: RobustnessProfile
     num_workers: int = field(default=0)
+    checkpoint_minutes: float = 0.0
+    cuda_mode: str = "fast"
+
+    def workers_for(self, device: str) -> int:
+        """DataLoader workers on ``device``: none on the CPU, else ``num_workers`` up to the cores.
+
+        Examples
+        --------
+        >>> get_profile("paper").workers_for("cpu")
+        0
+        """
+        import os
+
+        if not str(device).startswith("cuda"):
+            return 0
+        return max(0, min(self.num_workers, (os.cpu_count() or 1)))
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as nested plain dicts (for JSON records)."""
@@ -397,7 +421,11 @@ PROFILES: dict[str, Profile] = {
                                        curve_steps=20, n_boot=10_000),
         robustness=RobustnessProfile(severities=5, max_images=None, segmentation_images=None,
                                       models="all", n_boot=10_000),
-        num_workers=2,
+        # augmentation at 224 px (CLAHE included) in 8 workers keeps a GPU fed
+        # (benchmarks/gpu_check.py measures the DataLoader's share of a step); a fold of
+        # ALL-IDB2 trains in about a minute there, so checkpoints every 5 minutes
+        num_workers=8,
+        checkpoint_minutes=5.0,
     ),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch
 from leukolib.classification import (
     classifier_runs,
     load_classifier_run,
+    merge_classifier_runs,
     train_classifier,
     train_grid,
 )
@@ -224,3 +226,59 @@ def test_cli_train_and_classify(grid, smoke_data, tmp_path, capsys):
     # synthetic smears are whole fields: by default a fixed window around the nucleus
     assert (run.config["crop"], run.config["crop_min"]) == (0.25, 0.375)
     assert run.prepare([smoke_data[0].image]).masks is not None
+
+
+def _untimed(fold: dict) -> dict:
+    """A fold's record entry without its timings (all that differs between two trainings)."""
+    drop = [k for k in fold if k.endswith("seconds")]
+    history = [{k: v for k, v in row.items() if not k.endswith("seconds")}
+               for row in fold["history"]]
+    return {**{k: v for k, v in fold.items() if k not in drop}, "history": history}
+
+
+def test_folds_trained_apart_merge_into_the_one_call_run(grid, smoke_data, tmp_path, capsys):
+    out, records = grid
+    one = records[KEYS[1]]  # raw-relu-linear: both folds in one call
+    p0, p1, merged_dir = tmp_path / "p0", tmp_path / "p1", tmp_path / "merged"
+    part = train_classifier(smoke_data, p0, input="raw", profile="smoke", seed=0, crop=None,
+                            progress=False, fold=0)
+    assert part["status"] == "partial" and [f["fold"] for f in part["folds"]] == [0]
+    assert not (p0 / "logits.npz").exists()
+    # the other fold by the command line, as another machine's job would
+    argv = ["train-classifier", "-d", "synthetic", "--profile", "smoke", "--input", "raw",
+            "--crop", "none", "-o", str(p1), "-q", "--fold"]
+    assert main([*argv, "1"]) == 0 and "fold(s) 1 of 2 trained (partial" in capsys.readouterr().out
+    assert main([*argv, "2"]) == 2 and "fold 2 out of range" in capsys.readouterr().err
+    assert main(["merge-runs", str(p0), str(p1), "-o", str(merged_dir)]) == 0
+    merged = json.loads((merged_dir / "run.json").read_text())
+    assert merged["status"] == "complete"
+    for key in ("config", "split", "test", "oof", "summary"):
+        assert merged[key] == one[key], key
+    assert list(map(_untimed, merged["folds"])) == list(map(_untimed, one["folds"]))
+    assert [m["folds"] for m in merged["merged_from"]] == [[0], [1]]
+    z1, zm = np.load(out / KEYS[1] / "logits.npz"), np.load(merged_dir / "logits.npz")
+    assert z1.files == zm.files
+    for k in z1.files:  # training is bit-exact on the CPU: exact equality
+        assert z1[k].dtype == zm[k].dtype and np.array_equal(z1[k], zm[k]), k
+    # grid folders (train_grid(..., fold=K)) merge model by model
+    for k, src in enumerate((p0, p1)):
+        shutil.copytree(src, tmp_path / f"grid{k}" / KEYS[1])
+    assert main(["merge-runs", "--grid", str(tmp_path / "grid0"), str(tmp_path / "grid1"),
+                 "-o", str(tmp_path / "grid")]) == 0
+    assert np.array_equal(np.load(tmp_path / "grid" / KEYS[1] / "logits.npz")["test_logits"],
+                          z1["test_logits"])
+    # what does not merge is refused, naming the part and the problem; nothing is written
+    bad = tmp_path / "bad"
+    with pytest.raises(RunError, match=r"fold 0 is in .*p0 and in .*merged"):
+        merge_classifier_runs([p0, merged_dir], bad)
+    with pytest.raises(RunError, match=r"fold\(s\) 1 of 2 in none of the parts"):
+        merge_classifier_runs([p0], bad)
+    with pytest.raises(RunError, match=r"segmented-relu-linear: another configuration .*input"):
+        merge_classifier_runs([p1, out / KEYS[0]], bad)
+    assert not bad.exists()
+    assert main(["merge-runs", str(p0), str(p1), "-o", str(merged_dir)]) == 2  # not empty
+    assert "not empty" in capsys.readouterr().err
+    # a later call with the missing fold completes a partial run in place, the same run
+    done = train_classifier(smoke_data, p0, input="raw", profile="smoke", seed=0, crop=None,
+                            progress=False)
+    assert done["status"] == "complete" and done["summary"] == one["summary"]

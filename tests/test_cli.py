@@ -191,7 +191,7 @@ def test_evaluate_bad_dataset_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "error" in err and "Traceback" not in err
     assert main(["evaluate", "--dataset", "nope", "--root", str(tmp_path)]) == 2
     assert "unknown dataset" in capsys.readouterr().err
-    assert main(["evaluate", "--dataset", "jtsc"]) == 2  # no root
+    assert main(["evaluate", "--dataset", "all_idb2"]) == 2  # no root, and no download
     assert "root" in capsys.readouterr().err
 
 

@@ -12,6 +12,7 @@ The stage's modules:
 * :mod:`~leukolib.classification.splits`: the hold-out test split and the k folds;
 * :mod:`~leukolib.classification.training`: one model by k-fold into a
   resumable run directory; :mod:`~leukolib.classification.grid`: all eight;
+  :mod:`~leukolib.classification.merge`: one run from folds trained apart;
 * :mod:`~leukolib.classification.run`: a trained run (:func:`load_classifier_run`);
 * :mod:`~leukolib.classification.baselines`: handcrafted-feature and colour-only
   classifiers on the same splits;
@@ -31,6 +32,7 @@ The interface the later chapters build on::
 from leukolib.classification.grid import GRID, classifier_runs, grid_keys, train_grid
 from leukolib.classification.inputs import InputSpec, network_view
 from leukolib.classification.masks import MaskSource, SegmenterSpec, train_segmenter_for
+from leukolib.classification.merge import merge_classifier_runs, merge_grid_runs
 from leukolib.classification.models import (
     PretrainedWeightsWarning,
     WeightsError,
@@ -52,6 +54,8 @@ __all__ = [
     "classifier_runs",
     "grid_keys",
     "load_classifier_run",
+    "merge_classifier_runs",
+    "merge_grid_runs",
     "network_view",
     "train_classifier",
     "train_grid",

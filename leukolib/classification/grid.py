@@ -5,7 +5,9 @@ input x activation x head into ``out_dir/<key>`` with the same split, the same
 masks and the same views, so they compare image by image.
 :func:`classifier_runs` names the folder notebook 05 trains into and notebooks 06
 and 07 read (they call :func:`train_grid` themselves when it is missing, so each
-chapter still runs alone, in Colab).
+chapter still runs alone, in Colab). ``fold=K`` trains fold ``K`` of every
+model, a job's share of the grid's units (model x fold);
+:func:`~leukolib.classification.merge.merge_grid_runs` merges the jobs' folders.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def train_grid(
     groups: Sequence[Hashable] | None = None,
     data: ImageSet | None = None,
     mask_cache: str | os.PathLike | None = None,
+    fold: int | None = None,
     on_model_end: Callable[[str, dict[str, Any]], None] | None = None,
     **overrides: Any,
 ) -> dict[str, dict[str, Any]]:
@@ -100,6 +103,9 @@ def train_grid(
         Views already built (with the keys of both inputs).
     mask_cache : path, optional
         Folder of the mask cache (default ``out_dir/masks``).
+    fold : int, optional
+        Only this fold of each model; the runs stay ``"partial"`` until their
+        other folds are trained (or merged in from other folders).
     on_model_end : callable, optional
         ``on_model_end(key, record)`` after each model.
     **overrides
@@ -108,7 +114,7 @@ def train_grid(
     Returns
     -------
     dict
-        ``key -> run record``, in :data:`GRID` order.
+        ``key -> run record``, in :data:`GRID` order (partial ones with ``fold``).
     """
     from leukolib.classification.training import train_classifier
     from leukolib.classification.weights import resolve_weights
@@ -146,6 +152,7 @@ def train_grid(
             dataset, out / key, input=inp, head=head, act=act, profile=prof, seed=seed,
             segmenter=seg, crop=crop, crop_min=crop_min, color=color, weights=weights,
             device=device, progress=progress, overwrite=overwrite, groups=groups, data=data,
+            fold=fold,
             **{**overrides, "image_size": size, "resize": resize})  # the views' own sizes
         if on_model_end is not None:
             on_model_end(key, records[key])

@@ -1,7 +1,9 @@
 """A finished classifier run's numbers: the logits file, the test metrics, the summary.
 
 :func:`finish_run` is the last step of
-:func:`~leukolib.classification.training.train_classifier`. It gathers the
+:func:`~leukolib.classification.training.train_classifier` and of
+:func:`~leukolib.classification.merge.merge_classifier_runs`; it reads nothing
+but the record and the folds' files, so both write the same run. It gathers the
 folds' logits into ``logits.npz``:
 
 =================  ==============  ===============================================
@@ -57,19 +59,37 @@ def score_logits(
     return m
 
 
-def finish_run(record: dict[str, Any], rundir: RunDirectory, data, split,
-               call_seconds: float) -> None:
-    """Assemble ``logits.npz``, score the test split, summarise, mark the run complete."""
+def _images(record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The run's image ids, their labels and the test split's indices, from its record."""
+    ids = np.array(record["config"]["dataset"]["ids"])
+    position = {name: i for i, name in enumerate(ids.tolist())}
+    test = np.array([position[name] for name in record["split"]["test_ids"]], np.int64)
+    return ids, np.asarray(record["dataset"]["labels"], np.int64), test
+
+
+def finish_run(record: dict[str, Any], rundir: RunDirectory, call_seconds: float) -> None:
+    """Assemble ``logits.npz``, score the test split, summarise, mark the run complete.
+
+    Parameters
+    ----------
+    record : dict
+        The run's record with every fold (and the dataset's ``labels``, one
+        per id of ``config["dataset"]["ids"]``); completed in place and written.
+    rundir : RunDirectory
+        Holding every fold's ``fold_NN.npz``.
+    call_seconds : float
+        The duration of the call that finishes the run (``timings``).
+    """
     from leukolib.classification.training import load_fold_logits
 
     record["folds"].sort(key=lambda f: f["fold"])
-    names = list(data.class_names)
-    y = data.labels
+    names = list(record["config"]["class_names"])
+    ids, y, test = _images(record)
     n_classes = len(names)
     test_logits, oof_idx, oof_logits, oof_folds = [], [], [], []
     for f in record["folds"]:
         z = load_fold_logits(rundir, f["fold"])
-        test_logits.append(z["test_logits"].reshape(len(split.test), n_classes))
+        test_logits.append(z["test_logits"].reshape(len(test), n_classes))
         oof_idx.append(z["val_idx"])
         oof_logits.append(z["val_logits"].reshape(len(z["val_idx"]), n_classes))
         oof_folds.append(np.full(len(z["val_idx"]), f["fold"]))
@@ -77,15 +97,14 @@ def finish_run(record: dict[str, Any], rundir: RunDirectory, data, split,
     oof_i = np.concatenate(oof_idx)[order]
     oof = np.concatenate(oof_logits)[order]
     stacked = np.stack(test_logits)
-    ids = np.array(data.ids)
-    np.savez(rundir.path / LOGITS, test_ids=ids[split.test], test_labels=y[split.test],
+    np.savez(rundir.path / LOGITS, test_ids=ids[test], test_labels=y[test],
              test_logits=stacked.astype(np.float32), oof_ids=ids[oof_i], oof_labels=y[oof_i],
              oof_logits=oof.astype(np.float32),
              oof_folds=np.concatenate(oof_folds)[order], class_names=np.array(names))
     avg = stacked.mean(0)
-    record["test"] = score_logits(y[split.test], avg, names, seed=record["config"]["seed"])
-    record["test"]["ids"] = [data.ids[i] for i in split.test]
-    record["test"]["labels"] = y[split.test].tolist()
+    record["test"] = score_logits(y[test], avg, names, seed=record["config"]["seed"])
+    record["test"]["ids"] = ids[test].tolist()
+    record["test"]["labels"] = y[test].tolist()
     record["test"]["pred"] = avg.argmax(1).tolist()
     record["oof"] = classification_metrics(y[oof_i], oof.argmax(1), names)
     val = np.array([f["best_val_acc"] for f in record["folds"]])

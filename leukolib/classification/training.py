@@ -28,6 +28,18 @@ timings), ``fold_NN.pt`` (each fold's selected weights), ``fold_NN.npz``
 :func:`train_classifier` again with the same arguments resumes (finished folds
 are kept, the fold in progress restarts from its last epoch); another
 configuration in the directory is refused unless ``overwrite=True``.
+
+One fold at a time
+------------------
+``train_classifier(..., fold=K)`` trains fold ``K`` alone and leaves the run
+``"partial"``; a later call with another fold, or without ``fold``, continues
+it in the same directory, and the call that trains its last fold completes it.
+Units of the paper's grid (model x fold) can so run on several GPUs or as the
+jobs of a scheduler (a Slurm array, Dask, Ray), each into a directory of its
+own: ``run.json`` is rewritten whole after each fold, so two processes writing
+one directory would drop each other's folds.
+:func:`~leukolib.classification.merge.merge_classifier_runs` then gathers the
+parts into the run one call would have written.
 """
 
 from __future__ import annotations
@@ -53,7 +65,7 @@ from leukolib.classification.splits import classifier_split
 from leukolib.classification.views import ImageSet, build_views, spec_key
 from leukolib.classification.weights import resolve_weights
 from leukolib.data.base import Dataset, Subset
-from leukolib.device import derive_seed, fork_rng, select_device
+from leukolib.device import configure_cuda, derive_seed, fork_rng, select_device
 from leukolib.metrics import classification_metrics
 from leukolib.paper import classifier_key
 from leukolib.profiles import Profile, get_profile
@@ -64,6 +76,7 @@ __all__ = [
     "RUN_FORMAT",
     "SCHEDULER",
     "classification_task",
+    "fold_logits_path",
     "load_fold_logits",
     "predict_logits",
     "train_classifier",
@@ -98,14 +111,20 @@ class _Augmented(TorchDataset):
         img = self.augmenter(self.views[i], None if self.masks is None else self.masks[i])
         return to_tensor(img[None])[0], torch.tensor(int(self.labels[i]))
 
+    def reseed(self, seed: int) -> None:
+        """Restart the augmentation's random stream (each epoch; in each DataLoader worker)."""
+        self.augmenter.reseed(seed)
+
 
 def predict_logits(model: nn.Module, x: torch.Tensor, device: str, batch_size: int = 32,
                    channels_last: bool = True) -> np.ndarray:
-    """Logits ``(N, C)`` of normalised inputs, in batches, in inference mode.
+    """Logits ``(N, C)`` of normalised inputs, in batches, in inference mode, in float32.
 
     ``channels_last`` (the default) runs the convolutions in the NHWC memory
     layout, about a quarter faster on a CPU (``benchmarks/bench_classify.py``);
-    the model is converted in place, once.
+    the model is converted in place, once. No mixed precision, on a GPU
+    either: these logits feed temperature scaling, calibration and the
+    cluster analysis, which half precision would round.
     """
     model.eval()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -115,8 +134,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, device: str, batch_size: i
     with torch.inference_mode():
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size].to(device).contiguous(memory_format=fmt)
-            with torch.autocast("cuda", enabled=str(device).startswith("cuda")):
-                out.append(model(xb).float().cpu())
+            out.append(model(xb).float().cpu())
     if not out:
         return np.zeros((0, 0), np.float32)
     return torch.cat(out).numpy()
@@ -181,11 +199,14 @@ def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, da
     aug = Augmenter(cfg["input"] == "segmented", seed)
     train_set = _Augmented(views[train], None if masks is None else masks[train], y[train], aug)
     x_val = to_tensor(views[val])
+    gpu = dev.startswith("cuda")
     result = fit(model, classification_task(), train_set, (x_val, torch.from_numpy(y[val])),
                  epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=opt,
                  scheduler=sched, device=dev, seed=seed,
                  checkpoint=rundir.checkpoint(k) if cfg["epoch_checkpoints"] else None,
                  patience=cfg["patience"], reseed=aug.reseed, progress=progress,
+                 num_workers=cfg["num_workers"], channels_last=gpu,
+                 checkpoint_every=60.0 * cfg["checkpoint_minutes"],
                  desc=f"{cfg['key']} fold {k + 1}/{cfg['folds']}",
                  on_epoch_end=(lambda row: on_epoch_end(k, row)) if on_epoch_end else None)
     t0 = time.perf_counter()
@@ -236,6 +257,7 @@ def train_classifier(
     data_root: str | os.PathLike | None = None,
     epochs: int | None = None,
     folds: int | None = None,
+    fold: int | None = None,
     image_size: int | None = None,
     resize: int | None = None,
     batch_size: int | None = None,
@@ -294,12 +316,15 @@ def train_classifier(
         Recorded in ``run.json`` (guessed when not given).
     epochs, folds, image_size, resize, batch_size, lr, arch :
         Override the profile.
+    fold : int, optional
+        Train only this fold (0-based) and leave the run ``"partial"``, unless
+        it was the last one missing (module docstring: one fold at a time).
     epoch_checkpoints : bool, optional
-        Write a checkpoint after every epoch, so that an interrupted fold
-        resumes from its last epoch (ResNet-50 with its Adam state: about
-        380 MB each time). Default: when the run has 20 epochs or more;
-        shorter folds restart from their first epoch (finished folds are
-        always kept).
+        Checkpoint a fold in progress, so that an interrupted fold resumes
+        from its last checkpointed epoch (ResNet-50 with its Adam state: about
+        380 MB, one file overwritten, at most every ``checkpoint_minutes`` of
+        the profile). Default: when the run has 20 epochs or more; shorter
+        folds restart from their first epoch (finished folds are always kept).
     on_epoch_end : callable, optional
         ``on_epoch_end(fold, epoch_row)``.
 
@@ -311,6 +336,10 @@ def train_classifier(
     t_call = time.perf_counter()
     prof = get_profile(profile)
     c = prof.classification
+    n_folds = int(folds or c.folds)
+    if fold is not None and not 0 <= int(fold) < n_folds:
+        raise ValueError(f"fold {fold} out of range: the run has {n_folds} folds "
+                         f"(0 to {n_folds - 1})")
     if isinstance(crop, str):
         if crop != "auto":
             raise ValueError(f"crop must be a margin, None or 'auto', got {crop!r}")
@@ -331,7 +360,6 @@ def train_classifier(
     if data is None or vkey not in data.views:
         masks = MaskSource(seg, mask_cache, dev) if seg is not None else None
         data = build_views(dataset, {vkey: spec}, masks, progress)
-    n_folds = int(folds or c.folds)
     split = classifier_split(data.fingerprints, data.labels, c.test_fraction, n_folds,
                              int(seed), dataset_groups=data.groups, groups=groups)
     if epochs is None:  # the profile's epochs, more where the folds are small (steps_for)
@@ -354,18 +382,26 @@ def train_classifier(
     elif progress:
         print(f"{config['key']}: resuming in {rundir.path.name}, {len(record['folds'])} of "
               f"{config['folds']} folds done", flush=True)
-    record.update(versions=library_versions(), device=dev)
+    record.update(status="running", versions=library_versions(), device=dev)
+    if dev.startswith("cuda"):
+        record["cuda"] = configure_cuda(prof.cuda_mode)
     record["dataset"]["fingerprints"] = dict(zip(data.ids, data.fingerprints, strict=True))
+    record["dataset"]["labels"] = data.labels.tolist()  # finish_run needs no more than the record
     record["timings"]["prepare_seconds"].append(time.perf_counter() - t0)
     rundir.write(record)
     run_cfg = {**config, "weights_path": weights_path,
                "epoch_checkpoints": config["epochs"] >= 20 if epoch_checkpoints is None
-               else bool(epoch_checkpoints)}
+               else bool(epoch_checkpoints),
+               "num_workers": prof.workers_for(dev),
+               "checkpoint_minutes": prof.checkpoint_minutes}
     with fork_rng(dev):  # the caller's random state is left as it was
-        _train_folds(record, split, data, vkey, run_cfg, dev, rundir, progress, on_epoch_end)
+        _train_folds(record, split, data, vkey, run_cfg, dev, rundir, progress, on_epoch_end,
+                     fold)
+    if len(record["folds"]) < n_folds:
+        return _leave_partial(record, rundir, progress)
     from leukolib.classification.results import finish_run
 
-    finish_run(record, rundir, data, split, time.perf_counter() - t_call)
+    finish_run(record, rundir, time.perf_counter() - t_call)
     if progress:
         s = record["summary"]
         print(f"{config['key']}: test accuracy {s['test_acc']:.3f} [{s['test_acc_ci'][0]:.3f}, "
@@ -401,13 +437,25 @@ def _new_record(config: dict[str, Any], data: ImageSet, split, root) -> dict[str
             "folds": [], "timings": {"prepare_seconds": [], "fold_seconds": []}}
 
 
+def _leave_partial(record: dict[str, Any], rundir: RunDirectory,
+                   progress: bool) -> dict[str, Any]:
+    """Mark a run whose other folds train later (or elsewhere) ``"partial"``; its record."""
+    record["status"] = "partial"
+    rundir.write(record)
+    if progress:
+        done = ", ".join(str(f["fold"]) for f in sorted(record["folds"], key=lambda f: f["fold"]))
+        print(f"{record['config']['key']}: fold(s) {done} of {record['config']['folds']} in "
+              f"{rundir.path.name} (partial)", flush=True)
+    return rundir.read()
+
+
 def _train_folds(record: dict[str, Any], split, data: ImageSet, vkey: str,
                  cfg: dict[str, Any], dev: str, rundir: RunDirectory, progress: bool,
-                 on_epoch_end: Callable | None) -> None:
-    """Train the folds not yet in ``record``, writing the record after each."""
+                 on_epoch_end: Callable | None, only: int | None = None) -> None:
+    """Train the folds not yet in ``record`` (or fold ``only``), writing the record after each."""
     done = {int(f["fold"]) for f in record["folds"]}
     for k, (train, val) in enumerate(split.folds):
-        if k in done:
+        if k in done or (only is not None and k != int(only)):
             continue
         entry = _train_fold(k, train, val, split.test, data, vkey, cfg, dev, rundir, progress,
                             on_epoch_end)
@@ -422,9 +470,14 @@ def _train_folds(record: dict[str, Any], split, data: ImageSet, vkey: str,
                        f"test acc {entry['test']['accuracy']:.3f}, {entry['seconds']:.0f} s")
 
 
+def fold_logits_path(rundir: RunDirectory, k: int) -> Path:
+    """``RUN_DIR/fold_NN.npz``: one fold's validation indices and logits, its test logits."""
+    return rundir.path / f"fold_{int(k):02d}.npz"
+
+
 def load_fold_logits(rundir: RunDirectory, k: int) -> dict[str, np.ndarray]:
     """One fold's saved validation and test logits."""
-    path = rundir.path / f"fold_{k:02d}.npz"
+    path = fold_logits_path(rundir, k)
     if not path.is_file():
         raise RunError(f"{path}: not found (the run is incomplete?)")
     with np.load(path) as z:

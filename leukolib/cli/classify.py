@@ -1,4 +1,4 @@
-"""``leukolib train-classifier`` and ``leukolib classify``."""
+"""``leukolib train-classifier``, ``leukolib merge-runs`` and ``leukolib classify``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from leukolib.cli.common import (
     UsageError,
+    add_device_argument,
     add_training_arguments,
     check_new_outputs,
     collect_inputs,
@@ -20,7 +21,7 @@ from leukolib.cli.common import (
     report_failures,
 )
 
-__all__ = ["add_parsers", "cmd_classify", "cmd_train_classifier"]
+__all__ = ["add_parsers", "cmd_classify", "cmd_merge_runs", "cmd_train_classifier"]
 
 
 def _margin(text: str) -> float | str | None:
@@ -44,7 +45,8 @@ def add_parsers(sub) -> None:
         "grouped 10 %% test split, k-fold on the rest, each fold selected on its validation "
         "fold, the paper's augmentation. Writes the fold weights, run.json and logits.npz "
         "into --out; run the same command again to resume. --grid trains all eight into "
-        "--out/<key>.")
+        "--out/<key>. --fold K trains one fold, so that jobs on several machines share the "
+        "units (model x fold), each into its own --out; 'leukolib merge-runs' merges them.")
     add_training_arguments(tr, "sizes and protocol (default cpu)")
     tr.add_argument("--input", choices=["segmented", "raw"], help="default segmented")
     tr.add_argument("--head", choices=["linear", "medium"], help="default linear")
@@ -72,11 +74,31 @@ def add_parsers(sub) -> None:
     tr.add_argument("--seed", type=int, default=0, help="seed of split, weights, augmentation")
     tr.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
     tr.add_argument("--folds", type=positive_int, help="override the profile's folds")
-    tr.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
+    tr.add_argument("--fold", type=int, metavar="K",
+                    help="train only fold K (0-based; of all eight with --grid): one unit for "
+                    "one machine or job; the run stays partial until its other folds are "
+                    "trained into --out, or trained into other folders (one per job: never two "
+                    "jobs into one folder) and merged by 'leukolib merge-runs'")
+    add_device_argument(tr)
     tr.add_argument("--overwrite", action="store_true",
                     help="replace a run of another configuration in --out")
     tr.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     tr.set_defaults(func=cmd_train_classifier)
+
+    mg = sub.add_parser(
+        "merge-runs", help="merge classifier runs trained fold by fold (--fold) into one",
+        description="Merge the parts of one classifier run, each written by 'leukolib "
+        "train-classifier --fold K' into a folder of its own (one per machine or job), into "
+        "--out: the parts must share the configuration, the images, the labels and the "
+        "split, and hold every fold once. --out is then what one call training every fold "
+        "would have written (the same metrics, the same logits.npz). With --grid, each PART "
+        "is a --grid folder and every model found in them is merged into --out/KEY.")
+    mg.add_argument("parts", nargs="+", type=Path, metavar="PART", help="run folders to merge")
+    mg.add_argument("--out", "-o", required=True, type=Path, metavar="RUN_DIR",
+                    help="the merged run (new or empty; not one of the parts)")
+    mg.add_argument("--grid", action="store_true", help="the parts are --grid folders")
+    mg.add_argument("--overwrite", action="store_true", help="replace a run in --out")
+    mg.set_defaults(func=cmd_merge_runs)
 
     cl = sub.add_parser(
         "classify", help="classify image files with a trained classifier run",
@@ -97,7 +119,7 @@ def add_parsers(sub) -> None:
     cl.add_argument("--batch-size", type=positive_int, default=16, metavar="N",
                     help="images per forward pass (default 16)")
     cl.add_argument("--recursive", "-r", action="store_true", help="scan sub-folders too")
-    cl.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
+    add_device_argument(cl)
     cl.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     cl.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     cl.set_defaults(func=cmd_classify)
@@ -128,7 +150,8 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
                   seg_model=args.seg_model, crop=args.crop, crop_min=args.crop_min,
                   color=args.color,
                   weights=_weights(args.weights), device=args.device, progress=not args.quiet,
-                  overwrite=args.overwrite, epochs=args.epochs, folds=args.folds)
+                  overwrite=args.overwrite, epochs=args.epochs, folds=args.folds,
+                  fold=args.fold)
     out = args.out.expanduser()
     try:
         if args.grid:
@@ -140,13 +163,41 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
                 act=args.act or "relu", data_root=args.root, **common)}
     except (LeukolibError, ValueError) as exc:
         raise UsageError(str(exc)) from None
+    _print_records(records, out, args.grid)
+    return 0
+
+
+def cmd_merge_runs(args: argparse.Namespace) -> int:
+    """``leukolib merge-runs``: one classifier run (or grid) from parts trained fold by fold."""
+    from leukolib.classification import merge_classifier_runs, merge_grid_runs
+    from leukolib.errors import LeukolibError
+
+    out = args.out.expanduser()
+    try:
+        if args.grid:
+            records = merge_grid_runs(args.parts, out, overwrite=args.overwrite)
+        else:
+            record = merge_classifier_runs(args.parts, out, overwrite=args.overwrite)
+            records = {record["config"]["key"]: record}
+    except LeukolibError as exc:
+        raise UsageError(str(exc)) from None
+    _print_records(records, out, args.grid)
+    return 0
+
+
+def _print_records(records: dict, out: Path, grid: bool) -> None:
+    """One line per run: its test accuracy, or the folds a partial run holds."""
     for key, r in records.items():
+        if r["status"] != "complete":
+            done = ", ".join(str(k) for k in sorted(f["fold"] for f in r["folds"]))
+            print(f"{key}: fold(s) {done} of {r['config']['folds']} trained (partial: train the "
+                  "others with --fold, or merge the folders with 'leukolib merge-runs')")
+            continue
         s = r["summary"]
         print(f"{key}: test accuracy {s['test_acc']:.3f} [{s['test_acc_ci'][0]:.3f}, "
               f"{s['test_acc_ci'][1]:.3f}], validation {s['val_acc_mean']:.3f} ± "
               f"{s['val_acc_std']:.3f} ({r['config']['weights']} weights)")
-    print(f"run{'s' if args.grid else ''} in {out}")
-    return 0
+    print(f"run{'s' if grid else ''} in {out}")
 
 
 def _read(paths: list[Path], failures: list[tuple[str, str]]):

@@ -17,6 +17,7 @@ import numpy as np
 
 __all__ = [
     "UsageError",
+    "add_device_argument",
     "add_training_arguments",
     "check_new_outputs",
     "collect_inputs",
@@ -29,6 +30,22 @@ __all__ = [
 
 class UsageError(Exception):
     """A problem with the command line or its targets: message, exit status 2."""
+
+
+def _device(value: str) -> str:
+    from leukolib.device import device_name
+
+    try:
+        return device_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``: ``cpu``, ``cuda`` or ``cuda:N`` (default: ``$LEUKOLIB_DEVICE``, else CUDA)."""
+    parser.add_argument("--device", type=_device, metavar="DEVICE",
+                        help="cpu, cuda or cuda:N (default: $LEUKOLIB_DEVICE, else cuda when "
+                        "present)")
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, profile_help: str) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from leukolib.cli.common import (
     UsageError,
+    add_device_argument,
     check_new_outputs,
     collect_inputs,
     positive_int,
@@ -61,7 +62,7 @@ def add_parsers(sub) -> None:
     ex.add_argument("--panel", type=positive_int, default=224, metavar="PX",
                     help="side of each image on the page, pixels (default 224)")
     ex.add_argument("--recursive", "-r", action="store_true", help="scan sub-folders too")
-    ex.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
+    add_device_argument(ex)
     ex.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     ex.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     ex.set_defaults(func=cmd_explain)

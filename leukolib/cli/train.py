@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from leukolib.cli.common import UsageError, add_training_arguments, positive_int
+from leukolib.cli.common import (
+    UsageError,
+    add_device_argument,
+    add_training_arguments,
+    positive_int,
+)
 
 __all__ = ["add_parsers", "cmd_datasets", "cmd_train_unet"]
 
@@ -34,7 +39,7 @@ def add_parsers(sub) -> None:
     tr.add_argument("--seed", type=int, default=0, help="seed of folds, weights, augmentation")
     tr.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
     tr.add_argument("--folds", type=positive_int, help="override the profile's folds")
-    tr.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when present")
+    add_device_argument(tr)
     tr.add_argument("--overwrite", action="store_true",
                     help="replace a run of another configuration in --out")
     tr.add_argument("--quiet", "-q", action="store_true", help="no progress bars")

@@ -2,7 +2,7 @@
 
 from leukolib.data.base import Dataset, Subset
 from leukolib.data.datasets import DATASETS, FileDataset, Record, load_dataset
-from leukolib.data.download import download
+from leukolib.data.download import data_dir, download, fetch
 from leukolib.data.fingerprint import duplicate_groups, image_fingerprint, merge_groups
 from leukolib.data.io import LabelMask, read_image, read_mask, to_rgb_uint8
 from leukolib.data.sample import Sample
@@ -16,8 +16,10 @@ __all__ = [
     "Record",
     "Sample",
     "Subset",
+    "data_dir",
     "download",
     "duplicate_groups",
+    "fetch",
     "image_fingerprint",
     "limit_dataset",
     "load_dataset",

@@ -60,9 +60,10 @@ from pathlib import Path
 import numpy as np
 
 from leukolib.data.base import Dataset
+from leukolib.data.download import SOURCES, fetch, where_to_get
 from leukolib.data.io import is_image_file, read_image, read_mask
 from leukolib.data.sample import Sample
-from leukolib.errors import DatasetError, MaskError
+from leukolib.errors import DatasetError, DownloadError, MaskError
 
 __all__ = [
     "DATASETS",
@@ -363,7 +364,10 @@ def load_dataset(name: str, root: str | Path | None = None, **kwargs) -> Dataset
     name : str
         One of :data:`DATASETS` (``"synthetic"``, ``"jtsc"``, ``"all_idb2"`` ...).
     root : str or Path, optional
-        The dataset folder; not needed for ``"synthetic"``.
+        The dataset folder; not needed for ``"synthetic"``. For ``"jtsc"``
+        and ``"cellavision"`` without one, the copy in the cache
+        (``$LEUKOLIB_DATA``, else pooch's cache folder), downloaded when missing
+        (see :func:`leukolib.data.download.fetch`).
     **kwargs
         Passed to the loader (e.g. ``n_images``, ``size``, ``seed`` for
         ``synthetic``; ``nucleus_level`` for ``paired``).
@@ -371,6 +375,12 @@ def load_dataset(name: str, root: str | Path | None = None, **kwargs) -> Dataset
     Returns
     -------
     Dataset
+
+    Raises
+    ------
+    DatasetError
+        Unknown name, a folder that does not follow the layout, or no root
+        and no way to get one: the one-line message says where to put the files.
 
     Examples
     --------
@@ -384,5 +394,16 @@ def load_dataset(name: str, root: str | Path | None = None, **kwargs) -> Dataset
     if key == "synthetic":
         return DATASETS[key](root, **kwargs)
     if root is None or str(root) == "":
-        raise DatasetError(f"dataset {name!r} needs a root folder (data_root)")
+        root = _default_root(name, key)
     return DATASETS[key](root, **kwargs)
+
+
+def _default_root(name: str, key: str) -> Path:
+    """The cached copy of a public dataset (fetched when missing); the others need a root."""
+    if key not in SOURCES:
+        how = where_to_get(key)
+        raise DatasetError(f"dataset {name!r} needs a root folder (data_root): {how} into one")
+    try:
+        return fetch(key)
+    except DownloadError as exc:  # a DataError, so that the command line reports it in one line
+        raise DatasetError(str(exc)) from exc

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from leukolib.data.base import Dataset, Subset
 from leukolib.data.fingerprint import image_fingerprint, split_groups
-from leukolib.device import derive_seed, fork_rng, select_device
+from leukolib.device import configure_cuda, derive_seed, fork_rng, select_device
 from leukolib.folds import Fold, kfold
 from leukolib.metrics import SEGMENTATION_METRICS, segmentation_metrics, summarize
 from leukolib.profiles import Profile, get_profile
@@ -96,12 +96,9 @@ class _Pairs(TorchDataset):
         d = self.transform({"image": self.images[i], "mask": self.masks[i]})
         return plain_tensor(d["image"]).float(), plain_tensor(d["mask"]).float()
 
-
-def _worker_init(worker_id: int) -> None:
-    # Each DataLoader worker holds a copy of the transform: give each its own stream.
-    info = torch.utils.data.get_worker_info()
-    if info is not None:
-        info.dataset.transform.set_random_state(seed=info.seed % (2**32))
+    def reseed(self, seed: int) -> None:
+        """Restart the augmentation's random stream (each epoch; in each DataLoader worker)."""
+        self.transform.set_random_state(seed=int(seed) % (2**32))
 
 
 @dataclass
@@ -141,7 +138,8 @@ def _dataset_root(dataset: Dataset) -> str | None:
 
 def _train_fold(fold: Fold, data: _Data, cfg: dict[str, Any], hp: UNetHParams, device: str,
                 rundir: RunDirectory, progress: bool, num_workers: int,
-                on_epoch_end: Callable | None) -> dict[str, Any]:
+                on_epoch_end: Callable | None, checkpoint_minutes: float = 0.0
+                ) -> dict[str, Any]:
     """Train one fold, predict its test images at their own size; the fold's record entry."""
     k, bs = fold.index, cfg["batch_size"]
     torch.manual_seed(derive_seed(cfg["seed"], k))
@@ -150,13 +148,14 @@ def _train_fold(fold: Fold, data: _Data, cfg: dict[str, Any], hp: UNetHParams, d
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode=SCHEDULER["mode"], factor=SCHEDULER["factor"], patience=SCHEDULER["patience"])
     transform = training_transforms(seed=None, aug=Augmentation(**_aug_fields(cfg)))
+    pairs = _Pairs(data.x[fold.train], data.y[fold.train], transform)
     result = fit(
-        model, segmentation_task(hp), _Pairs(data.x[fold.train], data.y[fold.train], transform),
+        model, segmentation_task(hp), pairs,
         (data.x[fold.val], data.y[fold.val]), epochs=cfg["epochs"], batch_size=bs,
         optimizer=opt, scheduler=sched, device=device, seed=derive_seed(cfg["seed"], k),
-        checkpoint=rundir.checkpoint(k), reseed=lambda s: transform.set_random_state(seed=s),
-        num_workers=num_workers, worker_init_fn=_worker_init if num_workers else None,
-        progress=progress, desc=f"fold {k + 1}/{cfg['folds']}",
+        checkpoint=rundir.checkpoint(k), reseed=pairs.reseed, num_workers=num_workers,
+        checkpoint_every=60.0 * checkpoint_minutes, progress=progress,
+        desc=f"fold {k + 1}/{cfg['folds']}",
         on_epoch_end=(lambda row: on_epoch_end(k, row)) if on_epoch_end else None,
     )
     t_test = time.perf_counter()
@@ -322,7 +321,9 @@ def train_unet(
     record["timings"]["load_seconds"].append(time.perf_counter() - t0)
     record["dataset"]["fingerprints"] = dict(zip(ids, data.fingerprints, strict=True))
     rundir.write(record)  # from now on, an interruption resumes
-    num_workers = prof.num_workers if dev.startswith("cuda") else 0
+    num_workers = prof.workers_for(dev)
+    if dev.startswith("cuda"):
+        record["cuda"] = configure_cuda(prof.cuda_mode)
     done = {int(f["fold"]) for f in record["folds"]}
     fold_list = kfold(len(ids), config["folds"], config["seed"], groups=group_of,
                       val_fraction=config["val_fraction"])
@@ -331,7 +332,7 @@ def train_unet(
             if fold.index in done:
                 continue
             entry = _train_fold(fold, data, config, hp, dev, rundir, progress, num_workers,
-                                on_epoch_end)
+                                on_epoch_end, prof.checkpoint_minutes)
             _add_fold(record, entry, rundir, fold.index)
             if progress:
                 tqdm.write(f"fold {fold.index + 1}/{config['folds']}: best epoch "
