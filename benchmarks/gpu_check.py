@@ -187,6 +187,7 @@ def check_resnet(data, out: Path, dev: str, weights: str | None, overrides: dict
     return {"dataset": data.name, "images": len(data), "arch": cfg["arch"], "image_size": size,
             "batch_size": cfg["batch_size"], "folds": cfg["folds"], "weights": cfg["weights"],
             "weights_note": note, "lr": cfg["lr"], "lr_kind": cfg["lr_kind"],
+            "training_step": record.get("cuda", {}).get("training_step", "eager, float32 (CPU)"),
             "train_images": len(fold["train_ids"]), "best_val_acc": fold["best_val_acc"],
             "fold_test_acc": fold["test"]["accuracy"], **_speed(fold["history"]),
             "gpu_memory_peak_gib": train_peak, "network_alone_images_per_second": alone,

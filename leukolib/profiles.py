@@ -334,6 +334,11 @@ class Profile:
         interrupted resumes from it, losing at most this much training.
     cuda_mode : {"fast", "deterministic"}
         cuDNN and TF32 settings on a GPU (:func:`leukolib.device.configure_cuda`).
+    cuda_graphs : bool
+        On a GPU with bfloat16 (Ampere and later), the classifiers' training
+        steps are replayed from CUDA graphs in bfloat16
+        (:func:`leukolib.training.fit`); otherwise eager steps in float16 with a
+        gradient scaler.
     """
 
     name: str
@@ -346,6 +351,7 @@ class Profile:
     num_workers: int = field(default=0)
     checkpoint_minutes: float = 0.0
     cuda_mode: str = "fast"
+    cuda_graphs: bool = True
 
     def workers_for(self, device: str) -> int:
         """DataLoader workers on ``device``: none on the CPU, else ``num_workers`` up to the cores.
@@ -360,6 +366,20 @@ class Profile:
         if not str(device).startswith("cuda"):
             return 0
         return max(0, min(self.num_workers, (os.cpu_count() or 1)))
+
+    def cuda_graphs_for(self, device: str) -> bool:
+        """Whether classifier steps replay CUDA graphs on ``device`` (``cuda_graphs``, bfloat16).
+
+        Examples
+        --------
+        >>> get_profile("paper").cuda_graphs_for("cpu")
+        False
+        """
+        if not (self.cuda_graphs and str(device).startswith("cuda")):
+            return False
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
     def to_dict(self) -> dict[str, Any]:
         """The profile as nested plain dicts (for JSON records)."""

@@ -33,6 +33,10 @@ On a GPU
   dataset then needs a ``reseed(seed)`` method. Batches are pinned and
   copied without blocking; ``channels_last`` converts model and inputs to
   the NHWC layout (faster convolutions under autocast on tensor cores).
+* ``cuda_graph``: each full batch's whole step (forward, loss, backward,
+  Adam) is replayed from a CUDA graph, in bfloat16 (:class:`_GraphedStep`);
+  at small batches this removes the host's kernel launches, which otherwise
+  bound the speed.
 * The loop never waits for the GPU inside an epoch: losses and scores are
   gathered on the device and read once the epoch ends. The history records
   the time spent waiting for the DataLoader (``data_seconds``) beside the
@@ -64,7 +68,7 @@ from leukolib.runs import load_torch, save_torch
 __all__ = ["FitResult", "Task", "adam", "fit"]
 
 
-def adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
+def adam(params, lr: float, weight_decay: float, capturable: bool = False) -> torch.optim.Adam:
     """Adam with its fused kernel where PyTorch has one for the parameters' device.
 
     The fused step is one kernel per parameter group instead of one Python loop
@@ -79,12 +83,20 @@ def adam(params, lr: float, weight_decay: float) -> torch.optim.Adam:
         The parameters to optimize (all on one device).
     lr, weight_decay : float
         Adam's learning rate and L2 weight decay.
+    capturable : bool
+        An optimizer whose step a CUDA graph can capture (:class:`_GraphedStep`):
+        its step counts and learning rate live on the GPU (the scheduler
+        updates the rate in place).
 
     Returns
     -------
     torch.optim.Adam
     """
     params = list(params)
+    if capturable:
+        rate = torch.tensor(float(lr), device=params[0].device)
+        return torch.optim.Adam(params, lr=rate, weight_decay=weight_decay, fused=True,
+                                capturable=True)
     try:
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError):  # a device or dtype without the fused kernel
@@ -198,6 +210,86 @@ class _EpochSeeded(TorchDataset):
         return self.dataset[i]
 
 
+class _GraphedStep:
+    """Whole training steps replayed from a CUDA graph: forward, float32 loss, backward, Adam.
+
+    At the paper's batch of 8 images a large GPU mostly waits for the host to
+    launch ResNet-50's thousand-odd kernels of a step: replayed as one graph,
+    a step ran at 1,601 images/s against 624 launched one by one on an H200
+    (``benchmarks/gpu_step.py``). What this costs, and how it is kept right:
+
+    * bfloat16 autocast and no gradient scaler (its overflow checks cannot be
+      captured; bfloat16 has float32's range and needs none);
+    * a capturable optimizer (:func:`adam` with ``capturable=True``), whose
+      learning rate the scheduler changes in place on the GPU;
+    * the first ``WARMUP`` full batches step eagerly on a side stream (as
+      PyTorch's notes on whole-network capture require), the next is captured
+      and every later full batch replays it; a smaller batch (the epoch's
+      last) steps eagerly into the same gradient tensors;
+    * BatchNorm's running statistics and dropout's random numbers advance at
+      every replay, as in an eager step.
+    """
+
+    WARMUP = 3
+
+    def __init__(self, model: nn.Module, task: Task, optimizer: torch.optim.Optimizer,
+                 batch_size: int, memory_format: torch.memory_format) -> None:
+        self.model, self.task, self.optimizer = model, task, optimizer
+        self.batch_size, self.fmt = int(batch_size), memory_format
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.warm = 0
+
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor):
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+            out = self.model(x)
+        return out, self.task.loss(out.float(), y)
+
+    def eager(self, x: torch.Tensor, y: torch.Tensor):
+        """One step without the graph (into the graph's gradient tensors, once captured)."""
+        self.optimizer.zero_grad(set_to_none=self.graph is None)
+        out, loss = self._forward_loss(x, y)
+        loss.backward()
+        self.optimizer.step()
+        return out, loss
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor):
+        """Step on a batch already on the GPU; ``(outputs, loss, targets)``."""
+        if len(x) != self.batch_size:
+            return (*self.eager(x, y), y)
+        if self.warm < self.WARMUP:
+            self.warm += 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out, loss = self.eager(x, y)
+            torch.cuda.current_stream().wait_stream(side)
+            return out, loss, y
+        if self.graph is None:
+            self.x = torch.empty_like(x, memory_format=self.fmt)
+            self.y = torch.empty_like(y)
+            self.x.copy_(x)
+            self.y.copy_(y)
+            self.optimizer.zero_grad(set_to_none=True)  # gradients allocated by the capture
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.out, self.loss = self._forward_loss(self.x, self.y)
+                self.loss.backward()
+                self.optimizer.step()
+        else:
+            self.x.copy_(x, non_blocking=True)
+            self.y.copy_(y, non_blocking=True)
+        self.graph.replay()  # a capture records without running: the first step runs here
+        return self.out, self.loss.detach().clone(), self.y
+
+
+def _keep_rate_tensors(optimizer: torch.optim.Optimizer, rates: list) -> None:
+    """Put a scheduler's new rates into the captured rate tensors (a float would be ignored)."""
+    for group, rate in zip(optimizer.param_groups, rates, strict=True):
+        if isinstance(rate, torch.Tensor) and group["lr"] is not rate:
+            rate.fill_(float(group["lr"]))
+            group["lr"] = rate
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -233,7 +325,8 @@ class _EpochStats:
 
 def _train_epoch(model: nn.Module, loader, task: Task, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, device: str, desc: str, progress: bool,
-                 channels_last: bool = False) -> _EpochStats:
+                 channels_last: bool = False, graphed: _GraphedStep | None = None
+                 ) -> _EpochStats:
     """One pass over the training loader: mean loss and score, images, times."""
     amp, cpu = use_amp(device), str(device) == "cpu"
     fmt = torch.channels_last if channels_last else torch.preserve_format
@@ -252,13 +345,16 @@ def _train_epoch(model: nn.Module, loader, task: Task, optimizer: torch.optim.Op
         waited += time.perf_counter() - tw
         xb = xb.to(device, non_blocking=True, memory_format=fmt)
         yb = yb.to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cuda", enabled=amp):
-            out = model(xb)
-        loss = task.loss(out.float(), yb)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        if graphed is not None:
+            out, loss, yb = graphed(xb, yb)
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cuda", enabled=amp):
+                out = model(xb)
+            loss = task.loss(out.float(), yb)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
         losses.append(loss.detach())
         sizes.append(len(xb))
         scores.append(task.score(out.detach(), yb).float())
@@ -291,6 +387,7 @@ def fit(
     reseed: Callable[[int], None] | None = None,
     num_workers: int = 0,
     channels_last: bool = False,
+    cuda_graph: bool = False,
     checkpoint_every: float = 0.0,
     progress: bool = True,
     desc: str = "",
@@ -329,6 +426,10 @@ def fit(
         workers, ``train_set`` needs a ``reseed(seed)`` method.
     channels_last : bool
         Train in the NHWC memory layout (on CUDA, for convolutional networks).
+    cuda_graph : bool
+        On CUDA, replay each full batch's step from a CUDA graph
+        (:class:`_GraphedStep`: bfloat16, a capturable optimizer; the forward
+        pass and loss must be capturable). Ignored on the CPU.
     checkpoint_every : float
         Least seconds between two checkpoint writes (``0``: after every epoch).
     progress : bool
@@ -343,7 +444,12 @@ def fit(
     FitResult
     """
     amp = use_amp(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    graphed = None
+    if cuda_graph and amp:
+        graphed = _GraphedStep(model, task, optimizer, batch_size, torch.channels_last
+                               if channels_last else torch.contiguous_format)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and graphed is None)
+    rates = [g["lr"] for g in optimizer.param_groups]
     if channels_last:
         model.to(memory_format=torch.channels_last)
     history: list[dict[str, Any]] = []
@@ -382,15 +488,18 @@ def fit(
             loader = DataLoader(train_set, batch_sampler=batches, generator=shuffle,
                                 pin_memory=pin)
         ep = _train_epoch(model, loader, task, optimizer, scaler, device,
-                          f"{desc} epoch {epoch + 1}/{epochs}", progress, channels_last)
+                          f"{desc} epoch {epoch + 1}/{epochs}", progress, channels_last,
+                          graphed)
         train_loss, train_score = ep.loss, ep.score
         if val_set is not None and len(val_set[0] if isinstance(val_set, tuple) else val_set):
             val_loss, val_score = evaluate(model, val_set, task, device, 2 * batch_size)
         else:
             val_loss, val_score = train_loss, train_score
-        lr = optimizer.param_groups[0]["lr"]
+        lr = float(optimizer.param_groups[0]["lr"])  # a tensor where the step is captured
         if scheduler is not None:
             scheduler.step(val_loss)
+            if graphed is not None:
+                _keep_rate_tensors(optimizer, rates)
         if val_score > best_score:
             best_score, best_epoch, bad = val_score, epoch, 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

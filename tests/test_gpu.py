@@ -62,3 +62,57 @@ def test_logits_on_the_gpu_are_float32_and_match_the_cpu():
     gpu = predict_logits(net.to("cuda"), x, "cuda")
     assert gpu.dtype == np.float32
     np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-3)
+
+
+def _graph_fit(warmup: int, scheduler=None, on_epoch_end=None, epochs: int = 2) -> dict:
+    from leukolib.training import _GraphedStep, adam
+
+    configure_cuda("deterministic")
+    torch.manual_seed(0)
+    net = build_classifier(3, arch="resnet18").to("cuda")
+    task = Task(torch.nn.CrossEntropyLoss(), lambda o, y: (o.argmax(1) == y).float(), "acc")
+    old, _GraphedStep.WARMUP = _GraphedStep.WARMUP, warmup
+    try:
+        result = fit(net, task, _Noisy(), None, epochs=epochs, batch_size=8, device="cuda",
+                     seed=1, optimizer=adam(net.parameters(), 1e-3, 1e-4, capturable=True),
+                     scheduler=scheduler, cuda_graph=True, channels_last=True, progress=False,
+                     on_epoch_end=on_epoch_end)
+    finally:
+        _GraphedStep.WARMUP = old
+    return result.best_state if on_epoch_end is None else {}
+
+
+def test_replayed_steps_are_the_eager_steps():
+    graph = _graph_fit(warmup=3)
+    eager = _graph_fit(warmup=10**9)  # never captured: the same steps, launched one by one
+    for k in graph:
+        if graph[k].is_floating_point():
+            torch.testing.assert_close(graph[k], eager[k], rtol=2e-2, atol=2e-3)
+
+
+def test_a_scheduler_s_rate_reaches_the_captured_step():
+    from leukolib.training import adam
+
+    class ToZero:  # writes a float, as older schedulers do
+        def __init__(self, opt):
+            self.opt = opt
+
+        def step(self, loss):
+            for g in self.opt.param_groups:
+                g["lr"] = 0.0
+
+    configure_cuda("deterministic")
+    torch.manual_seed(0)
+    net = build_classifier(3, arch="resnet18").to("cuda")
+    start = [p.detach().clone() for p in net.parameters()]
+    task = Task(torch.nn.CrossEntropyLoss(), lambda o, y: (o.argmax(1) == y).float(), "acc")
+    opt = adam(net.parameters(), 1e-3, 1e-4, capturable=True)
+    weights = []
+    # 64 images, 8 full batches: epoch 0 warms up, captures and replays at 1e-3, the scheduler
+    # then sets 0, and the replays of epochs 1 and 2 must leave the weights as they are
+    fit(net, task, _Noisy(64), None, epochs=3, batch_size=8, device="cuda", seed=1,
+        optimizer=opt, scheduler=ToZero(opt), cuda_graph=True, channels_last=True,
+        progress=False,
+        on_epoch_end=lambda row: weights.append([p.detach().clone() for p in net.parameters()]))
+    assert not all(torch.equal(a, b) for a, b in zip(start, weights[0], strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(weights[0], weights[2], strict=True))

@@ -193,19 +193,20 @@ def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, da
     model = build_classifier(len(data.class_names), cfg["head"], cfg["act"], weights,
                              required=weights is not None, download=False,
                              arch=cfg["arch"]).to(dev)
-    opt = adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    graph, gpu = cfg["cuda_graphs"], dev.startswith("cuda")
+    opt = adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+               capturable=graph)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode=SCHEDULER["mode"], factor=SCHEDULER["factor"], patience=SCHEDULER["patience"])
     aug = Augmenter(cfg["input"] == "segmented", seed)
     train_set = _Augmented(views[train], None if masks is None else masks[train], y[train], aug)
     x_val = to_tensor(views[val])
-    gpu = dev.startswith("cuda")
     result = fit(model, classification_task(), train_set, (x_val, torch.from_numpy(y[val])),
                  epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=opt,
                  scheduler=sched, device=dev, seed=seed,
                  checkpoint=rundir.checkpoint(k) if cfg["epoch_checkpoints"] else None,
                  patience=cfg["patience"], reseed=aug.reseed, progress=progress,
-                 num_workers=cfg["num_workers"], channels_last=gpu,
+                 num_workers=cfg["num_workers"], channels_last=gpu, cuda_graph=graph,
                  checkpoint_every=60.0 * cfg["checkpoint_minutes"],
                  desc=f"{cfg['key']} fold {k + 1}/{cfg['folds']}",
                  on_epoch_end=(lambda row: on_epoch_end(k, row)) if on_epoch_end else None)
@@ -384,7 +385,9 @@ def train_classifier(
               f"{config['folds']} folds done", flush=True)
     record.update(status="running", versions=library_versions(), device=dev)
     if dev.startswith("cuda"):
-        record["cuda"] = configure_cuda(prof.cuda_mode)
+        record["cuda"] = {**configure_cuda(prof.cuda_mode),
+                          "training_step": "CUDA graph, bfloat16" if prof.cuda_graphs_for(dev)
+                          else "eager, float16 with a gradient scaler"}
     record["dataset"]["fingerprints"] = dict(zip(data.ids, data.fingerprints, strict=True))
     record["dataset"]["labels"] = data.labels.tolist()  # finish_run needs no more than the record
     record["timings"]["prepare_seconds"].append(time.perf_counter() - t0)
@@ -393,7 +396,8 @@ def train_classifier(
                "epoch_checkpoints": config["epochs"] >= 20 if epoch_checkpoints is None
                else bool(epoch_checkpoints),
                "num_workers": prof.workers_for(dev),
-               "checkpoint_minutes": prof.checkpoint_minutes}
+               "checkpoint_minutes": prof.checkpoint_minutes,
+               "cuda_graphs": prof.cuda_graphs_for(dev)}
     with fork_rng(dev):  # the caller's random state is left as it was
         _train_folds(record, split, data, vkey, run_cfg, dev, rundir, progress, on_epoch_end,
                      fold)
