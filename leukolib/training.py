@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -237,7 +238,7 @@ class _GraphedStep:
         self.model, self.task, self.optimizer = model, task, optimizer
         self.batch_size, self.fmt = int(batch_size), memory_format
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.warm = 0
+        self.warm, self.failed = 0, False
 
     def _forward_loss(self, x: torch.Tensor, y: torch.Tensor):
         with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
@@ -245,12 +246,16 @@ class _GraphedStep:
         return out, self.task.loss(out.float(), y)
 
     def eager(self, x: torch.Tensor, y: torch.Tensor):
-        """One step without the graph (into the graph's gradient tensors, once captured)."""
+        """One step without the graph (into the graph's gradient tensors, once captured).
+
+        Returns detached tensors: an autograd graph kept alive would keep its
+        gradient-accumulation nodes, made on the warm-up's stream, for the capture.
+        """
         self.optimizer.zero_grad(set_to_none=self.graph is None)
         out, loss = self._forward_loss(x, y)
         loss.backward()
         self.optimizer.step()
-        return out, loss
+        return out.detach(), loss.detach()
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor):
         """Step on a batch already on the GPU; ``(outputs, loss, targets)``."""
@@ -264,17 +269,27 @@ class _GraphedStep:
                 out, loss = self.eager(x, y)
             torch.cuda.current_stream().wait_stream(side)
             return out, loss, y
+        if self.failed:
+            return (*self.eager(x, y), y)
         if self.graph is None:
             self.x = torch.empty_like(x, memory_format=self.fmt)
             self.y = torch.empty_like(y)
             self.x.copy_(x)
             self.y.copy_(y)
             self.optimizer.zero_grad(set_to_none=True)  # gradients allocated by the capture
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.out, self.loss = self._forward_loss(self.x, self.y)
-                self.loss.backward()
-                self.optimizer.step()
+            graph = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(graph):
+                    self.out, self.loss = self._forward_loss(self.x, self.y)
+                    self.loss.backward()
+                    self.optimizer.step()
+            except RuntimeError as exc:  # a model or PyTorch build that cannot be captured
+                warnings.warn(f"CUDA graph capture failed ({str(exc).splitlines()[0]}); the "
+                              "steps run eagerly", RuntimeWarning, stacklevel=3)
+                self.failed = True
+                torch.cuda.synchronize()
+                return (*self.eager(x, y), y)
+            self.graph = graph
         else:
             self.x.copy_(x, non_blocking=True)
             self.y.copy_(y, non_blocking=True)

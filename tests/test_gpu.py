@@ -116,3 +116,29 @@ def test_a_scheduler_s_rate_reaches_the_captured_step():
         on_epoch_end=lambda row: weights.append([p.detach().clone() for p in net.parameters()]))
     assert not all(torch.equal(a, b) for a, b in zip(start, weights[0], strict=True))
     assert all(torch.equal(a, b) for a, b in zip(weights[0], weights[2], strict=True))
+
+
+def test_resnet50_steps_are_captured_in_fast_mode(recwarn):
+    from leukolib.training import _GraphedStep, adam
+
+    configure_cuda("fast")  # cuDNN autotuning and TF32, as the paper profile trains
+    torch.manual_seed(0)
+    net = build_classifier(2, arch="resnet50").to("cuda")
+    task = Task(torch.nn.CrossEntropyLoss(), lambda o, y: (o.argmax(1) == y).float(), "acc")
+    seen = []
+    real = _GraphedStep.__call__
+
+    def spy(self, x, y):
+        out = real(self, x, y)
+        seen.append(self.graph is not None and not self.failed)
+        return out
+
+    _GraphedStep.__call__ = spy
+    try:
+        result = fit(net, task, _Noisy(41), None, epochs=2, batch_size=8, device="cuda", seed=1,
+                     optimizer=adam(net.parameters(), 1e-4, 1e-4, capturable=True),
+                     cuda_graph=True, channels_last=True, progress=False)
+    finally:
+        _GraphedStep.__call__ = real
+    assert any(seen) and not [w for w in recwarn if "capture failed" in str(w.message)]
+    assert all(np.isfinite(h["train_loss"]) for h in result.history)
