@@ -278,11 +278,15 @@ class _GraphedStep:
             self.y.copy_(y)
             self.optimizer.zero_grad(set_to_none=True)  # gradients allocated by the capture
             graph = torch.cuda.CUDAGraph()
-            try:
-                with torch.cuda.graph(graph):
-                    self.out, self.loss = self._forward_loss(self.x, self.y)
-                    self.loss.backward()
+            try:  # thread_local: the DataLoader's pinning thread goes on during the capture
+                with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                    out, loss = self._forward_loss(self.x, self.y)
+                    loss.backward()
                     self.optimizer.step()
+                # detached: the static outputs must not keep the captured autograd graph
+                # (and its accumulation nodes, made on the capture's stream) alive
+                self.out, self.loss = out.detach(), loss.detach()
+                del out, loss
             except RuntimeError as exc:  # a model or PyTorch build that cannot be captured
                 warnings.warn(f"CUDA graph capture failed ({str(exc).splitlines()[0]}); the "
                               "steps run eagerly", RuntimeWarning, stacklevel=3)

@@ -123,7 +123,7 @@ def test_resnet50_steps_are_captured_in_fast_mode(recwarn):
 
     configure_cuda("fast")  # cuDNN autotuning and TF32, as the paper profile trains
     torch.manual_seed(0)
-    net = build_classifier(2, arch="resnet50").to("cuda")
+    net = build_classifier(3, arch="resnet50").to("cuda")
     task = Task(torch.nn.CrossEntropyLoss(), lambda o, y: (o.argmax(1) == y).float(), "acc")
     seen = []
     real = _GraphedStep.__call__
