@@ -263,7 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         seg_data = load_dataset("jtsc", args.jtsc)
         cls_data = load_dataset("all_idb2", args.all_idb2)
         unet_sizes, cls_sizes, epochs, n_infer = {}, {}, args.unet_epochs, 2048
-    result = {"command": "python benchmarks/gpu_check.py" + (" --smoke" if args.smoke else ""),
+    command = "python benchmarks/gpu_check.py " + (
+        "--smoke" if args.smoke else "--jtsc DATA/segmentation_WBC --all-idb2 DATA/ALL_IDB2")
+    result = {"command": command,
               "date": now(), "commit": os.environ.get("LEUKOLIB_COMMIT") or source_commit(),
               "versions": library_versions(),
               "environment": _environment(dev)}

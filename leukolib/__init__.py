@@ -34,9 +34,15 @@ tables -> the command line and the notebooks. The core never imports
 ``notebook`` or ``book``.
 """
 
+import os
 from importlib.metadata import PackageNotFoundError, version
 
-from leukolib.errors import (
+# albumentations asks the network for a newer release at import: on an offline machine
+# (a GPU node, a firewalled laptop) that waits for a timeout and warns; leukolib pins no
+# version of it to be told about
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from leukolib.errors import (  # noqa: E402 - after the environment it sets
     DataError,
     DatasetError,
     DownloadError,

@@ -262,9 +262,10 @@ def stage_book(executed_dir: str | Path, staging: str | Path, root: str | Path =
     shutil.copytree(root / "book", staging / "book")
     shutil.copy2(root / "book" / "_toc.yml", staging / "_toc.yml")
     shutil.copytree(executed_dir, staging / "notebooks", ignore=shutil.ignore_patterns("*.json"))
-    from leukolib.book_results import write_glance
+    from leukolib.book_results import write_glance, write_gpu_check
 
     write_glance(staging / "book")  # the front page's results, from the shipped reference JSONs
+    write_gpu_check(staging / "book")  # the GPU measurements of "Run the paper's protocol"
     return staging
 
 

@@ -11,11 +11,18 @@ says whether its data took part in choosing the defaults.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["classification_glance", "segmentation_glance", "write_glance"]
+__all__ = [
+    "classification_glance",
+    "gpu_check_tables",
+    "segmentation_glance",
+    "write_glance",
+    "write_gpu_check",
+]
 
 DATASET_NAMES = {"jtsc": "JTSC", "all_idb2": "ALL-IDB2", "bloodseg": "SMC_IDB"}
 
@@ -210,5 +217,145 @@ def write_glance(folder: str | Path) -> Path:
         parts = ["No reference results are shipped with this copy of leukolib: run the "
                  "scripts of `benchmarks/` (see the README)."]
     path = folder / "results_at_a_glance.md"
+    path.write_text("\n".join(parts) + "\n")
+    return path
+
+
+def _gpu_speed_rows(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    rows = {}
+    for stage, label in (("unet", "U-Net, 256 px"), ("resnet50", "ResNet-50, 224 px")):
+        s = r[stage]
+        rows[f"{label} ({s['dataset']}, batch {s['batch_size']})"] = {
+            "training step": s.get("training_step", "eager, float16 with a gradient scaler"),
+            "training images/s": f"{s['train_images_per_second']:.0f}",
+            "epoch (s)": f"{s['mean_epoch_seconds']:.2f}",
+            "waiting for the DataLoader (% of training)": f"{100 * s['dataloader_share']:.1f}",
+            "GPU memory peak (GiB)": f"{s['gpu_memory_peak_gib']:.2f}",
+            "inference images/s": (f"{s['inference_images_per_second']:.0f}"
+                                   if "inference_images_per_second" in s else "—"),
+        }
+    return rows
+
+
+def gpu_check_tables() -> dict[str, pd.DataFrame] | None:
+    """The shipped GPU measurements as tables (``None`` where none are shipped).
+
+    Returns
+    -------
+    dict of DataFrame
+        ``"speed"``: the check of ``benchmarks/gpu_check.py`` (one fold of each
+        network under the ``paper`` profile), with the same check run with
+        eager training steps below it; ``"steps"``: the training-step variants
+        of ``benchmarks/gpu_step.py``; ``"estimate"``: the time of the paper's
+        whole protocol on one dataset, extrapolated from the measured epochs.
+    """
+    from leukolib import reference
+    from leukolib.profiles import get_profile
+
+    if not reference.available("gpu_check"):
+        return None
+    r = reference.load("gpu_check")["results"]
+    speed = pd.DataFrame.from_dict(_gpu_speed_rows(r), orient="index")
+    eager = r.get("eager_steps", {}).get("resnet50")
+    if eager:
+        row = _gpu_speed_rows({"unet": r["unet"], "resnet50": eager})
+        key = next(k for k in row if k.startswith("ResNet"))
+        speed.loc[key + ", eager steps"] = row[key]
+    speed.index.name = "network (dataset, batch)"
+    steps = pd.DataFrame(r["step_variants"]["rows"]).set_index("variant")
+    steps = steps[["images_per_second", "ms_per_step"]].round(1)
+    steps.columns = ["images/s", "ms per step"]
+    steps.index.name = f"ResNet-50 step, batch {r['step_variants']['batch']}, no DataLoader"
+    paper = get_profile("paper")
+    rows = {}
+    for key, c, models in (("unet", paper.segmentation, 1),
+                           ("resnet50", paper.classification, 8)):
+        s = r[key]
+        stage = (f"{'eight ResNet-50s' if models > 1 else 'the U-Net'}, {c.folds} folds x "
+                 f"{c.epochs} epochs")
+        # a fold's epoch time (validation included) times the folds, epochs and models
+        minutes = (models * c.folds * c.epochs * s["mean_epoch_seconds"]
+                   + s["first_epoch_seconds"]) / 60
+        rows[stage] = {"measured on": f"{s['dataset']} ({s['images']} images)",
+                       "seconds per epoch": f"{s['mean_epoch_seconds']:.2f}",
+                       "estimated minutes": f"{minutes:.0f}"}
+    estimate = pd.DataFrame.from_dict(rows, orient="index")
+    estimate.index.name = "the paper's protocol"
+    return {"speed": speed, "steps": steps, "estimate": estimate}
+
+
+def paper_profile_table() -> pd.DataFrame:
+    """What the ``paper`` profile runs, stage by stage, read from :mod:`leukolib.profiles`."""
+    from leukolib.profiles import get_profile
+
+    p = get_profile("paper")
+    s, c, e, r = p.segmentation, p.classification, p.explanation, p.robustness
+    rows = {
+        "U-Net (chapter 3)": f"{s.image_size} px inputs, {s.folds} folds x {s.epochs} epochs, "
+        f"batch {s.batch_size}, "
+        + ("the paper's Table A2 hyper-parameters" if s.hparams == "paper"
+           else "leukolib's default hyper-parameters"),
+        "classifiers (chapter 5)": f"{c.summary()}; resize {c.resize} then centre crop; Adam at "
+        f"{c.lr:g} (weight decay {c.weight_decay:g}) from ImageNet weights"
+        + (" (required)" if c.pretrained else "") + f"; a {c.test_fraction:.0%} test split",
+        "explanations (chapter 6)": ("every test image" if e.max_images is None
+                                     else f"{e.max_images} test images")
+        + f", {e.n_boot:,} bootstrap resamples",
+        "robustness (chapter 7)": f"{r.severities} severities, "
+        + ("all eight models swept" if r.models == "all" else "the best segmented and raw models"),
+        "on a GPU": f"{p.num_workers} DataLoader workers (at most the cores), a checkpoint of a "
+        f"fold in progress at most every {p.checkpoint_minutes:g} minutes, cuDNN mode "
+        f"`{p.cuda_mode}`, " + ("classifier steps replayed from CUDA graphs (bfloat16)"
+                                if p.cuda_graphs else "eager classifier steps"),
+    }
+    frame = pd.DataFrame({"the paper profile": rows})
+    frame.index.name = "stage"
+    return frame
+
+
+def write_gpu_check(folder: str | Path) -> Path:
+    """Write ``gpu_check.md`` (the GPU measurements) and ``paper_profile.md`` into ``folder``.
+
+    ``folder`` is the staged ``book/`` folder; the page "Run the paper's
+    protocol" includes both.
+    """
+    from leukolib import reference
+
+    (Path(folder) / "paper_profile.md").write_text(_markdown(paper_profile_table()) + "\n")
+    path = Path(folder) / "gpu_check.md"
+    tables = gpu_check_tables()
+    if tables is None:
+        path.write_text("No GPU measurements are shipped with this copy of leukolib "
+                        "(`benchmarks/gpu_check.py` writes them).\n")
+        return path
+    r = reference.load("gpu_check")["results"]
+    env, res = r["environment"], r["resnet50"]
+    p = reference.load("gpu_check")["provenance"]
+    speed = tables["speed"]
+    parts = [
+        f"Measured on one {env['gpu']} (CUDA {env['cuda']}, PyTorch {env['torch']}, "
+        f"{env['dataloader_workers']} DataLoader workers on {env['cpu_count']} CPU cores, "
+        f"cuDNN mode `{env['cuda_mode']}`) with `{p['command']}` on {p['date']} "
+        f"(commit {p['commit']}). ResNet-50 started from {res['weights_note']}.",
+        "",
+        _markdown(speed),
+        "",
+        "The first epoch is left out of the rates: it pays once for cuDNN's choice of "
+        f"kernels, the workers' start and the graph's capture ({res['first_epoch_seconds']:.0f} s "
+        "for ResNet-50). *Waiting for the DataLoader* is the share of the training time the "
+        "loop spent waiting for the next augmented batch: where it is large, the CPU's "
+        "augmentation, not the GPU, sets the pace.",
+        "",
+        "The training step of ResNet-50 alone, on random batches already on the GPU:",
+        "",
+        _markdown(tables["steps"], digits=1),
+        "",
+        "The whole protocol on one dataset of that size, extrapolated from the measured "
+        "epochs (an estimate: the mean epoch of one fold, validation included, times the "
+        "protocol's folds, epochs and models, plus one first epoch); chapters 6 and 7 were "
+        "not measured on a GPU:",
+        "",
+        _markdown(tables["estimate"]),
+    ]
     path.write_text("\n".join(parts) + "\n")
     return path

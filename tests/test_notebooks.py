@@ -104,6 +104,24 @@ def test_front_page_shows_the_shipped_results(smoke_book: Path):
 
 
 @pytest.mark.notebooks
+def test_paper_protocol_page_renders_the_gpu_measurements(smoke_book: Path):
+    """The page "Run the paper's protocol": the profile and the shipped GPU check, as tables."""
+    from leukolib import reference
+    from leukolib.profiles import get_profile
+
+    page = (smoke_book / "book" / "paper_protocol.html").read_text()
+    assert page.count("<table") >= (4 if reference.available("gpu_check") else 1)
+    paper = get_profile("paper")
+    assert f"{paper.segmentation.folds} folds x {paper.segmentation.epochs} epochs" in page
+    if reference.available("gpu_check"):
+        r = reference.load("gpu_check")["results"]
+        assert f"{r['resnet50']['train_images_per_second']:.0f}" in page
+        assert r["environment"]["gpu"] in page
+    intro = (smoke_book / "book" / "intro.html").read_text()
+    assert "paper_protocol.html" in intro  # the front page links it
+
+
+@pytest.mark.notebooks
 def test_smoke_book_pages_are_clean(smoke_run: Path, smoke_book: Path):
     """What `make book` checks: no raw pipe tables, no machine paths, no error outputs."""
     problems = check_html(smoke_book, roots=[smoke_run, smoke_run / "src"])
