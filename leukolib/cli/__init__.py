@@ -36,7 +36,7 @@ from leukolib.cli.common import UsageError
 __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 
 #: The modules that add sub-commands, in the order of ``leukolib --help``.
-COMMAND_MODULES: tuple[str, ...] = ("segment", "train", "classify", "explain")
+COMMAND_MODULES: tuple[str, ...] = ("segment", "train", "classify", "explain", "duplicates")
 
 
 def _version() -> str:

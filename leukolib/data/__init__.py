@@ -3,6 +3,7 @@
 from leukolib.data.base import Dataset, Subset
 from leukolib.data.datasets import DATASETS, FileDataset, Record, load_dataset
 from leukolib.data.download import data_dir, download, fetch
+from leukolib.data.duplicates import DuplicateRule, near_duplicate_groups, near_duplicate_pairs
 from leukolib.data.fingerprint import duplicate_groups, image_fingerprint, merge_groups
 from leukolib.data.io import LabelMask, read_image, read_mask, to_rgb_uint8
 from leukolib.data.sample import Sample
@@ -11,6 +12,7 @@ from leukolib.data.subsets import limit_dataset, profile_dataset
 __all__ = [
     "DATASETS",
     "Dataset",
+    "DuplicateRule",
     "FileDataset",
     "LabelMask",
     "Record",
@@ -24,6 +26,8 @@ __all__ = [
     "limit_dataset",
     "load_dataset",
     "merge_groups",
+    "near_duplicate_groups",
+    "near_duplicate_pairs",
     "profile_dataset",
     "read_image",
     "read_mask",
