@@ -221,11 +221,27 @@ def write_glance(folder: str | Path) -> Path:
     return path
 
 
+#: The training-step variants of ``benchmarks/gpu_step.py``, in words.
+_STEP_NAMES = {
+    "eager-fp16-nhwc": "kernels launched one by one, float16, channels-last",
+    "eager-fp16-nchw": "kernels launched one by one, float16, channels-first",
+    "eager-bf16-nhwc": "kernels launched one by one, bfloat16, channels-last",
+    "graph-bf16-nhwc": "the whole step replayed from a CUDA graph, bfloat16, channels-last",
+    "compile-fp16-nhwc": "torch.compile (default mode), float16, channels-last",
+}
+
+
+def _rate(x: float) -> str:
+    """A learning rate or decay as ``1e-5`` (Python's ``g`` writes ``1e-05``)."""
+    return f"{x:.0e}".replace("e-0", "e-") if x < 0.01 else f"{x:g}"
+
+
 def _gpu_speed_rows(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
     rows = {}
-    for stage, label in (("unet", "U-Net, 256 px"), ("resnet50", "ResNet-50, 224 px")):
+    for stage, label in (("unet", "U-Net"), ("resnet50", "ResNet-50")):
         s = r[stage]
-        rows[f"{label} ({s['dataset']}, batch {s['batch_size']})"] = {
+        name = DATASET_NAMES.get(s["dataset"], s["dataset"])
+        rows[f"{label}, {s['image_size']} px ({name}, batch {s['batch_size']})"] = {
             "training step": s.get("training_step", "eager, float16 with a gradient scaler"),
             "training images/s": f"{s['train_images_per_second']:.0f}",
             "epoch (s)": f"{s['mean_epoch_seconds']:.2f}",
@@ -265,6 +281,7 @@ def gpu_check_tables() -> dict[str, pd.DataFrame] | None:
     steps = pd.DataFrame(r["step_variants"]["rows"]).set_index("variant")
     steps = steps[["images_per_second", "ms_per_step"]].round(1)
     steps.columns = ["images/s", "ms per step"]
+    steps.index = [_STEP_NAMES.get(v, v) for v in steps.index]
     steps.index.name = f"ResNet-50 step, batch {r['step_variants']['batch']}, no DataLoader"
     paper = get_profile("paper")
     rows = {}
@@ -276,7 +293,8 @@ def gpu_check_tables() -> dict[str, pd.DataFrame] | None:
         # a fold's epoch time (validation included) times the folds, epochs and models
         minutes = (models * c.folds * c.epochs * s["mean_epoch_seconds"]
                    + s["first_epoch_seconds"]) / 60
-        rows[stage] = {"measured on": f"{s['dataset']} ({s['images']} images)",
+        name = DATASET_NAMES.get(s["dataset"], s["dataset"])
+        rows[stage] = {"measured on": f"{name} ({s['images']} images)",
                        "seconds per epoch": f"{s['mean_epoch_seconds']:.2f}",
                        "estimated minutes": f"{minutes:.0f}"}
     estimate = pd.DataFrame.from_dict(rows, orient="index")
@@ -296,7 +314,7 @@ def paper_profile_table() -> pd.DataFrame:
         + ("the paper's Table A2 hyper-parameters" if s.hparams == "paper"
            else "leukolib's default hyper-parameters"),
         "classifiers (chapter 5)": f"{c.summary()}; resize {c.resize} then centre crop; Adam at "
-        f"{c.lr:g} (weight decay {c.weight_decay:g}) from ImageNet weights"
+        f"{_rate(c.lr)} (weight decay {_rate(c.weight_decay)}) from ImageNet weights"
         + (" (required)" if c.pretrained else "") + f"; a {c.test_fraction:.0%} test split",
         "explanations (chapter 6)": ("every test image" if e.max_images is None
                                      else f"{e.max_images} test images")
