@@ -119,8 +119,10 @@ def test_the_wheel_carries_every_module_and_data_file(wheel: Path):
     assert "License-Expression: MIT" in metadata
 
 
-@pytest.mark.package
-def test_chapter_1_runs_from_the_wheel_in_a_fresh_venv(wheel: Path, tmp_path: Path):
+@pytest.fixture(scope="module")
+def fresh_venv(wheel: Path, tmp_path_factory):
+    """A fresh venv with the wheel installed, its kernel ``python3``; (python, work, env, venv)."""
+    tmp_path = tmp_path_factory.mktemp("fresh")
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv])
     python = venv / "bin" / "python"
@@ -157,7 +159,12 @@ def test_chapter_1_runs_from_the_wheel_in_a_fresh_venv(wheel: Path, tmp_path: Pa
     spec = json.loads((venv / "share/jupyter/kernels/python3/kernel.json").read_text())
     assert Path(spec["argv"][0]).parent == python.parent
     _run([venv / "bin" / "leukolib", "--help"], cwd=work, env=env)
+    return python, work, env, venv, purelib
 
+
+@pytest.mark.package
+def test_chapter_1_runs_from_the_wheel_in_a_fresh_venv(fresh_venv, tmp_path: Path):
+    python, work, env, venv, purelib = fresh_venv
     # Chapter 1 as it is, plus a last cell that reports where leukolib came from.
     nb = nbformat.read(ROOT / "notebooks" / "01_datasets.ipynb", as_version=4)
     probe_cell = f"""import json, sys, leukolib
@@ -214,3 +221,27 @@ def test_license_file():
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("MIT License") and "2026 The leukolib developers" in text
     assert PYPROJECT["project"]["license-files"] == ["LICENSE"]
+
+
+@pytest.mark.package
+def test_jtsc_by_name_from_the_cache_and_one_line_offline(fresh_venv, jtsc_root: Path,
+                                                          tmp_path: Path):
+    """Colab-like: ``dataset = "jtsc"`` with no ``data_root`` reads leukolib's cache."""
+    python, work, env, _, _ = fresh_venv
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "segmentation_WBC").symlink_to(jtsc_root)  # a cache prepared offline
+    out = tmp_path / "out"
+    run = [python, "-m", "papermill", ROOT / "notebooks" / "01_datasets.ipynb",
+           tmp_path / "executed.ipynb", "-k", "python3", "--cwd", work, "--no-progress-bar",
+           "-p", "profile", "smoke", "-p", "dataset", "jtsc", "-p", "output_dir", out]
+    _run(run, cwd=work, env={**env, "LEUKOLIB_DATA": str(cache)}, timeout=900)
+    record = json.loads((out / "01_datasets.json").read_text())
+    assert record["params"]["dataset"] == "jtsc"
+
+    empty = tmp_path / "empty"  # offline with an empty cache: one clear line
+    offline = {"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    failed = subprocess.run([str(a) for a in run], cwd=work, capture_output=True, text=True,
+                            env={**env, **offline, "LEUKOLIB_DATA": str(empty)}, timeout=900)
+    assert failed.returncode != 0
+    assert "cannot download 'jtsc'" in failed.stderr and str(empty) in failed.stderr
