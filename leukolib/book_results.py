@@ -321,7 +321,8 @@ def paper_profile_table() -> pd.DataFrame:
         + f", {e.n_boot:,} bootstrap resamples",
         "robustness (chapter 7)": f"{r.severities} severities, "
         + ("all eight models swept" if r.models == "all" else "the best segmented and raw models"),
-        "on a GPU": f"{p.num_workers} DataLoader workers (at most the cores), a checkpoint of a "
+        "on a GPU": f"up to {p.num_workers} DataLoader workers (one core left to the training "
+        "loop), a checkpoint of a "
         f"fold in progress at most every {p.checkpoint_minutes:g} minutes, cuDNN mode "
         f"`{p.cuda_mode}`, " + ("classifier steps replayed from CUDA graphs (bfloat16)"
                                 if p.cuda_graphs else "eager classifier steps"),

@@ -326,7 +326,7 @@ class Profile:
     robustness : RobustnessProfile
     num_workers : int
         DataLoader worker processes on a GPU (the CPU uses none; at most the
-        machine's cores, :meth:`workers_for`).
+        machine's cores but one, :meth:`workers_for`).
     checkpoint_minutes : float
         Least minutes between two checkpoints of a fold in progress (``0``:
         after every epoch). A checkpoint holds the model and optimizer state
@@ -354,7 +354,7 @@ class Profile:
     cuda_graphs: bool = True
 
     def workers_for(self, device: str) -> int:
-        """DataLoader workers on ``device``: none on the CPU, else ``num_workers`` up to the cores.
+        """DataLoader workers on ``device``: none on the CPU, else ``num_workers``, cores but one.
 
         Examples
         --------
@@ -365,7 +365,7 @@ class Profile:
 
         if not str(device).startswith("cuda"):
             return 0
-        return max(0, min(self.num_workers, (os.cpu_count() or 1)))
+        return max(0, min(self.num_workers, (os.cpu_count() or 2) - 1))
 
     def cuda_graphs_for(self, device: str) -> bool:
         """Whether classifier steps replay CUDA graphs on ``device`` (``cuda_graphs``, bfloat16).
@@ -441,10 +441,13 @@ PROFILES: dict[str, Profile] = {
                                        curve_steps=20, n_boot=10_000),
         robustness=RobustnessProfile(severities=5, max_images=None, segmentation_images=None,
                                       models="all", n_boot=10_000),
-        # augmentation at 224 px (CLAHE included) in 8 workers keeps a GPU fed
-        # (benchmarks/gpu_check.py measures the DataLoader's share of a step); a fold of
-        # ALL-IDB2 trains in about a minute there, so checkpoints every 5 minutes
-        num_workers=8,
+        # augmentation at 224 px (CLAHE included) is what a GPU waits for: on an H200 with
+        # CUDA-graph steps, 8 workers fed ResNet-50 about 1,000 images/s and the loop waited
+        # for them 65 % of its time (benchmarks/gpu_check.py, leukolib/reference/gpu_check.json);
+        # hence as many workers as the cores allow (16 at most, one core left to the loop) and
+        # uint8 batches normalised on the GPU, both not yet measured there. A fold of ALL-IDB2
+        # trains in about a minute, so checkpoints every 5 minutes
+        num_workers=16,
         checkpoint_minutes=5.0,
     ),
 }

@@ -344,11 +344,12 @@ class _EpochStats:
 
 def _train_epoch(model: nn.Module, loader, task: Task, optimizer: torch.optim.Optimizer,
                  scaler: torch.amp.GradScaler, device: str, desc: str, progress: bool,
-                 channels_last: bool = False, graphed: _GraphedStep | None = None
+                 channels_last: bool = False, graphed: _GraphedStep | None = None,
+                 prepare: Callable[[torch.Tensor], torch.Tensor] | None = None
                  ) -> _EpochStats:
     """One pass over the training loader: mean loss and score, images, times."""
     amp, cpu = use_amp(device), str(device) == "cpu"
-    fmt = torch.channels_last if channels_last else torch.preserve_format
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
     model.train()
     losses, sizes, scores, waited = [], [], [], 0.0
     t0 = time.perf_counter()
@@ -362,7 +363,10 @@ def _train_epoch(model: nn.Module, loader, task: Task, optimizer: torch.optim.Op
         except StopIteration:
             break
         waited += time.perf_counter() - tw
-        xb = xb.to(device, non_blocking=True, memory_format=fmt)
+        xb = xb.to(device, non_blocking=True)
+        if prepare is not None:
+            xb = prepare(xb)
+        xb = xb.contiguous(memory_format=fmt)  # no copy where the layout is already that
         yb = yb.to(device, non_blocking=True)
         if graphed is not None:
             out, loss, yb = graphed(xb, yb)
@@ -407,6 +411,7 @@ def fit(
     num_workers: int = 0,
     channels_last: bool = False,
     cuda_graph: bool = False,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
     checkpoint_every: float = 0.0,
     progress: bool = True,
     desc: str = "",
@@ -445,6 +450,9 @@ def fit(
         workers, ``train_set`` needs a ``reseed(seed)`` method.
     channels_last : bool
         Train in the NHWC memory layout (on CUDA, for convolutional networks).
+    prepare : callable, optional
+        Applied to each training batch once on ``device`` (e.g. normalising
+        ``uint8`` images there rather than in the workers).
     cuda_graph : bool
         On CUDA, replay each full batch's step from a CUDA graph
         (:class:`_GraphedStep`: bfloat16, a capturable optimizer; the forward
@@ -508,7 +516,7 @@ def fit(
                                 pin_memory=pin)
         ep = _train_epoch(model, loader, task, optimizer, scaler, device,
                           f"{desc} epoch {epoch + 1}/{epochs}", progress, channels_last,
-                          graphed)
+                          graphed, prepare)
         train_loss, train_score = ep.loss, ep.score
         if val_set is not None and len(val_set[0] if isinstance(val_set, tuple) else val_set):
             val_loss, val_score = evaluate(model, val_set, task, device, 2 * batch_size)

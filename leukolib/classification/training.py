@@ -58,7 +58,13 @@ from torch.utils.data import Dataset as TorchDataset
 from tqdm import tqdm
 
 from leukolib.classification.augment import AUGMENTATION, Augmenter
-from leukolib.classification.inputs import InputSpec, default_crop, input_size, to_tensor
+from leukolib.classification.inputs import (
+    InputSpec,
+    default_crop,
+    input_size,
+    normalise,
+    to_tensor,
+)
 from leukolib.classification.masks import MaskSource, SegmenterSpec
 from leukolib.classification.models import build_classifier
 from leukolib.classification.splits import classifier_split
@@ -98,7 +104,12 @@ def classification_task() -> Task:
 
 
 class _Augmented(TorchDataset):
-    """Network views augmented on access, normalised; ``(x, label)`` pairs."""
+    """Network views augmented on access; ``(uint8 (S, S, 3) image, label)`` pairs.
+
+    The batch is normalised after it reaches the device (:func:`normalise`):
+    workers then pin and send a quarter of the bytes, and skip the
+    conversion to float, a quarter of their time at 224 px.
+    """
 
     def __init__(self, views: np.ndarray, masks: np.ndarray | None, labels: np.ndarray,
                  augmenter: Augmenter) -> None:
@@ -109,7 +120,7 @@ class _Augmented(TorchDataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         img = self.augmenter(self.views[i], None if self.masks is None else self.masks[i])
-        return to_tensor(img[None])[0], torch.tensor(int(self.labels[i]))
+        return torch.from_numpy(np.ascontiguousarray(img)), torch.tensor(int(self.labels[i]))
 
     def reseed(self, seed: int) -> None:
         """Restart the augmentation's random stream (each epoch; in each DataLoader worker)."""
@@ -207,6 +218,7 @@ def _train_fold(k: int, train: np.ndarray, val: np.ndarray, test: np.ndarray, da
                  checkpoint=rundir.checkpoint(k) if cfg["epoch_checkpoints"] else None,
                  patience=cfg["patience"], reseed=aug.reseed, progress=progress,
                  num_workers=cfg["num_workers"], channels_last=gpu, cuda_graph=graph,
+                 prepare=normalise,
                  checkpoint_every=60.0 * cfg["checkpoint_minutes"],
                  desc=f"{cfg['key']} fold {k + 1}/{cfg['folds']}",
                  on_epoch_end=(lambda row: on_epoch_end(k, row)) if on_epoch_end else None)
