@@ -1,6 +1,9 @@
 # leukolib: `make book` builds the book, `make test` runs the tests.
 # Both create .venv and install everything on first use.
 #   make book PROFILE=smoke DATASET=jtsc DATA_ROOT=../shared/data/segmentation_WBC
+# `make book` re-executes only the notebooks whose code, parameters, library, dependencies,
+# data or upstream notebooks changed (execution cache and trained runs in _build/cache);
+# FRESH=1 executes and trains everything afresh.
 
 PYTHON    ?= python3
 VENV      ?= .venv
@@ -9,6 +12,7 @@ PROFILE   ?= cpu
 DATASET   ?= synthetic
 DATA_ROOT ?=
 SEED      ?= 0
+FRESH     ?=
 PYTEST_ARGS ?=
 LAB_ARGS  ?=
 
@@ -19,6 +23,7 @@ LAB_STAMP := $(VENV)/.installed-lab
 
 help:
 	@echo "make book   execute the notebooks (PROFILE=$(PROFILE) DATASET=$(DATASET)) and build _build/html"
+	@echo "            (unchanged notebooks come from the cache in _build/cache; FRESH=1: none do)"
 	@echo "make test   unit tests, notebooks under the smoke profile, a smoke book build"
 	@echo "make lint   ruff"
 	@echo "make lab    install JupyterLab (the dev extra) into $(VENV) and start it in notebooks/"
@@ -32,13 +37,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+NO_CACHE  := $(if $(FRESH),--no-cache)
+
 book: $(STAMP)
 	$(BIN)/python -m leukolib.book build --profile $(PROFILE) --dataset $(DATASET) \
-		--data-root "$(DATA_ROOT)" --seed $(SEED)
+		--data-root "$(DATA_ROOT)" --seed $(SEED) $(NO_CACHE)
 
 notebooks: $(STAMP)
 	$(BIN)/python -m leukolib.book execute --profile $(PROFILE) --dataset $(DATASET) \
-		--data-root "$(DATA_ROOT)" --seed $(SEED)
+		--data-root "$(DATA_ROOT)" --seed $(SEED) $(NO_CACHE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -6,6 +6,11 @@
    the parameters ``profile``, ``dataset``, ``data_root``, ``output_dir`` and
    ``seed`` (all notebooks share one ``output_dir``, so a later notebook can
    read what an earlier one wrote), and stops at the first failing notebook;
+   a notebook whose code, parameters, library, dependencies, data and upstream
+   notebooks are unchanged is not executed again but taken from the execution
+   cache in ``_build/cache`` with its current markdown
+   (:mod:`leukolib.book_cache`; ``--no-cache``, ``make book FRESH=1``, executes
+   and trains everything afresh);
 2. collapses papermill's injected-parameters cell (tag ``hide-cell``), so the
    page shows which parameters produced it without cluttering it, with its
    paths shown relative to the folder that holds ``_build``;
@@ -26,6 +31,7 @@ kept.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -47,6 +53,7 @@ __all__ = [
     "sync_install_cells",
     "stage_book",
     "build_book",
+    "book_key",
     "check_html",
     "main",
 ]
@@ -179,14 +186,46 @@ def _collapse_injected(path: Path, shown: dict[str, str] | None = None) -> None:
     nbformat.write(nb, path)
 
 
+def _with_upstream(notebooks: Sequence[Path]) -> list[Path]:
+    """``notebooks`` and the book's other notebooks beside them, in order (for their keys)."""
+    folders = {nb.parent for nb in notebooks}
+    siblings = {p.resolve() for f in folders for p in f.glob("[0-9][0-9]_*.ipynb")}
+    return sorted(siblings | {nb.resolve() for nb in notebooks}, key=lambda p: p.name)
+
+
+def _execute_one(nb: Path, out: Path, parameters: dict[str, Any], timeout: int,
+                 shown: dict[str, str], display_root: Path) -> None:
+    """Run one notebook with papermill; collapse its injected cell, paths shown relative."""
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(
+            str(nb),
+            str(out),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(nb.parent),
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
+    except Exception as exc:
+        raise RuntimeError(
+            f"notebook {nb.name} failed; see the executed copy {out}:\n{exc}"
+        ) from exc
+    paths = {str(nb): _shown_path(str(nb), display_root)}
+    paths[str(out)] = _shown_path(str(out), display_root)
+    _collapse_injected(out, {**shown, **paths})
+
+
 def execute_notebooks(
     executed_dir: str | Path,
     parameters: dict[str, Any],
     notebooks: Sequence[Path] | None = None,
     timeout: int | None = None,
     display_root: str | Path | None = None,
+    cache: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Execute notebooks in order with papermill.
+    """Execute notebooks in order with papermill, or take them from the execution cache.
 
     Parameters
     ----------
@@ -204,51 +243,60 @@ def execute_notebooks(
         The executed copies show the absolute paths among ``parameters``
         relative to this folder (default: ``executed_dir/../..``, the
         repository for ``_build/executed``), never the build machine's.
+    cache : path, optional
+        The execution cache's folder (:class:`~leukolib.book_cache.ExecutionCache`):
+        a notebook whose key is there is not executed, one executed is stored
+        there, and the trained runs are shared in its ``runs/``. Default: none,
+        everything is executed.
 
     Returns
     -------
     list of dict
-        ``notebook``, ``seconds`` per executed notebook.
+        ``notebook``, ``status`` (``"cached"`` or ``"executed"``), ``seconds``
+        (execution; 0 when cached) and, when executed past an older entry,
+        ``changed`` (what differs from it) per notebook.
 
     Raises
     ------
     RuntimeError
         At the first failing notebook, naming it and its executed copy.
     """
-    import papermill as pm
+    from leukolib.book_cache import ExecutionCache, changed_parts, notebook_keys
 
     executed_dir = Path(executed_dir)
     executed_dir.mkdir(parents=True, exist_ok=True)
-    if display_root is None:
-        display_root = executed_dir.resolve().parent.parent
-    shown = _display_paths(parameters, Path(display_root))
+    display_root = Path(display_root or executed_dir.resolve().parent.parent)
+    shown = _display_paths(parameters, display_root)
     if timeout is None:
         timeout = int(read_config().get("execute", {}).get("timeout", 1800))
+    notebooks = list(notebooks or list_notebooks())
+    store = None if cache is None else ExecutionCache(cache)
+    keys: dict[str, dict[str, Any]] = {}
+    if store is not None:
+        keys = notebook_keys(_with_upstream(notebooks),
+                             store.context(parameters, _replace_strings(parameters, shown)))
+    output_dir = parameters.get("output_dir")
     report = []
-    for nb in notebooks or list_notebooks():
-        out = executed_dir / nb.name
-        t0 = time.perf_counter()
-        print(f"[book] executing {nb.name} ...", flush=True)
-        try:
-            pm.execute_notebook(
-                str(nb),
-                str(out),
-                parameters=parameters,
-                kernel_name="python3",
-                cwd=str(nb.parent),
-                progress_bar=False,
-                execution_timeout=timeout,
-            )
-        except Exception as exc:
-            raise RuntimeError(
-                f"notebook {nb.name} failed; see the executed copy {out}:\n{exc}"
-            ) from exc
-        paths = {str(nb): _shown_path(str(nb), Path(display_root))}
-        paths[str(out)] = _shown_path(str(out), Path(display_root))
-        _collapse_injected(out, {**shown, **paths})
-        dt = time.perf_counter() - t0
-        print(f"[book] {nb.name}: {dt:.1f} s", flush=True)
-        report.append({"notebook": nb.name, "seconds": round(dt, 1)})
+    with store.shared_runs() if store is not None else contextlib.nullcontext():
+        for nb in notebooks:
+            out = executed_dir / nb.name
+            key = keys.get(nb.stem, {})
+            if store is not None and store.restore(nb, key["key"], out, output_dir):
+                print(f"[book] {nb.name}: cached", flush=True)
+                report.append({"notebook": nb.name, "status": "cached", "seconds": 0.0})
+                continue
+            t0 = time.perf_counter()
+            print(f"[book] executing {nb.name} ...", flush=True)
+            _execute_one(nb, out, parameters, timeout, shown, display_root)
+            dt = time.perf_counter() - t0
+            row = {"notebook": nb.name, "status": "executed", "seconds": round(dt, 1)}
+            if store is not None:
+                row["changed"] = changed_parts(store.latest_parts(nb.stem), key["parts"])
+                results = Path(output_dir) / f"{nb.stem}.json" if output_dir else None
+                store.store(nb.stem, key["key"], key["parts"], out, results, dt)
+            why = f"; changed: {', '.join(row['changed'])}" if row.get("changed") else ""
+            print(f"[book] {nb.name}: executed ({dt:.0f} s{why})", flush=True)
+            report.append(row)
     return report
 
 
@@ -290,20 +338,62 @@ def build_book(staging: str | Path, output: str | Path) -> Path:
     return html
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m leukolib.book {build,execute,sync}``."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m leukolib.book", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("build", "execute"):
-        s = sub.add_parser(name, help=f"{name} the book" if name == "build" else "run notebooks")
+    helps = {"build": "build the book", "execute": "run notebooks",
+             "key": "print one key of all notebooks' cache keys (for CI caches)"}
+    for name, text in helps.items():
+        s = sub.add_parser(name, help=text)
         s.add_argument("--profile", default="cpu")
         s.add_argument("--dataset", default="synthetic")
         s.add_argument("--data-root", default="")
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--build-dir", default=str(REPO_ROOT / "_build"))
-        s.add_argument("--notebooks", nargs="*", help="only these notebooks (paths)")
+        if name != "key":
+            s.add_argument("--notebooks", nargs="*", help="only these notebooks (paths)")
+            s.add_argument("--no-cache", action="store_true",
+                           help="execute every notebook and train every model afresh "
+                           "(the cache is neither read nor written)")
     s = sub.add_parser("sync", help="stamp the install cells from _config.yml")
     s.add_argument("--check", action="store_true", help="only report stale notebooks")
+    return p
+
+
+def _parameters(args: argparse.Namespace, build: Path) -> dict[str, Any]:
+    return {
+        "profile": args.profile,
+        "dataset": args.dataset,
+        "data_root": str(Path(args.data_root).resolve()) if args.data_root else "",
+        "output_dir": str(build / "outputs"),
+        "seed": args.seed,
+    }
+
+
+def book_key(parameters: dict[str, Any], build: str | Path) -> str:
+    """One SHA-256 of every notebook's cache key: equal keys, nothing to execute.
+
+    What the Pages workflow keys its ``actions/cache`` of ``_build/cache`` with.
+    """
+    from leukolib.book_cache import ExecutionCache, notebook_keys
+    from leukolib.run_cache import digest
+
+    shown = _display_paths(parameters, Path(build).resolve().parent)
+    store = ExecutionCache(Path(build) / "cache")
+    keys = notebook_keys(list_notebooks(),
+                         store.context(parameters, _replace_strings(parameters, shown)))
+    return digest({name: k["key"] for name, k in keys.items()})
+
+
+def _summary(report: list[dict[str, Any]]) -> str:
+    cached = sum(r["status"] == "cached" for r in report)
+    seconds = sum(r["seconds"] for r in report)
+    return f"{cached} cached, {len(report) - cached} executed ({seconds:.0f} s)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m leukolib.book {build,execute,key,sync}``."""
+    p = _parser()
     args = p.parse_args(argv)
 
     if args.cmd == "sync":
@@ -316,23 +406,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if build.name != "_build":
         # jupyter-book writes into <path-output>/_build/html: the folder must be called _build
         p.error(f"--build-dir must be a folder named _build, got {build}")
+    params = _parameters(args, build)
+    if args.cmd == "key":
+        print(book_key(params, build))
+        return 0
     executed = build / "executed"
     if not args.notebooks and executed.exists():
         shutil.rmtree(executed)  # a full run: no executed copy of an earlier run may be staged
-    params = {
-        "profile": args.profile,
-        "dataset": args.dataset,
-        "data_root": str(Path(args.data_root).resolve()) if args.data_root else "",
-        "output_dir": str(build / "outputs"),
-        "seed": args.seed,
-    }
+    if args.no_cache and not args.notebooks and (build / "outputs").exists():
+        shutil.rmtree(build / "outputs")  # afresh: no run of an earlier build is resumed
     notebooks = [Path(n).resolve() for n in args.notebooks] if args.notebooks else None
     t0 = time.perf_counter()
     try:
-        report = execute_notebooks(executed, params, notebooks)
+        report = execute_notebooks(executed, params, notebooks,
+                                   cache=None if args.no_cache else build / "cache")
     except RuntimeError as exc:
         print(f"[book] {exc}", file=sys.stderr)
         return 1
+    print(f"[book] notebooks: {_summary(report)}", flush=True)
     (build / "outputs").mkdir(parents=True, exist_ok=True)
     (build / "outputs" / "execution.json").write_text(
         json.dumps({"parameters": params, "notebooks": report}, indent=2) + "\n"

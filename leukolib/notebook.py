@@ -21,6 +21,7 @@ import numpy as np
 from leukolib.data import Dataset, profile_dataset
 from leukolib.device import seed_everything, select_device
 from leukolib.profiles import Profile, get_profile
+from leukolib.run_cache import run_folder
 from leukolib.runs import library_versions, write_json
 
 __all__ = ["Run", "glue", "save_results", "setup"]
@@ -54,8 +55,15 @@ class Run:
 
     @property
     def unet_run_dir(self) -> Path:
-        """Where this run's U-Net is trained (notebook 03) and found (notebook 04)."""
-        return self.output_dir / f"unet_{self.dataset.name}_{self.profile.name}_seed{self.seed}"
+        """Where this run's U-Net is trained (notebook 03) and found (notebooks 04 and 07).
+
+        ``output_dir/unet_<dataset>_<profile>_seed<seed>``, or under ``$LEUKOLIB_RUNS``
+        keyed by the profile's segmentation settings and the data
+        (:func:`leukolib.run_cache.run_folder`).
+        """
+        name = f"unet_{self.dataset.name}_{self.profile.name}_seed{self.seed}"
+        settings = {"segmentation": self.profile.segmentation, "seed": self.seed}
+        return run_folder(self.output_dir, name, settings, self.dataset)
 
     def path(self, filename: str) -> Path:
         """A file inside this run's output folder."""
@@ -71,9 +79,12 @@ class Run:
         return self.relative(path)
 
     def relative(self, path: str | os.PathLike) -> str:
-        """``path`` relative to ``output_dir`` (unchanged when it lies elsewhere)."""
+        """``path`` relative to ``output_dir``: ``../`` for a shared run folder beside it.
+
+        Unchanged when the two have no relative path (another drive).
+        """
         try:
-            return str(Path(path).resolve().relative_to(self.output_dir.resolve()))
+            return os.path.relpath(Path(path).resolve(), self.output_dir.resolve())
         except ValueError:
             return str(path)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -42,19 +43,42 @@ def test_install_cells_match_config():
     assert sync_install_cells(check=True) == [], "run `make sync`"
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory) -> Path:
-    """Every notebook executed once under the smoke profile (synthetic data)."""
-    build = tmp_path_factory.mktemp("book") / "_build"
-    params = {
+def smoke_parameters(build: Path) -> dict:
+    return {
         "profile": "smoke",
         "dataset": "synthetic",
         "data_root": "",
         "output_dir": str(build / "outputs"),
         "seed": 0,
     }
-    execute_notebooks(build / "executed", params)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """Every notebook executed once under the smoke profile (synthetic data), into a cache."""
+    build = tmp_path_factory.mktemp("book") / "_build"
+    report = execute_notebooks(build / "executed", smoke_parameters(build), cache=build / "cache")
+    assert {r["status"] for r in report} == {"executed"}
     return build
+
+
+#: A sentence added to chapter 6's prose after its execution (the author's loop).
+PROSE_EDIT = "This sentence was written after the notebooks were executed."
+
+
+@pytest.fixture(scope="session")
+def smoke_rerun(smoke_run: Path) -> tuple[Path, list[dict]]:
+    """The smoke build's notebooks again, after a prose edit: from the cache (executed copies)."""
+    edited = smoke_run.parent / "edited"
+    shutil.copytree(NOTEBOOKS[0].parent, edited, ignore=shutil.ignore_patterns("*.json", ".*"))
+    path = edited / "06_explanations.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    last = [c for c in nb.cells if c.cell_type == "markdown"][-1]
+    last.source += f"\n\n{PROSE_EDIT}"
+    nbformat.write(nb, path)
+    report = execute_notebooks(smoke_run / "rerun", smoke_parameters(smoke_run),
+                               list_notebooks(edited), cache=smoke_run / "cache")
+    return smoke_run / "rerun", report
 
 
 @pytest.mark.notebooks
@@ -70,9 +94,18 @@ def test_notebook_runs_and_writes_its_numbers(smoke_run: Path, path: Path):
 
 
 @pytest.fixture(scope="session")
-def smoke_book(smoke_run: Path) -> Path:
-    """The book built from the smoke run (``_build/html``)."""
-    return build_book(stage_book(smoke_run / "executed", smoke_run / "src"), smoke_run.parent)
+def smoke_book(smoke_run: Path, smoke_rerun: tuple[Path, list[dict]]) -> Path:
+    """The book built from the smoke run's cache after a prose edit (``_build/html``)."""
+    return build_book(stage_book(smoke_rerun[0], smoke_run / "src"), smoke_run.parent)
+
+
+@pytest.mark.notebooks
+def test_smoke_rebuild_after_a_prose_edit_executes_nothing(smoke_rerun, smoke_book: Path):
+    """The second build of the same book takes every notebook from the cache, new prose shown."""
+    _, report = smoke_rerun
+    assert [r["status"] for r in report] == ["cached"] * len(NOTEBOOKS)
+    page = (smoke_book / "notebooks" / "06_explanations.html").read_text()
+    assert PROSE_EDIT in page
 
 
 @pytest.mark.notebooks

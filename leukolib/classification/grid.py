@@ -48,13 +48,22 @@ def classifier_runs(output_dir: str | os.PathLike, dataset: str | Dataset, profi
                     seed: int) -> Path:
     """The folder of a notebook run's eight classifiers.
 
+    ``output_dir/classifiers_<dataset>_<profile>_seed<seed>``, or under
+    ``$LEUKOLIB_RUNS`` keyed by the profile's classification settings and the
+    data (:func:`leukolib.run_cache.run_folder`).
+
     Examples
     --------
     >>> classifier_runs("outputs", "synthetic", "cpu", 0).as_posix()
     'outputs/classifiers_synthetic_cpu_seed0'
     """
+    from leukolib.run_cache import run_folder
+
+    prof = get_profile(profile)
     name = dataset if isinstance(dataset, str) else dataset.name
-    return Path(output_dir) / f"classifiers_{name}_{get_profile(profile).name}_seed{int(seed)}"
+    settings = {"classification": prof.classification, "seed": int(seed)}
+    return run_folder(output_dir, f"classifiers_{name}_{prof.name}_seed{int(seed)}", settings,
+                      dataset)
 
 
 def train_grid(

@@ -27,12 +27,19 @@ SHORTCUT_KEYS = ("segmented-relu-linear", "raw-relu-linear")
 def shortcut_folder(output_dir: str | os.PathLike, profile: str | Profile, seed: int) -> Path:
     """Where chapter 5 trains the experiment: ``output_dir/shortcut_<profile>_seed<seed>``.
 
+    Or under ``$LEUKOLIB_RUNS``, keyed by the profile's classification settings
+    (they set the smears too): :func:`leukolib.run_cache.run_folder`.
+
     Examples
     --------
     >>> shortcut_folder("outputs", "cpu", 0).as_posix()
     'outputs/shortcut_cpu_seed0'
     """
-    return Path(output_dir) / f"shortcut_{get_profile(profile).name}_seed{int(seed)}"
+    from leukolib.run_cache import run_folder
+
+    prof = get_profile(profile)
+    settings = {"classification": prof.classification, "seed": int(seed), "shortcut": 1.0}
+    return run_folder(output_dir, f"shortcut_{prof.name}_seed{int(seed)}", settings)
 
 
 def shortcut_grid(output_dir: str | os.PathLike, profile: str | Profile, seed: int = 0,
