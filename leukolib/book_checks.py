@@ -2,8 +2,11 @@
 
 :func:`check_html` scans every page of a jupyter-book build and reports what
 a reader must not see: markdown tables that did not render (raw ``| a | b |``
-text), absolute paths of the machine that built the book, and notebook error
-outputs. ``python -m leukolib.book build`` runs it after jupyter-book and
+text), absolute paths of the machine that built the book, notebook error
+outputs, and confidence intervals of zero width (``1.000 [1.000, 1.000]``, a
+table whose ``CI low`` equals its ``CI high``): a finite sample never gives
+one, so it is a wrong interval or a degenerate bootstrap printed as if it
+were one. ``python -m leukolib.book build`` runs it after jupyter-book and
 fails when it finds anything; the test suite runs it on the smoke build.
 """
 
@@ -53,6 +56,22 @@ MACHINE_PREFIXES = (
 # Documentation placeholders that look like absolute paths.
 PLACEHOLDER_PREFIXES = ("/path/to/",)
 _TRACEBACK = "Traceback (most recent call last)"
+
+# An interval as the book prints it, its two bounds captured: "0.81 [0.75, 0.86]" (an
+# estimate, then its bounds in brackets), or after the words "interval", "CI" or
+# "confidence": "[0.75, 0.86]", "(0.75, 0.86)", "0.75 to 0.86".
+_NUMBER = r"[+\-\u2212]?\d+(?:\.\d+)?"
+_DECIMAL = r"[+\-\u2212]?\d+\.\d+"
+_BRACKETED = re.compile(rf"{_DECIMAL}\s*\[\s*({_DECIMAL})\s*,\s*({_DECIMAL})\s*\]")
+_NAMED = re.compile(
+    rf"(?:\binterval|\bCI|\bconfidence)\b[^.;:\n\[\]()]{{0,30}}?"
+    rf"(?:\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]|\(\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\)"
+    rf"|\b({_NUMBER})\s+to\s+({_NUMBER})\b)",
+    re.IGNORECASE,
+)
+# Table columns holding an interval's bounds: "CI low" / "CI high", "ci_low" / "ci_high",
+# "iou_low" / "iou_high", "gray CI low" / "gray CI high" ...
+_LOW_HEADER = re.compile(r"(?<![a-z])low(?![a-z])", re.IGNORECASE)
 
 
 class _PageScanner(HTMLParser):
@@ -131,6 +150,111 @@ class _PageScanner(HTMLParser):
         self._flush()
 
 
+def _value(text: str) -> float | None:
+    """A number as printed (a sign, the typographer's minus), else None."""
+    try:
+        return float(text.strip().replace("\u2212", "-"))
+    except ValueError:
+        return None
+
+
+def _zero_width(text: str) -> list[str]:
+    """The intervals of zero width printed in ``text``, as excerpts."""
+    found = []
+    for pattern in (_BRACKETED, _NAMED):
+        for m in pattern.finditer(text):
+            bounds = [g for g in m.groups() if g is not None]
+            low, high = (_value(b) for b in bounds)
+            if low is not None and low == high:
+                found.append(_excerpt(text, *m.span()))
+    return found
+
+
+class _TableScanner(HTMLParser):
+    """Every table of a page as a grid of cell texts (row and column spans expanded)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[list[list[str]]] = []
+        self.rows: list[list[str]] | None = None
+        self.spans: dict[int, tuple[int, str]] = {}  # column -> (rows left, text) of a rowspan
+        self.row: list[str] | None = None
+        self.cell: list[str] | None = None
+        self.colspan = self.rowspan = 1
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag in _SKIP_TAGS:
+            self.skip += 1
+        elif tag == "table":
+            self.rows, self.spans = [], {}
+        elif tag == "tr" and self.rows is not None:
+            self.row = []
+        elif tag in ("td", "th") and self.row is not None:
+            self.cell = []
+            self.colspan = int(a.get("colspan") or 1)
+            self.rowspan = int(a.get("rowspan") or 1)
+
+    def _place(self, text: str, colspan: int, rowspan: int) -> None:
+        assert self.row is not None
+        while len(self.row) in self.spans:  # a cell of a row above spans down to here
+            self._carry()
+        for _ in range(colspan):
+            if rowspan > 1:
+                self.spans[len(self.row)] = (rowspan - 1, text)
+            self.row.append(text)
+
+    def _carry(self) -> None:
+        assert self.row is not None
+        left, text = self.spans.pop(len(self.row))
+        if left > 1:
+            self.spans[len(self.row)] = (left - 1, text)
+        self.row.append(text)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self.skip = max(0, self.skip - 1)
+        elif tag in ("td", "th") and self.cell is not None:
+            self._place(" ".join("".join(self.cell).split()), self.colspan, self.rowspan)
+            self.cell = None
+        elif tag == "tr" and self.row is not None and self.rows is not None:
+            while len(self.row) in self.spans:
+                self._carry()
+            self.rows.append(self.row)
+            self.row = None
+        elif tag == "table" and self.rows is not None:
+            self.tables.append(self.rows)
+            self.rows = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None and not self.skip:
+            self.cell.append(data)
+
+
+def _zero_width_rows(table: list[list[str]]) -> list[str]:
+    """Rows of a table whose interval columns (``... low`` beside ``... high``) are equal."""
+    found: list[str] = []
+    pairs: list[tuple[int, int, str]] = []
+    for header in table:
+        names = {text: i for i, text in enumerate(header)}
+        for text, i in names.items():
+            match = _LOW_HEADER.search(text)
+            if match:
+                high = text[:match.start()] + "high" + text[match.end():]
+                j = next((k for t, k in names.items() if t.lower() == high.lower()), None)
+                if j is not None:
+                    pairs.append((i, j, text))
+    for row in table:
+        for i, j, name in pairs:
+            if max(i, j) < len(row):
+                low, high = _value(row[i]), _value(row[j])
+                if low is not None and low == high:
+                    label = " ".join(t for t in row[:2] if _value(t) is None)
+                    found.append(f"{label}: {name} = {row[i]}, {row[j]}".strip())
+    return found
+
+
 def _excerpt(text: str, start: int, end: int, width: int = 30) -> str:
     left = text[max(0, start - width) : start].split("\n")[-1]
     right = text[end : end + width].split("\n")[0]
@@ -176,7 +300,16 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
       (URLs, relative paths and ``/path/to/`` placeholders are fine); also a
       link or image that points at such a path;
     - a notebook error output (a traceback as myst-nb renders it, papermill's
-      error marker, or a printed ``Traceback (most recent call last)``).
+      error marker, or a printed ``Traceback (most recent call last)``);
+    - a confidence interval of zero width, in the text (prose and cell
+      outputs, not code): an estimate followed by equal bounds
+      (``1.000 [1.000, 1.000]``, ``+0.000 [+0.000, +0.000]``), or equal bounds
+      after "interval", "CI" or "confidence" (``95 % interval 1.000 to
+      1.000``, ``CI [0.5, 0.5]``); or in a table, a row whose ``... low``
+      and ``... high`` columns (``CI low`` and ``CI high``, ``ci_low`` and
+      ``ci_high`` ...) show the same number. An exact interval of a
+      proportion is never of zero width, and a degenerate bootstrap is shown
+      as no interval (:func:`leukolib.tables.format_interval`).
 
     Parameters
     ----------
@@ -194,11 +327,13 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
     --------
     >>> import tempfile
     >>> site = Path(tempfile.mkdtemp())
-    >>> _ = (site / "page.html").write_text("<p>| a | b |</p><p>see /tmp/x/y.json</p>")
+    >>> _ = (site / "page.html").write_text("<p>| a | b |</p><p>see /tmp/x/y.json</p>"
+    ...                                     "<p>accuracy 1.000 [1.000, 1.000]</p>")
     >>> for problem in check_html(site):
     ...     print(problem)
     page.html: raw markdown table (not rendered): '| a | b |'
     page.html: absolute path of the build machine: 'see /tmp/x/y.json'
+    page.html: an interval of zero width: 'accuracy 1.000 [1.000, 1.000]'
     """
     html_dir = Path(html_dir)
     root_list = [str(REPO_ROOT), str(Path.home()), *(str(r) for r in roots)]
@@ -224,6 +359,14 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
             if in_output and not in_error and _TRACEBACK in text:
                 last = [ln.strip() for ln in text.splitlines() if ln.strip()][-1]
                 found[f"a printed traceback: {last[:120]!r}"] = None
+            for excerpt in _zero_width(text if in_output else prose):
+                found[f"an interval of zero width: {excerpt[:120]!r}"] = None
+        tables = _TableScanner()
+        tables.feed(page.read_text(encoding="utf-8", errors="replace"))
+        tables.close()
+        for table in tables.tables:
+            for row in _zero_width_rows(table):
+                found[f"an interval of zero width in a table: {row[:120]!r}"] = None
         for link in scanner.links:
             if link.startswith("file:") or _find_paths(link, root_list, anywhere=False):
                 found[f"a link to the build machine's files: {link[:120]!r}"] = None

@@ -179,15 +179,21 @@ def classification_metrics(
         ``recall_weighted``, ``f1_weighted`` (averages weighted by support, as
         the paper's Table 7 reads), ``confusion`` (list of lists, rows true,
         columns predicted) and ``per_class`` (precision, recall, F1, support
-        per class).
+        per class, and ``recall_ci``: the exact Clopper-Pearson 95 % interval
+        of the recall, a proportion of the class's images; NaN bounds for a
+        class absent from ``y_true``).
 
     Examples
     --------
     >>> m = classification_metrics([0, 1, 2, 2], [0, 2, 2, 2], ["L1", "L2", "L3"])
     >>> m["accuracy"], m["confusion"][1]
     (0.75, [0, 0, 1])
+    >>> [round(x, 3) for x in m["per_class"]["L3"]["recall_ci"]]
+    [0.158, 1.0]
     """
     from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+    from leukolib.stats import proportion_ci
 
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
@@ -200,6 +206,7 @@ def classification_metrics(
         y_true, y_pred, labels=labels, average=None, zero_division=0
     )
     w = s / s.sum() if s.sum() else np.zeros_like(p)
+    confusion = confusion_matrix(y_true, y_pred, labels=labels)
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "precision": float(np.mean(p)),
@@ -208,9 +215,10 @@ def classification_metrics(
         "precision_weighted": float(np.sum(w * p)),
         "recall_weighted": float(np.sum(w * r)),
         "f1_weighted": float(np.sum(w * f)),
-        "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "confusion": confusion.tolist(),
         "per_class": {
-            name: {"precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si)}
-            for name, pi, ri, fi, si in zip(names, p, r, f, s, strict=True)
+            name: {"precision": float(pi), "recall": float(ri), "f1": float(fi), "support": int(si),
+                   "recall_ci": list(proportion_ci(int(confusion[i, i]), int(si)))}
+            for i, (name, pi, ri, fi, si) in enumerate(zip(names, p, r, f, s, strict=True))
         },
     }

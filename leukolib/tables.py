@@ -7,8 +7,12 @@ per image); this module turns them into the tables a reader sees:
   :mod:`leukolib.paper`) in the paper's layout, one column per metric, a
   ``source`` column saying which is which;
 * :func:`styled` renders a table as an HTML table (a pandas ``Styler``) with the
-  best value of each column in bold and missing values as "n/a"; this is what
-  notebooks display, so that the book shows real tables;
+  best value of each column in bold and missing values as "n/a", and the
+  table's own note (``attrs["note"]``: e.g. the multiple-testing correction of
+  its verdicts) in its caption; this is what notebooks display, so that the
+  book shows real tables;
+* :func:`format_interval` writes an estimate with its interval, and says so
+  when there is none (never an interval of zero width);
 * :func:`to_markdown` writes the same table as GitHub-flavoured markdown for
   the report files and the terminal, the best cells in ``**bold**``;
 * :func:`save_table` writes CSV and JSON side by side.
@@ -42,6 +46,7 @@ __all__ = [
     "beside_paper",
     "best_mask",
     "format_cell",
+    "format_interval",
     "save_table",
     "styled",
     "to_markdown",
@@ -63,6 +68,48 @@ def format_cell(mean: Any, std: Any = None, digits: int = 3) -> str:
     if std is None or not np.isfinite(std):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def format_interval(mean: Any, low: Any, high: Any, digits: int = 2,
+                    signed: bool = False) -> str:
+    """``"0.81 [0.75, 0.86]"``; ``"0.81 (no interval)"`` without bounds; ``"n/a"`` without a mean.
+
+    Missing bounds are those of a degenerate bootstrap (every value equal:
+    :func:`leukolib.stats.bootstrap_ci` gives none rather than one of zero
+    width) or of too few values; the estimate is then shown alone, and says
+    so.
+
+    Parameters
+    ----------
+    mean, low, high : float
+    digits : int
+    signed : bool
+        Write a sign on every number (differences).
+
+    Examples
+    --------
+    >>> format_interval(0.8123, 0.75, 0.861), format_interval(float("nan"), 0, 1)
+    ('0.81 [0.75, 0.86]', 'n/a')
+    >>> format_interval(0.0, float("nan"), float("nan"), 3, signed=True)
+    '+0.000 (no interval)'
+    >>> format_interval(-0.0001, -0.0003, 0.0002, 3)  # not [-0.000, 0.000]
+    '-0.0001 [-0.0003, 0.0002]'
+    """
+    def number(x: Any) -> bool:
+        return x is not None and isinstance(x, int | float | np.number) and bool(np.isfinite(x))
+
+    if not number(mean):
+        return MISSING
+    if number(low) and number(high) and float(high) > float(low):
+        # more digits until the bounds differ as printed: an interval of positive width is
+        # never shown as one of zero width
+        while digits < 8 and round(float(low), digits) == round(float(high), digits):
+            digits += 1
+    spec = f"{'+' if signed else ''}.{digits}f"
+    text = f"{float(mean) + 0.0:{spec}}"
+    if not (number(low) and number(high)):
+        return f"{text} (no interval)"
+    return f"{text} [{float(low) + 0.0:{spec}}, {float(high) + 0.0:{spec}}]"
 
 
 def best_mask(
@@ -121,17 +168,29 @@ def styled(
     higher : bool or dict
         Whether higher is better (all columns, or per column).
     caption : str, optional
+        Followed by the table's note (``frame.attrs["note"]``), when it has
+        one: what a reader must know to read it (the correction of its
+        p-values).
 
     Returns
     -------
     pandas.io.formats.style.Styler
         Displayed by Jupyter (and rendered by the book) as an HTML table.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"p": [0.01]}); t.attrs["note"] = "p-values Holm-adjusted"
+    >>> "<caption>tests (p-values Holm-adjusted)</caption>" in styled(t, caption="tests").to_html()
+    True
     """
     mask = best_mask(frame, best, higher, digits)
     sty = frame.style.format(precision=digits, na_rep=MISSING)
     sty = sty.apply(lambda _: np.where(mask, "font-weight: bold", ""), axis=None)
-    if caption:
-        sty = sty.set_caption(caption)
+    note = frame.attrs.get("note")
+    if caption and note:
+        caption = f"{caption} ({note})"
+    if caption or note:
+        sty = sty.set_caption(caption or note)
     return sty
 
 

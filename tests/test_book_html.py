@@ -219,6 +219,67 @@ def test_several_pages_are_reported_page_by_page(tmp_path):
     assert [p.split(":")[0] for p in problems] == ["notebooks/a.html", "notebooks/b.html"]
 
 
+# --- intervals of zero width ---------------------------------------------------------------------
+
+
+def styler_table(low: float, high: float) -> str:
+    """A table as the notebooks show it (pandas' Styler), a two-level index spanning rows."""
+    import pandas as pd
+
+    from leukolib.tables import styled
+
+    index = pd.MultiIndex.from_tuples([("relu", "linear"), ("relu", "medium")], names=["a", "h"])
+    frame = pd.DataFrame({"test acc": [0.846, high], "CI low": [0.651, low],
+                          "CI high": [0.956, high]}, index=index)
+    return cell(output=f'<div class="output text_html">{styled(frame).to_html()}</div>')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1.000 [1.000, 1.000]",  # the front page's and chapter 5's 26 of 26, issue 22
+        "test accuracy 1.00 [1.00, 1.00]",
+        "+0.000 [+0.000, +0.000]",  # a paired difference, every image tied
+        "−0.020 [−0.020, −0.020]",  # the typographer's minus
+        "(95 % interval 1.000 to 1.000)",
+        "95 % CI [0.5, 0.5]",
+        "(95 % CI 40 to 40)",
+    ],
+)
+def test_an_interval_of_zero_width_fails(tmp_path, text):
+    for body in (f"<p>{text}</p>", cell(output=STREAM.format(text=text)),
+                 f"<table><tr><td><p>{text}</p></td></tr></table>"):
+        problems = check(tmp_path, body)
+        assert len(problems) == 1 and "an interval of zero width" in problems[0], (body, problems)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1.000 [0.868, 1.000]",
+        "0.500 (no interval)",
+        "the model scored 1.000 to 1.000 on its test splits",  # a range, not an interval
+        "probabilities [0.5, 0.5]",  # a list, no estimate before it
+        "0.912 ± 0.000",
+    ],
+)
+def test_intervals_of_some_width_and_other_numbers_pass(tmp_path, text):
+    assert check(tmp_path, f"<p>{text}</p>" + cell(output=STREAM.format(text=text))) == []
+
+
+def test_zero_width_in_code_passes(tmp_path):
+    source = "bootstrap_ci([0.5, 0.5]) == (0.5, 0.5)  # 0.5 [0.5, 0.5]"
+    assert check(tmp_path, cell(source=source)) == []
+
+
+def test_a_table_whose_low_and_high_columns_agree_fails(tmp_path):
+    assert check(tmp_path, styler_table(0.8, 0.9)) == []
+    problems = check(tmp_path, styler_table(1.0, 1.0))
+    assert len(problems) == 1, problems
+    assert problems[0] == ("page.html: an interval of zero width in a table: "
+                           "'relu medium: CI low = 1.000, 1.000'")
+
+
 # --- the executed copies show the parameters' paths relative --------------------------------------
 
 

@@ -165,6 +165,11 @@ def test_baselines_and_tables(grid, smoke_data):
     assert list(twins.index) == ["relu-linear"] and 0 <= twins["McNemar p"].iloc[0] <= 1
     vs = against(records, base["color"], name="colour")
     assert list(vs.columns[:2]) == ["accuracy", "colour accuracy"]
+    for t in (twins, vs):  # verdicts on Holm-adjusted p-values, the table says so
+        assert (t["Holm p"] >= t["McNemar p"]).all() and "verdict" in t
+        assert "Holm-adjusted" in t.attrs["note"]
+    lo, hi = table.loc[KEYS[0], ["CI low", "CI high"]]
+    assert lo < hi  # an exact interval: never of zero width
     t5 = table5_beside_paper(records)
     assert (t5.source == "leukolib").sum() == 2 and t5.source.str.startswith("paper").sum() == 4
     t6 = table6_beside_paper(records, base)

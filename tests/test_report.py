@@ -31,7 +31,19 @@ from leukolib.segmentation.report import (
 )
 from leukolib.segmentation.training import train_unet
 from leukolib.segmentation.unet import load_unet_run
-from leukolib.stats import bootstrap_ci, holm, mcnemar, paired_comparison, wilcoxon_p
+from leukolib.stats import (
+    bootstrap_ci,
+    cluster_bootstrap_ci,
+    holm,
+    holm_paired,
+    is_degenerate,
+    mcnemar,
+    outcomes_ci,
+    paired_comparison,
+    proportion_ci,
+    stratified_bootstrap_ci,
+    wilcoxon_p,
+)
 from leukolib.tables import styled, to_markdown
 
 matplotlib.use("Agg")
@@ -176,7 +188,6 @@ def test_overall_table_and_intervals(fake_ev):
 def test_statistics():
     lo, hi = bootstrap_ci([0.1, 0.2, 0.3, 0.4, 0.9], seed=0)
     assert lo < 0.38 < hi and bootstrap_ci([0.1, 0.2, 0.3, 0.4, 0.9], seed=0) == (lo, hi)
-    assert bootstrap_ci([0.5, 0.5]) == (0.5, 0.5)
     assert 0.0 < wilcoxon_p([0.1, -0.2, 0.3, 0.25, 0.1]) <= 1.0 and wilcoxon_p([0, 0]) == 1.0
     r = paired_comparison(np.linspace(0.8, 0.9, 30), np.linspace(0.7, 0.8, 30), names=("a", "b"))
     assert r["verdict"] == "a better" and r["wins"] == 30
@@ -186,9 +197,81 @@ def test_statistics():
     assert m["p"] < 1e-6
 
 
+def test_a_proportion_gets_its_exact_interval_never_one_of_zero_width():
+    # 26 of 26: Clopper-Pearson's lower bound is 0.025 ** (1 / 26) = 0.868, not 1
+    lo, hi = proportion_ci(26, 26)
+    assert lo == pytest.approx(0.025 ** (1 / 26)) and round(lo, 3) == 0.868 and hi == 1.0
+    assert proportion_ci(0, 26)[0] == 0.0
+    assert proportion_ci(0, 26)[1] == pytest.approx(1 - 0.025 ** (1 / 26))
+    # Clopper-Pearson's bounds are quantiles of beta distributions
+    from scipy.stats import beta
+
+    lo, hi = proportion_ci(22, 26)
+    assert lo == pytest.approx(beta.ppf(0.025, 22, 5)) and hi == pytest.approx(
+        beta.ppf(0.975, 23, 4))
+    assert outcomes_ci([1.0] * 26 + [np.nan]) == proportion_ci(26, 26)
+    assert np.isnan(proportion_ci(0, 0)).all()
+    with pytest.raises(ValueError, match="0 or 1"):
+        outcomes_ci([0.5, 1.0])
+
+
+def test_a_degenerate_bootstrap_is_flagged_not_printed():
+    assert is_degenerate([0.5, 0.5]) and is_degenerate([0.7]) and not is_degenerate([0.5, 0.6])
+    assert np.isnan(bootstrap_ci([0.5, 0.5])).all()  # was (0.5, 0.5): an interval of zero width
+    assert np.isnan(bootstrap_ci([1.0] * 26)).all() and np.isnan(bootstrap_ci([0.3])).all()
+    assert np.isnan(cluster_bootstrap_ci([0.5] * 4, ["a", "a", "b", "b"])).all()
+    # every resample the same statistic: no interval from the stratified bootstrap either
+    ci = stratified_bootstrap_ci(lambda i: 0.0, [0, 0, 1, 1], n_boot=50)
+    assert np.isnan(ci).all()
+    # all differences zero: no interval, no winner; all equal and large: the test decides
+    r = paired_comparison([0.5] * 10, [0.5] * 10)
+    assert r["degenerate"] and np.isnan([r["ci_low"], r["ci_high"]]).all()
+    assert r["verdict"] == "no significant difference"
+    r = paired_comparison([1.0] * 10, [0.0] * 10, names=("a", "b"))
+    assert r["degenerate"] and r["verdict"] == "a better" and r["wilcoxon_p"] < 0.01
+
+
+def test_pooled_models_are_resampled_by_image():
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, 20)  # what an image does to every model's score
+    values = np.r_[image + rng.normal(0, 0.05, 20), image + rng.normal(0, 0.05, 20)]
+    ids = np.r_[np.arange(20), np.arange(20)]
+    lo, hi = cluster_bootstrap_ci(values, ids, n_boot=2000, seed=0)
+    rows_lo, rows_hi = bootstrap_ci(values, n_boot=2000, seed=0)
+    # rows counted as 40 independent images: too narrow; by image, near the 20 images' own
+    img_lo, img_hi = bootstrap_ci(values.reshape(2, 20).mean(0), n_boot=2000, seed=0)
+    assert hi - lo > 1.2 * (rows_hi - rows_lo)
+    assert hi - lo == pytest.approx(img_hi - img_lo, rel=0.15)
+    assert cluster_bootstrap_ci(values, ids, n_boot=2000, seed=0) == (lo, hi)
+    # one row per image: the ordinary bootstrap
+    assert cluster_bootstrap_ci(image, np.arange(20), seed=1) == bootstrap_ci(image, seed=1)
+    r = paired_comparison(values, values - 0.1, clusters=ids)
+    assert r["n"] == 20 and r["wins"] == 20
+
+
+def test_a_table_of_verdicts_is_holm_adjusted():
+    t = pd.DataFrame({"mean_diff": [0.2, 0.1, 0.1], "ci_low": [0.1, 0.02, -0.05],
+                      "ci_high": [0.3, 0.2, 0.2], "wilcoxon_p": [0.001, 0.03, 0.2]})
+    h = holm_paired(t, ("A", "B"))
+    np.testing.assert_allclose(h["wilcoxon_p_holm"], [0.003, 0.06, 0.2])
+    assert h["wilcoxon_p"].tolist() == [0.001, 0.03, 0.2]  # the raw p-values stay
+    # the second row was significant alone (p = 0.03), not among three tests
+    assert h["verdict"].tolist() == ["A better", "no significant difference",
+                                     "no significant difference"]
+    assert h.attrs["note"].startswith("p-values Holm-adjusted over the 3 tests of this table")
+    assert "Holm-adjusted over the 3 tests" in styled(h, caption="x").to_html()
+    # a row flagged degenerate stands at its difference; one without the flag (NaN) does not
+    t["degenerate"] = [np.nan, np.nan, True]
+    t.loc[1, ["ci_low", "wilcoxon_p"]] = [-0.05, 0.001]  # the interval holds 0: no winner
+    t.loc[2, ["ci_low", "ci_high", "wilcoxon_p"]] = [np.nan, np.nan, 0.001]
+    h = holm_paired(t, ("A", "B"))
+    assert h["verdict"].tolist() == ["A better", "no significant difference", "A better"]
+
+
 def test_paired_table_and_diagnostics(fake_ev):
     p = paired_table(fake_ev, n_boot=500)
     assert set(p["comparison"]) == {"ENSEMBLE - DEEP", "ENSEMBLE - HM"}
+    assert (p["wilcoxon_p_holm"] >= p["wilcoxon_p"]).all() and "Holm" in p.attrs["note"]
     d = fusion_diagnostics(fake_ev)
     assert {"and_removes_fp", "and_removes_tp", "hm_rec", "deep_pre"} <= set(d.columns)
 

@@ -81,7 +81,8 @@ def shortcut_experiment(
     -------
     DataFrame
         One row per model and test set: ``model, shortcut, accuracy, CI low,
-        CI high, n``; ``attrs["drop"]``: per model, the accuracy lost from
+        CI high`` (the accuracy's exact Clopper-Pearson interval), ``n``;
+        ``attrs["drop"]``: per model, the accuracy lost from
         ``shortcut=1`` to each other test; ``attrs["gap"]``: the records of
         :func:`shortcut_gaps`.
     """
@@ -174,7 +175,8 @@ def shortcut_gaps(frame: pd.DataFrame) -> pd.DataFrame:
     reversed): the mean drop of the segmented and of the raw models from the
     test where the cue holds, their difference (``raw minus segmented``) and
     its 95 % bootstrap interval over the test smears (the same cells in every
-    test set, resampled together). The interval covers the test smears only:
+    test set, resampled together; none, NaN, when every smear gives the same
+    difference). The interval covers the test smears only:
     each model is trained once, so training's own variability is not in it.
 
     Parameters
@@ -286,6 +288,7 @@ def shortcut_verdict(frame: pd.DataFrame, margin: float = 0.15, chance: float = 
 
     gaps = shortcut_gaps(frame)
     low = gaps["CI low"].iloc[-1] if len(gaps) else None
+    low = None if low is None or not np.isfinite(low) else low  # no interval: the gap decides
     return _verdict(s, r, margin, points, low) + _gap_sentence(gaps, margin)
 
 
@@ -295,10 +298,18 @@ def _gap_sentence(gaps: pd.DataFrame, margin: float) -> str:
         return ""
     names = {0.0: "absent", -1.0: "reversed"}
     parts = [f"{100 * g['raw minus segmented']:.0f} points where the cue was "
-             f"{names.get(float(g['shortcut']), f'set to {g.shortcut:g}')} (95 % CI "
-             f"{100 * g['CI low']:.0f} to {100 * g['CI high']:.0f})" for _, g in gaps.iterrows()]
+             f"{names.get(float(g['shortcut']), f'set to {g.shortcut:g}')} ({_ci_words(g)})"
+             for _, g in gaps.iterrows()]
     return (" The accuracy the raw model lost minus the accuracy the segmented one lost: "
             + " and ".join(parts) + f"; the experiment looks for at least {100 * margin:.0f}.")
+
+
+def _ci_words(gap: pd.Series) -> str:
+    """A gap's interval in points, or why it has none (every smear the same difference)."""
+    lo, hi = gap["CI low"], gap["CI high"]
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "the same on every smear: no interval"
+    return f"95 % CI {100 * lo:.0f} to {100 * hi:.0f}"
 
 
 def _verdict(s: float, r: float, margin: float, points: Callable[[float], str],

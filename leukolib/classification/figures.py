@@ -77,7 +77,7 @@ def plot_confusions(records: Mapping[str, Mapping[str, Any]], ncols: int = 4,
 
 
 def plot_accuracies(table: pd.DataFrame, chance: float | None = None, ax=None):
-    """Test accuracy with its bootstrap interval, one row per model (``test acc``, ``CI low/high``).
+    """Test accuracy with its exact interval, one row per model (``test acc``, ``CI low/high``).
 
     Segmented models in one colour, raw in another, anything else (baselines)
     in grey.
@@ -98,7 +98,7 @@ def plot_accuracies(table: pd.DataFrame, chance: float | None = None, ax=None):
     if chance is not None:
         ax.axvline(chance, color="k", lw=0.8, ls=":", label="chance")
         ax.legend(fontsize=8, loc="lower left")
-    ax.set_xlabel("test accuracy (fold average) with 95 % bootstrap interval")
+    ax.set_xlabel("test accuracy (fold average) with its 95 % exact interval")
     ax.grid(axis="x", alpha=0.3)
     return ax
 

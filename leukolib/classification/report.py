@@ -3,11 +3,15 @@
 Every table takes run records (``train_grid``'s return value, or the
 ``run.json`` of each run) and, where they compare models, compares them on
 the **same test images**: McNemar's test on the images where exactly one of
-the two is right (:func:`leukolib.stats.mcnemar`).
+the two is right (:func:`leukolib.stats.mcnemar`). A table of such tests is
+one family: its p-values are Holm-adjusted over its rows, the verdicts are
+decided on the adjusted ones, and the table's note (``attrs["note"]``,
+shown in its caption by :func:`leukolib.tables.styled`) says so.
 
 * :func:`grid_table`: one row per model: validation accuracy over folds,
   the best fold's (the paper's Table 5 number), the test accuracy of the
-  fold average with its bootstrap interval, macro and weighted F1;
+  fold average with its exact (Clopper-Pearson) interval, macro and
+  weighted F1;
 * :func:`table5_beside_paper`, :func:`table6_beside_paper`: ours in the paper's
   layouts, its numbers beside;
 * :func:`segmented_vs_raw`: each segmented model against its raw twin;
@@ -27,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leukolib.stats import mcnemar
+from leukolib.stats import holm, holm_note, mcnemar, mcnemar_verdict
 
 __all__ = [
     "accuracies",
@@ -40,8 +44,10 @@ __all__ = [
     "committed_tables",
     "describe_input",
     "grid_table",
+    "holm_mcnemar",
     "load_records",
     "predictions",
+    "reanalysis_note",
     "segmented_vs_raw",
     "table5_beside_paper",
     "table1",
@@ -148,11 +154,50 @@ def _aligned(a: Mapping[str, Any], b: Mapping[str, Any]):
     return y, pred_a, pred_b[[order[i] for i in ids_a]]
 
 
+def holm_mcnemar(table: pd.DataFrame, names: tuple[str, str], only: tuple[str, str],
+                 p: str = "McNemar p") -> pd.DataFrame:
+    """A table of McNemar tests with Holm-adjusted p-values and the verdicts decided on them.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One test per row.
+    names : (str, str)
+        The two sides, in the verdicts.
+    only : (str, str)
+        The columns counting the images only the first (second) side got right.
+    p : str
+        The column of raw p-values (kept); ``Holm p`` follows it.
+
+    Returns
+    -------
+    DataFrame
+        A copy with ``Holm p`` and ``verdict`` (:func:`leukolib.stats.mcnemar_verdict`
+        on the adjusted p); ``attrs["note"]`` names the correction.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"a only": [0, 9], "b only": [4, 0], "McNemar p": [0.125, 0.004]})
+    >>> h = holm_mcnemar(t, ("a", "b"), ("a only", "b only"))
+    >>> h["Holm p"].tolist(), h["verdict"].tolist()
+    ([0.125, 0.008], ['no significant difference', 'a better'])
+    """
+    out = table.copy()
+    adjusted = holm(out[p].astype(float)) if len(out) else np.zeros(0)
+    out.insert(list(out.columns).index(p) + 1, "Holm p", adjusted)
+    out["verdict"] = [mcnemar_verdict(int(a), int(b), float(q), names)
+                      for a, b, q in zip(out[only[0]], out[only[1]], adjusted, strict=True)]
+    out.attrs["note"] = holm_note(int(np.isfinite(adjusted).sum()), "McNemar p-values")
+    return out
+
+
 def segmented_vs_raw(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Each segmented model against its raw twin (same activation and head), same test images.
 
     Columns: ``segmented``, ``raw`` (test accuracies), ``difference``,
-    ``segmented only right``, ``raw only right``, ``McNemar p``.
+    ``segmented only right``, ``raw only right``, ``McNemar p``, ``Holm p``
+    (adjusted over the table's rows) and ``verdict`` (on the adjusted p,
+    :func:`holm_mcnemar`).
     """
     rows = {}
     for key, r in records.items():
@@ -168,9 +213,10 @@ def segmented_vs_raw(records: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
             "difference": float((pa == y).mean() - (pb == y).mean()),
             "segmented only right": t["a_right_b_wrong"], "raw only right": t["a_wrong_b_right"],
             "McNemar p": t["p"]}
-    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=[
+        "segmented", "raw", "difference", "segmented only right", "raw only right", "McNemar p"])
     frame.index.name = "activation-head"
-    return frame
+    return holm_mcnemar(frame, ("segmented", "raw"), ("segmented only right", "raw only right"))
 
 
 def against(results: Mapping[str, Mapping[str, Any]], reference: Mapping[str, Any],
@@ -178,7 +224,8 @@ def against(results: Mapping[str, Mapping[str, Any]], reference: Mapping[str, An
     """Every result against one reference on the same test images (McNemar).
 
     Columns: ``accuracy``, ``<name> accuracy``, ``only model right``,
-    ``only <name> right``, ``McNemar p``.
+    ``only <name> right``, ``McNemar p``, ``Holm p`` (adjusted over the
+    table's rows) and ``verdict`` (on the adjusted p, :func:`holm_mcnemar`).
     """
     rows = {}
     for key, r in results.items():
@@ -187,9 +234,10 @@ def against(results: Mapping[str, Mapping[str, Any]], reference: Mapping[str, An
         rows[key] = {"accuracy": float((pa == y).mean()), f"{name} accuracy":
                      float((pb == y).mean()), "only model right": t["a_right_b_wrong"],
                      f"only {name} right": t["a_wrong_b_right"], "McNemar p": t["p"]}
-    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=[
+        "accuracy", f"{name} accuracy", "only model right", f"only {name} right", "McNemar p"])
     frame.index.name = "model"
-    return frame
+    return holm_mcnemar(frame, ("model", name), ("only model right", f"only {name} right"))
 
 
 def table1(num_classes: int, arch: str = "resnet50") -> pd.DataFrame:
@@ -473,7 +521,7 @@ def committed_settings(name: str) -> dict[str, Any] | None:
     if len(frame):
         frame.index = pd.MultiIndex.from_tuples(frame.index, names=["setting", "seed"])
     return {"table": table, "chosen": frame, "text": _settings_text(long),
-            "source": reference.provenance(name)}
+            "source": _sourced(reference.provenance(name), shipped)}
 
 
 def committed(name: str) -> dict[str, Any] | None:
@@ -520,7 +568,8 @@ def committed_splits(name: str) -> dict[str, Any] | None:
     if colour:
         text += (f"; the colour-only baseline {table[colour[0]].min():.3f} to "
                  f"{table[colour[0]].max():.3f}")
-    return {"source": reference.provenance(name), "table": table, "text": text + "."}
+    return {"source": _sourced(reference.provenance(name), shipped),
+            "table": table, "text": text + "."}
 
 
 def committed_tables(result: Mapping[str, Any]) -> dict[str, Any]:
@@ -538,7 +587,8 @@ def committed_tables(result: Mapping[str, Any]) -> dict[str, Any]:
               f"{cfg.get('arch')} at {cfg.get('image_size')} px, {cfg.get('folds')} folds x "
               f"{cfg.get('epochs')} epochs, {cfg.get('weights')} weights, learning rate "
               f"{cfg.get('lr')}; {g.get('n_test')} test images. From `{result.get('command')}`, "
-              f"{str(result.get('date', ''))[:10]}, commit {result.get('commit')}.")
+              f"{str(result.get('date', ''))[:10]}, commit {result.get('commit')}")
+    source = _sourced(source, result) + "."
     tables: dict[str, pd.DataFrame] = {}
     if g.get("table"):
         t = pd.DataFrame(g["table"]).set_index("model")
@@ -555,8 +605,48 @@ def committed_tables(result: Mapping[str, Any]) -> dict[str, Any]:
             ("color", "the best segmented and raw models trained again on grey images", "model")):
         rows = g.get(key) if key == "segmented_vs_raw" else result.get(key)
         if rows:
-            tables[title] = pd.DataFrame(rows).set_index(index)
+            tables[title] = _verdicts(pd.DataFrame(rows).set_index(index))
     return {"source": source, "tables": tables}
+
+
+def _verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """A shipped table of McNemar tests with its verdicts decided here, on Holm-adjusted p-values.
+
+    The shipped tables hold the raw p-values (and no verdict); other tables
+    come back as they are.
+    """
+    if "McNemar p" not in table:
+        return table
+    table = table.drop(columns=["Holm p", "verdict"], errors="ignore")
+    only = [c for c in table.columns if c.endswith(" only right")]
+    if len(only) == 2:  # segmented against raw
+        return holm_mcnemar(table, ("segmented", "raw"), (only[0], only[1]))
+    other = next(c for c in table.columns if c.startswith("only ") and c != "only model right")
+    return holm_mcnemar(table, ("model", other.removeprefix("only ").removesuffix(" right")),
+                        ("only model right", other))
+
+
+def reanalysis_note(shipped: Mapping[str, Any]) -> str:
+    """A clause for a shipped result whose intervals were recomputed since (else ``""``).
+
+    ``benchmarks/reanalyse_intervals.py`` records it in the file's provenance.
+
+    Examples
+    --------
+    >>> r = {"reanalysis": {"command": "python reanalyse.py", "date": "2026-12-04"}}
+    >>> reanalysis_note({"provenance": r})
+    'intervals recomputed from the stored counts by `python reanalyse.py`, 2026-12-04'
+    """
+    record = (shipped.get("provenance") or shipped).get("reanalysis")
+    if not record:
+        return ""
+    return f"intervals recomputed from the stored counts by `{record['command']}`, {record['date']}"
+
+
+def _sourced(source: str, shipped: Mapping[str, Any]) -> str:
+    """``source``, and the reanalysis of its intervals where there was one."""
+    note = reanalysis_note(shipped)
+    return f"{source}; {note}" if note else source
 
 
 def describe_input(config: Mapping[str, Any]) -> str:

@@ -21,8 +21,9 @@ array              shape           what
 =================  ==============  ===============================================
 
 and scores the test split: the **fold average** (the mean of the folds'
-logits, the model a reader would deploy) with a bootstrap interval of its
-accuracy, and each fold model alone (mean and standard deviation over folds).
+logits, the model a reader would deploy) with the exact (Clopper-Pearson)
+interval of its accuracy, and each fold model alone (mean and standard
+deviation over folds).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 
 from leukolib.metrics import classification_metrics
 from leukolib.runs import RunDirectory, now
-from leukolib.stats import bootstrap_ci
+from leukolib.stats import proportion_ci
 
 __all__ = ["LOGITS", "finish_run", "score_logits"]
 
@@ -44,17 +45,24 @@ LOGITS = "logits.npz"
 def score_logits(
     labels: np.ndarray, logits: np.ndarray, class_names, n_boot: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
-    """Classification metrics of logits, with a bootstrap interval of the accuracy.
+    """Classification metrics of logits, with the exact interval of the accuracy.
+
+    ``accuracy_ci`` is the Clopper-Pearson 95 % interval of the share of
+    images right (:func:`leukolib.stats.proportion_ci`), never of zero width;
+    each class's recall has its own (``per_class[name]["recall_ci"]``).
+    ``n_boot`` and ``seed`` are unused (an exact interval needs no
+    resampling), kept for callers.
 
     Examples
     --------
     >>> m = score_logits(np.array([0, 1, 1]), np.array([[2., 0], [0, 1], [1, 0]]), ["a", "b"])
-    >>> round(m["accuracy"], 3), m["confusion"]
-    (0.667, [[1, 0], [1, 1]])
+    >>> round(m["accuracy"], 3), m["confusion"], [round(x, 3) for x in m["accuracy_ci"]]
+    (0.667, [[1, 0], [1, 1]], [0.094, 0.992])
     """
     pred = np.asarray(logits).argmax(1)
+    labels = np.asarray(labels)
     m = classification_metrics(labels, pred, list(class_names))
-    m["accuracy_ci"] = list(bootstrap_ci((pred == labels).astype(float), n_boot=n_boot, seed=seed))
+    m["accuracy_ci"] = list(proportion_ci(int((pred == labels).sum()), len(labels)))
     m["n"] = int(len(labels))
     return m
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from leukolib.explain.summary import interval_table, sanity_cells, with_intervals
+from leukolib.explain.summary import holm_inputs, interval_table, sanity_cells, with_intervals
 
 __all__ = ["SHIPPED_METRICS", "calibration_view", "committed_explanations", "shipped"]
 
@@ -95,6 +95,17 @@ def _distinct(frame: pd.DataFrame, r: Mapping[str, Any]) -> pd.DataFrame:
     return frame[frame["method"].isin(methods)]
 
 
+def _inputs(r: Mapping[str, Any]) -> pd.DataFrame:
+    """Segmented against raw, the methods whose maps differ, verdicts on Holm-adjusted p-values.
+
+    Computed here from the shipped raw p-values and intervals, over the rows
+    shown (a map shared by several methods is one test), whatever the
+    verdicts stored with them.
+    """
+    cmp = _distinct(pd.DataFrame(r.get("segmented_vs_raw", [])), r)
+    return holm_inputs(cmp) if len(cmp) else cmp
+
+
 def _summary(r: Mapping[str, Any]) -> str:
     """One paragraph of what the shipped numbers say, computed from them."""
     h = r.get("headline", {})
@@ -115,12 +126,13 @@ def _summary(r: Mapping[str, Any]) -> str:
                      f"({', '.join(methods)}; the others coincide with an earlier one, largest "
                      f"difference {h.get('max_diff_three', float('nan')):.1g}): the tables of "
                      "layer4 show those.")
-    cmp = _distinct(pd.DataFrame(r.get("segmented_vs_raw", [])), r)
+    cmp = _inputs(r)
     if len(cmp):
         better = int((cmp["verdict"] == "segmented better").sum())
         parts.append(f"Segmented minus raw, image by image: the segmented model puts "
                      f"significantly more on the nucleus in {better} of {len(cmp)} "
-                     "architecture-method pairs.")
+                     "architecture-method pairs (Wilcoxon p-values Holm-adjusted over the "
+                     f"{len(cmp)} pairs).")
     rec = r.get("recommendation") or {}
     if rec.get("text"):
         parts.append(f"Recommended by ROAD and the randomization check: {rec['text']}.")
@@ -167,14 +179,17 @@ def committed_explanations(name: str) -> dict[str, Any] | None:
         tables[f"energy share on the nucleus ({finer['layer']}, a finer grid)"] = interval_table(
             pd.DataFrame(finer["localization"]), "energy_nucleus")  # finer maps differ
     if r.get("segmented_vs_raw"):
-        tables["segmented minus raw (energy on the nucleus, paired)"] = _distinct(pd.DataFrame(
-            r["segmented_vs_raw"]), r).set_index(["architecture", "method"])[
-            ["segmented", "raw", "difference", "ci_low", "ci_high", "wilcoxon_p", "verdict"]]
+        tables["segmented minus raw (energy on the nucleus, paired)"] = _inputs(r).set_index(
+            ["architecture", "method"])[["segmented", "raw", "difference", "ci_low", "ci_high",
+                                         "wilcoxon_p", "wilcoxon_p_holm", "verdict"]]
     if r.get("sanity"):
         tables["randomization check (rank correlation with the randomized model's map)"] = \
             sanity_cells(_distinct(pd.DataFrame(r["sanity"]), r))
     if r.get("calibration"):
         tables["calibration on the test split"] = calibration_view(
             pd.DataFrame(r["calibration"]).set_index("model"))
-    return {"source": reference.provenance(stem), "summary": _summary(r), "tables": tables,
-            "results": r}
+    from leukolib.classification.report import reanalysis_note
+
+    note = reanalysis_note(reference.load(stem))
+    source = reference.provenance(stem) + (f"; {note}" if note else "")
+    return {"source": source, "summary": _summary(r), "tables": tables, "results": r}

@@ -156,20 +156,28 @@ class ExplanationReport:
 
     def input_comparison(self, metric: str = "energy_nucleus",
                          compact: bool = False) -> pd.DataFrame:
-        """Segmented minus raw, per architecture and method, paired by image.
+        """Segmented minus raw, per architecture and distinct method, paired by image.
 
-        ``compact``: the distinct methods only, the interval in one column.
+        Only the methods whose maps differ (:meth:`distinct_methods`) are
+        compared: a map that several methods share is one test, and the
+        table's p-values are Holm-adjusted over its tests
+        (:func:`~leukolib.explain.summary.compare_inputs`). ``compact``: the
+        interval in one column.
         """
-        out = compare_inputs(self.localization, metric, self.n_boot, self.seed)
+        out = compare_inputs(self.localization, metric, self.n_boot, self.seed,
+                             methods=self.distinct_methods())
         if compact and len(out):
-            out = out[out["method"].isin(self.distinct_methods())]
             out = with_intervals(out, {"difference [95 % CI]": ("difference", "ci_low",
                                                                 "ci_high")}, 3)
             out = out.drop(columns="n").reset_index(drop=True)
         return out
 
     def faithfulness_summary(self, by: Sequence[str] = ("method",)) -> pd.DataFrame:
-        """Means and intervals of the faithfulness measures, pooled over models by default."""
+        """Means and intervals of the faithfulness measures, pooled over models by default.
+
+        Pooled, an image gives one row per model: the intervals resample
+        images, not rows (:func:`~leukolib.explain.summary.summarize`).
+        """
         return summarize(self.faithfulness, list(by), FAITHFULNESS_METRICS, self.n_boot,
                          self.seed)
 

@@ -2,9 +2,14 @@
 
 Every measure of this stage is computed per test image (per model and
 method); the tables the book shows are means with BCa bootstrap intervals
-over images (:func:`leukolib.stats.bootstrap_ci`), and comparisons are paired
-image by image (:func:`leukolib.stats.paired_comparison`), since all models
-are evaluated on the same test split.
+over images (:func:`leukolib.stats.bootstrap_ci`), the hit rates of the
+pointing game with exact intervals (:func:`leukolib.stats.outcomes_ci`), and
+comparisons are paired image by image (:func:`leukolib.stats.paired_comparison`),
+since all models are evaluated on the same test split. Where several models
+are pooled, an image gives several rows: the intervals then resample images,
+not rows (:func:`leukolib.stats.cluster_bootstrap_ci`), and a table of
+several tests decides its verdicts on Holm-adjusted p-values
+(:func:`leukolib.stats.holm_paired`).
 
 Examples
 --------
@@ -22,11 +27,24 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from leukolib.stats import bootstrap_ci, paired_comparison
+from leukolib.stats import (
+    ALPHA,
+    bootstrap_ci,
+    cluster_bootstrap_ci,
+    holm,
+    holm_paired,
+    outcomes_ci,
+    paired_comparison,
+    paired_verdict,
+)
+from leukolib.tables import format_interval
 
 __all__ = [
+    "INPUT_COLUMNS",
+    "PROPORTIONS",
     "compare_inputs",
     "format_interval",
+    "holm_inputs",
     "interval_table",
     "recommend_method",
     "sanity_cells",
@@ -35,15 +53,50 @@ __all__ = [
 ]
 
 
+#: The per-image measures that are hits or misses (0 or 1): their mean is a proportion.
+PROPORTIONS = ("pointing_nucleus", "pointing_cell")
+
+
+def _interval(values: np.ndarray, units: np.ndarray | None, proportion: bool, n_boot: int,
+              seed: int) -> tuple[float, float]:
+    """The interval of a group's mean: exact for a proportion, else by image (resampled)."""
+    if units is not None and len(set(units.tolist())) < len(units):
+        return cluster_bootstrap_ci(values, units, n_boot=n_boot, seed=seed)
+    if proportion:
+        return outcomes_ci(values)
+    return bootstrap_ci(values, n_boot=n_boot, seed=seed)
+
+
 def summarize(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str],
-              n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Mean and bootstrap interval of each metric per group, as tidy rows.
+              n_boot: int = 2000, seed: int = 0, *, proportions: Sequence[str] = PROPORTIONS,
+              unit: str | None = "id") -> pd.DataFrame:
+    """Mean and 95 % interval of each metric per group, as tidy rows.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Per-image rows.
+    by : sequence of str
+        The groups (e.g. ``model, method``).
+    metrics : sequence of str
+    n_boot, seed :
+        Of the bootstrap intervals.
+    proportions : sequence of str
+        Metrics that are 0/1 outcomes (:data:`PROPORTIONS`): exact
+        Clopper-Pearson interval of their hit rate
+        (:func:`leukolib.stats.outcomes_ci`), never of zero width.
+    unit : str, optional
+        The column of the resampling unit (the image id): where a group holds
+        a unit more than once (models pooled), the interval resamples units
+        (:func:`leukolib.stats.cluster_bootstrap_ci`), so that an image
+        counts once.
 
     Returns
     -------
     DataFrame
         ``*by, metric, mean, ci_low, ci_high, n`` (``n``: finite values; NaN
-        values, such as the share of an all-zero map, are left out).
+        values, such as the share of an all-zero map, are left out). A
+        degenerate bootstrap (every value equal) has NaN bounds: no interval.
     """
     rows = []
     for key, g in frame.groupby(list(by), sort=False):
@@ -52,8 +105,10 @@ def summarize(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str],
             if m not in g:
                 continue
             v = g[m].to_numpy(np.float64)
-            v = v[np.isfinite(v)]
-            lo, hi = bootstrap_ci(v, n_boot=n_boot, seed=seed)
+            finite = np.isfinite(v)
+            units = g[unit].to_numpy()[finite] if unit and unit in g else None
+            v = v[finite]
+            lo, hi = _interval(v, units, m in proportions, n_boot, seed)
             rows.append({**dict(zip(by, key, strict=True)), "metric": m,
                          "mean": float(v.mean()) if v.size else np.nan,
                          "ci_low": lo, "ci_high": hi, "n": int(v.size)})
@@ -74,21 +129,6 @@ def interval_table(summary: pd.DataFrame, metric: str | None, rows: str = "model
     out = out.reindex(index=list(dict.fromkeys(s[rows])), columns=list(dict.fromkeys(s[columns])))
     out.columns.name = None
     return out
-
-
-def format_interval(mean: float, low: float, high: float, digits: int = 2) -> str:
-    """``"0.81 [0.75, 0.86]"``; ``"n/a"`` for a missing mean.
-
-    Examples
-    --------
-    >>> format_interval(0.8123, 0.75, 0.861), format_interval(float("nan"), 0, 1)
-    ('0.81 [0.75, 0.86]', 'n/a')
-    """
-    if mean is None or not np.isfinite(mean):
-        return "n/a"
-    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def with_intervals(frame: pd.DataFrame, columns: dict[str, tuple[str, str, str]],
@@ -133,28 +173,70 @@ def sanity_cells(summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: The columns of :func:`compare_inputs`, in order.
+INPUT_COLUMNS = ("architecture", "method", "segmented", "raw", "difference", "ci_low", "ci_high",
+                 "wilcoxon_p", "wilcoxon_p_holm", "n", "verdict")
+
+
+def holm_inputs(table: pd.DataFrame, alpha: float = ALPHA) -> pd.DataFrame:
+    """:func:`compare_inputs`'s rows with Holm-adjusted p-values over these rows, verdicts anew.
+
+    For a table whose rows are the family (e.g. a shipped result cut to the
+    methods whose maps differ): ``wilcoxon_p_holm`` and ``verdict`` are
+    (re)computed from ``wilcoxon_p`` and the intervals; ``attrs["note"]``
+    says so.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"architecture": ["a", "b"], "method": "gradcam",
+    ...                   "difference": [0.1, 0.1], "ci_low": [0.02, 0.01],
+    ...                   "ci_high": [0.2, 0.2], "wilcoxon_p": [0.03, 0.04]})
+    >>> h = holm_inputs(t)  # each p below 0.05, but not once adjusted for the two tests
+    >>> h["wilcoxon_p_holm"].round(2).tolist(), h["verdict"].tolist()
+    ([0.06, 0.06], ['no significant difference', 'no significant difference'])
+    """
+    out = table.drop(columns=["wilcoxon_p_holm"], errors="ignore")
+    out = holm_paired(out.rename(columns={"difference": "mean_diff"}), ("segmented", "raw"),
+                      alpha=alpha)
+    return out.rename(columns={"mean_diff": "difference"})
+
+
 def compare_inputs(per_image: pd.DataFrame, metric: str, n_boot: int = 2000,
-                   seed: int = 0) -> pd.DataFrame:
+                   seed: int = 0, methods: Sequence[str] | None = None) -> pd.DataFrame:
     """Segmented against raw models of the same architecture, per method, image by image.
 
     ``per_image`` holds ``model`` keys such as ``"segmented-mish-medium"``;
     each segmented model is paired with the raw model of the same activation
-    and head, on the images both explained.
+    and head, on the images both explained. The rows are one family of
+    tests: their p-values are Holm-adjusted together and the verdicts decided
+    on the adjusted ones (:func:`holm_inputs`).
+
+    Parameters
+    ----------
+    per_image : DataFrame
+    metric : str
+    n_boot, seed :
+        Of the bootstrap intervals.
+    methods : sequence of str, optional
+        The methods compared (default: all); pass those whose maps differ,
+        so that a map shared by several methods is one test, not several.
 
     Returns
     -------
     DataFrame
         ``architecture, method, segmented, raw, difference, ci_low, ci_high,
-        wilcoxon_p, n, verdict``.
+        wilcoxon_p, wilcoxon_p_holm, n, verdict`` (:data:`INPUT_COLUMNS`);
+        ``attrs["note"]`` names the correction.
     """
     rows = []
     models = set(per_image["model"])
+    chosen = list(dict.fromkeys(per_image["method"])) if methods is None else list(methods)
     for seg in sorted(m for m in models if m.startswith("segmented-")):
         arch = seg.removeprefix("segmented-")
         raw = f"raw-{arch}"
         if raw not in models:
             continue
-        for method in dict.fromkeys(per_image["method"]):
+        for method in chosen:
             a = per_image[(per_image["model"] == seg) & (per_image["method"] == method)]
             b = per_image[(per_image["model"] == raw) & (per_image["method"] == method)]
             both = a[["id", metric]].merge(b[["id", metric]], on="id", suffixes=("_s", "_r"))
@@ -163,8 +245,11 @@ def compare_inputs(per_image: pd.DataFrame, metric: str, n_boot: int = 2000,
             rows.append({"architecture": arch, "method": method, "segmented": r["mean_a"],
                          "raw": r["mean_b"], "difference": r["mean_diff"],
                          "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-                         "wilcoxon_p": r["wilcoxon_p"], "n": r["n"], "verdict": r["verdict"]})
-    return pd.DataFrame(rows)
+                         "wilcoxon_p": r["wilcoxon_p"], "n": r["n"],
+                         "degenerate": r["degenerate"], "verdict": r["verdict"]})
+    frame = pd.DataFrame(rows, columns=[c for c in INPUT_COLUMNS if c != "wilcoxon_p_holm"]
+                         + ["degenerate"])
+    return holm_inputs(frame).drop(columns="degenerate")
 
 
 def recommend_method(faithfulness: pd.DataFrame, sanity: pd.DataFrame | None = None,
@@ -173,9 +258,11 @@ def recommend_method(faithfulness: pd.DataFrame, sanity: pd.DataFrame | None = N
     """The method to recommend: the best mean ``score`` among those that earn it.
 
     A method qualifies when it beats the random map on ``score`` (a paired
-    comparison on the same images of the same models: bootstrap interval of
-    the difference above 0 and Wilcoxon ``p < 0.05``) and, when ``sanity``
-    is given, passes the randomization check for every model.
+    comparison on the same images of the same models, the models pooled and
+    each image counted once: interval of the difference resampled by image
+    above 0 and Wilcoxon test of the images' mean differences, its p
+    Holm-adjusted over the methods compared, below 0.05) and, when
+    ``sanity`` is given, passes the randomization check for every model.
 
     Parameters
     ----------
@@ -193,7 +280,10 @@ def recommend_method(faithfulness: pd.DataFrame, sanity: pd.DataFrame | None = N
     dict
         ``method`` (None when none qualifies), ``score`` (its mean), the
         per-method means ``means`` (each model weighing the same), the
-        methods that ``beat_random`` and those that ``pass`` the check.
+        methods that ``beat_random`` and those that ``pass`` the check, and
+        ``against_random``: per method, the comparison with the random map
+        (``mean_diff, ci_low, ci_high, wilcoxon_p, wilcoxon_p_holm, n``
+        images, ``verdict``).
     """
     from leukolib.explain.faithfulness import RANDOM_MAP
 
@@ -201,14 +291,21 @@ def recommend_method(faithfulness: pd.DataFrame, sanity: pd.DataFrame | None = N
     means = f.groupby(["method", "model"], sort=False)[score].mean().groupby(level=0,
                                                                              sort=False).mean()
     rand = faithfulness[faithfulness["method"] == RANDOM_MAP]
-    beat = list(means.index)
+    beat, tests = list(means.index), {}
     if len(rand):
-        beat = []
         for m in means.index:
             both = f[f["method"] == m].merge(rand, on=["model", "id"], suffixes=("", "_r"))
             r = paired_comparison(both[score], both[f"{score}_r"], names=(m, RANDOM_MAP),
-                                  n_boot=n_boot, seed=seed)
-            if r["verdict"] == f"{m} better":
+                                  n_boot=n_boot, seed=seed, clusters=both["id"].to_numpy())
+            tests[m] = {k: r[k] for k in ("mean_diff", "ci_low", "ci_high", "wilcoxon_p", "n",
+                                          "degenerate")}
+        adjusted = holm([t["wilcoxon_p"] for t in tests.values()])
+        beat = []
+        for (m, t), q in zip(tests.items(), adjusted, strict=True):
+            t["wilcoxon_p_holm"] = float(q)
+            t["verdict"] = paired_verdict(t["mean_diff"], t["ci_low"], t["ci_high"], q,
+                                          (m, RANDOM_MAP), degenerate=t["degenerate"])
+            if t["verdict"] == f"{m} better":
                 beat.append(m)
     passing = list(means.index)
     if sanity is not None and len(sanity):
@@ -218,4 +315,4 @@ def recommend_method(faithfulness: pd.DataFrame, sanity: pd.DataFrame | None = N
     best = max(qualified, key=lambda m: means[m]) if qualified else None
     return {"method": best, "score": float(means[best]) if best else float("nan"),
             "means": {m: float(v) for m, v in means.items()}, "beat_random": beat,
-            "pass": passing}
+            "pass": passing, "against_random": tests}

@@ -60,8 +60,12 @@ def provenance(name: str) -> str:
     if not available(name):
         return "no reference results: the benchmark was not run"
     p = load(name)["provenance"]
-    return (f"measured with `{p['command']}` under the {p['profile']} profile on {p['date']} "
+    said = (f"measured with `{p['command']}` under the {p['profile']} profile on {p['date']} "
             f"(leukolib {p['versions'].get('leukolib', '?')}, commit {p['commit']})")
+    again = p.get("reanalysis")
+    if again:  # intervals recomputed from the stored counts, nothing retrained
+        said += f"; its intervals recomputed with `{again['command']}` on {again['date']}"
+    return said
 
 
 def source_commit() -> str:

@@ -59,6 +59,7 @@ from leukolib.robustness.sweeps import (
     segmentation_sweep,
     test_samples,
 )
+from leukolib.tables import format_interval
 
 __all__ = [
     "ClusterReport",
@@ -123,12 +124,9 @@ class ClusterReport:
         names = {"ratio_dist_sd": "Dist/SD ratio", "silhouette": "silhouette",
                  "davies_bouldin": "Davies-Bouldin"}
 
-        def cell(v: float, lo: float, hi: float) -> str:
-            return "n/a" if not np.isfinite(v) else (
-                f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]")
-
-        out = pd.DataFrame({label: [cell(float(t8.loc[m, k]), ci.loc[m, f"{k}_low"],
-                                         ci.loc[m, f"{k}_high"]) for m in t8.index]
+        out = pd.DataFrame({label: [format_interval(float(t8.loc[m, k]), ci.loc[m, f"{k}_low"],
+                                                    ci.loc[m, f"{k}_high"], digits)
+                                    for m in t8.index]
                             for k, label in names.items()}, index=t8.index)
         out.index.name = "model"
         return out
@@ -285,10 +283,16 @@ class SegmentationReport:
                 **{f"segmentation_{k}": v for k, v in self.comparisons.items()}}
 
     def numbers(self) -> dict[str, Any]:
-        """Mean IoU per method, corruption and severity, and the paired verdicts."""
+        """Mean IoU per method, corruption and severity, the paired verdicts and their tests.
+
+        ``comparison_tests``: each comparison's rows (intervals, raw and
+        Holm-adjusted p-values), so that a shipped verdict can be checked.
+        """
         c = self.curves
         return {**self.info, "iou": c.to_dict(orient="records"),
-                "comparisons": {k: v["verdict"].to_dict() for k, v in self.comparisons.items()}}
+                "comparisons": {k: v["verdict"].to_dict() for k, v in self.comparisons.items()},
+                "comparison_tests": {k: v.reset_index().to_dict(orient="records")
+                                     for k, v in self.comparisons.items()}}
 
     def save(self, folder: str | os.PathLike) -> list[Path]:
         """Every table as CSV and JSON."""
@@ -335,8 +339,9 @@ def claims(clusters: ClusterReport, robustness: RobustnessReport,
     """The paper's claims, each beside what this run measured and whether it supports it.
 
     A claim is "supported" only when the paired interval excludes no effect
-    in the claimed direction (the verdicts of :func:`leukolib.stats.paired_comparison`
-    and the bootstrap interval of the ratio difference).
+    in the claimed direction (the verdicts of :func:`leukolib.stats.paired_comparison`,
+    decided on the p-values Holm-adjusted within their table, and the
+    bootstrap interval of the ratio difference).
     """
     from leukolib.stats import mcnemar
 
@@ -358,7 +363,8 @@ def claims(clusters: ClusterReport, robustness: RobustnessReport,
     ok = None if not c or not np.isfinite(c["ci_low"]) else bool(c["ci_low"] > 0)
     rows.append({"claim": "the best segmented model's logits cluster better (Table 8's ratio)",
                  "measured": "n/a" if not c else
-                 f"{c['a']} - {c['b']}: {c['diff']:+.2f} [{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]",
+                 f"{c['a']} - {c['b']}: "
+                 + format_interval(c["diff"], c["ci_low"], c["ci_high"], 2, signed=True),
                  "verdict": _verdict(ok)})
     d = robustness.degradation.get("segmented_vs_raw")
     if d is not None:
@@ -366,8 +372,12 @@ def claims(clusters: ClusterReport, robustness: RobustnessReport,
         rows.append({"claim": "the best segmented model loses less accuracy under graded "
                               "corruptions (sweeps, corruption before segmentation)",
                      "measured": f"accuracy change {r['mean_a']:+.3f} vs {r['mean_b']:+.3f}, "
-                                 f"difference [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
-                     "verdict": _verdict(r["ci_low"] > 0 and r["wilcoxon_p"] < 0.05)})
+                                 "difference " + format_interval(r["mean_diff"], r["ci_low"],
+                                                                 r["ci_high"], 3, signed=True)
+                                 + f" (Holm p = {r['wilcoxon_p_holm']:.2g})",
+                     # the table's verdict: interval and Holm-adjusted p, segmented first
+                     "verdict": _verdict(r["verdict"] != "no significant difference"
+                                         and r["mean_diff"] > 0)})
     if segmentation is not None:
         for key, table in segmentation.comparisons.items():
             bad = table.drop(index="none", errors="ignore")

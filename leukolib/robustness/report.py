@@ -9,12 +9,18 @@ written by :func:`save_report`):
   equals its recall for every model), the clean accuracy beside them;
   :func:`table7_beside_paper` adds the paper's rows;
 * :func:`accuracy_curves`: accuracy per model, way, corruption and severity
-  with a bootstrap interval, severity 0 being the clean images;
+  with its exact (Clopper-Pearson) interval, severity 0 being the clean
+  images;
 * :func:`retained_accuracy` and :func:`compare_degradation`: per image, the
   accuracy kept under a corruption (mean over severities minus clean), and
   paired comparisons of two models (or two ways) on it;
 * :func:`segmentation_curves` and :func:`compare_segmentation`: the same for
-  the segmentation methods' IoU;
+  the segmentation methods' IoU (bootstrap intervals of the mean);
+
+A table of paired comparisons (one row per corruption) is one family of
+tests: its Wilcoxon p-values are Holm-adjusted over its rows and the
+verdicts decided on the adjusted ones (:func:`leukolib.stats.holm_paired`);
+:func:`paired_view` shows both p-values and says so in its caption.
 * :func:`pick_models`: the best segmented and the best raw model, chosen on
   their out-of-fold validation accuracy (never on the test split);
 * :func:`reference_tables`: the benchmark's results on the shared datasets
@@ -31,7 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leukolib.stats import bootstrap_ci, paired_comparison
+from leukolib.stats import bootstrap_ci, holm_paired, outcomes_ci, paired_comparison
+from leukolib.tables import format_interval
 
 __all__ = [
     "accuracy_curves",
@@ -94,15 +101,14 @@ def table7_beside_paper(t7: pd.DataFrame, way: str = "after") -> pd.DataFrame:
     return out
 
 
-def _interval(values: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
-    return bootstrap_ci(values.astype(float), n_boot=n_boot, seed=seed)
-
-
 def accuracy_curves(per_image: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Accuracy per model, way, corruption and severity, with a bootstrap 95 % interval.
+    """Accuracy per model, way, corruption and severity, with its exact 95 % interval.
 
-    The clean accuracy (severity 0) is repeated in every corruption's curve,
-    and a segmented model's clean rows in both of its ways.
+    The interval is Clopper-Pearson's (:func:`leukolib.stats.outcomes_ci`):
+    an accuracy is a proportion of images, and a perfect score still has an
+    interval. The clean accuracy (severity 0) is repeated in every
+    corruption's curve, and a segmented model's clean rows in both of its
+    ways. ``n_boot`` and ``seed`` are unused (kept for callers).
 
     Returns
     -------
@@ -114,13 +120,13 @@ def accuracy_curves(per_image: pd.DataFrame, n_boot: int = 2000, seed: int = 0) 
     rows = []
     for (model, way, corr, sev), g in bad.groupby(["model", "way", "corruption", "severity"],
                                                   sort=False):
-        lo, hi = _interval(g["correct"].to_numpy(), n_boot, seed)
+        lo, hi = outcomes_ci(g["correct"].to_numpy(dtype=float))
         rows.append({"model": model, "way": way, "corruption": corr, "severity": int(sev),
                      "n": len(g), "accuracy": float(g["correct"].mean()), "accuracy_low": lo,
                      "accuracy_high": hi})
     clean = per_image[per_image["severity"] == 0]
     for model, g in clean.groupby("model", sort=False):
-        lo, hi = _interval(g["correct"].to_numpy(), n_boot, seed)
+        lo, hi = outcomes_ci(g["correct"].to_numpy(dtype=float))
         done = bad[bad["model"] == model][["way", "corruption"]].drop_duplicates()
         for way, corr in done.itertuples(index=False):
             rows.append({"model": model, "way": way, "corruption": corr, "severity": 0,
@@ -172,7 +178,9 @@ def compare_degradation(
         Index ``corruption`` (and ``all``: every corruption's retained
         accuracy averaged per image); the columns of
         :func:`leukolib.stats.paired_comparison` on the retained accuracies,
-        ``mean_a``/``mean_b`` being the mean accuracy change of each.
+        ``mean_a``/``mean_b`` being the mean accuracy change of each, and
+        ``wilcoxon_p_holm``: the p-values Holm-adjusted over the table's
+        rows, on which the verdicts are decided (``attrs["note"]``).
     """
     r = retained_accuracy(per_image)
     rows = {}
@@ -184,9 +192,17 @@ def compare_degradation(
         x, y = sel["a"].align(sel["b"], join="inner")
         rows[corr] = paired_comparison(x.to_numpy(), y.to_numpy(), names=names, n_boot=n_boot,
                                        seed=seed)
+    return _family(rows, names)
+
+
+def _family(rows: Mapping[str, Mapping[str, Any]], names: tuple[str, str]) -> pd.DataFrame:
+    """One row per corruption, the p-values Holm-adjusted over the rows, the verdicts on them."""
     out = pd.DataFrame(rows).T
+    for c in ("mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "wilcoxon_p"):
+        if c in out:
+            out[c] = out[c].astype(float)
     out.index.name = "corruption"
-    return out
+    return holm_paired(out, names)
 
 
 def segmentation_curves(per_image: pd.DataFrame, metric: str = "iou", n_boot: int = 2000,
@@ -230,38 +246,41 @@ def compare_segmentation(
     -------
     DataFrame
         Index ``corruption`` (``none`` first); the columns of
-        :func:`leukolib.stats.paired_comparison`.
+        :func:`leukolib.stats.paired_comparison` and ``wilcoxon_p_holm``, the
+        p-values Holm-adjusted over the table's rows, on which the verdicts
+        are decided (``attrs["note"]``).
     """
     rows = {}
     for corr, g in per_image.groupby("corruption", sort=False):
         wide = g.groupby(["id", "method"])[metric].mean().unstack("method")
         rows[corr] = paired_comparison(wide[a].to_numpy(), wide[b].to_numpy(), names=(a, b),
                                        n_boot=n_boot, seed=seed)
-    out = pd.DataFrame(rows).T
-    out.index.name = "corruption"
-    return out
+    return _family(rows, (a, b))
 
 
 def paired_view(table: pd.DataFrame, names: tuple[str, str] = ("a", "b"),
                 digits: int = 3) -> pd.DataFrame:
     """A table of :func:`compare_degradation` or :func:`compare_segmentation`, to read.
 
-    Columns: the two means (named by ``names``), ``difference [95 % CI]``,
-    the Wilcoxon p-value, ``wins / losses / ties`` and the verdict.
+    Columns: the two means (named by ``names``), ``difference [95 % CI]``
+    (``(no interval)`` where every difference is equal), the Wilcoxon
+    p-value raw and Holm-adjusted over the table's rows, ``wins / losses /
+    ties`` and the verdict (decided on the adjusted p); the table's note
+    (``attrs["note"]``) names the correction.
     """
-    def f(v: Any) -> str:
-        return f"{float(v):+.{digits}f}"
-
+    table = table if "wilcoxon_p_holm" in table else holm_paired(table, names)
     out = pd.DataFrame({
         names[0]: table["mean_a"].astype(float).round(digits),
         names[1]: table["mean_b"].astype(float).round(digits),
-        "difference [95 % CI]": [f"{f(d)} [{f(lo)}, {f(hi)}]" for d, lo, hi in
+        "difference [95 % CI]": [format_interval(d, lo, hi, digits, signed=True) for d, lo, hi in
                                  zip(table["mean_diff"], table["ci_low"], table["ci_high"],
                                      strict=True)],
         "Wilcoxon p": table["wilcoxon_p"].astype(float).map(lambda p: f"{p:.2g}"),
+        "Holm p": table["wilcoxon_p_holm"].astype(float).map(lambda p: f"{p:.2g}"),
         "wins / losses / ties": [f"{w} / {lo} / {t}" for w, lo, t in
                                  zip(table["wins"], table["losses"], table["ties"], strict=True)],
         "verdict": table["verdict"]}, index=table.index)
+    out.attrs.update(table.attrs)
     return out
 
 

@@ -117,11 +117,19 @@ def paper_table(dataset: str) -> pd.DataFrame:
 
 
 def paired() -> pd.DataFrame:
-    """Paired per-image comparisons (ENSEMBLE - DEEP, ENSEMBLE - HM) per dataset and U-Net."""
+    """Paired per-image comparisons (ENSEMBLE - DEEP, ENSEMBLE - HM) per dataset and U-Net.
+
+    The verdicts are decided on Holm-adjusted p-values over the table's rows
+    (:func:`leukolib.stats.holm_paired`), whatever the shipped file stored.
+    """
+    from leukolib.stats import holm_paired
+
     p = pd.DataFrame(results()["paired"])
     cols = ["dataset", "trained_on", "comparison", "mean_diff", "ci_low", "ci_high",
-            "wilcoxon_p", "wins", "losses", "ties", "verdict"]
-    return p[cols].set_index(["dataset", "trained_on", "comparison"])
+            "wilcoxon_p", "wins", "losses", "ties"]
+    names = [tuple(c.split(" - ")) for c in p["comparison"]]
+    p = holm_paired(p[cols], names)
+    return p.set_index(["dataset", "trained_on", "comparison"])
 
 
 def generalization(method: str = "ENSEMBLE") -> pd.DataFrame:

@@ -13,7 +13,8 @@ datasets) and returns tidy pandas tables that notebooks display with
 * :func:`iou_intervals`: mean IoU with a bootstrap interval, and whether the
   paper's number lies inside it;
 * :func:`paired_table`: per-image paired differences between methods
-  (:func:`leukolib.stats.paired_comparison`);
+  (:func:`leukolib.stats.paired_comparison`), the verdicts decided on
+  p-values Holm-adjusted over the table's rows;
 * :func:`fusion_diagnostics`: what AND removes from DEEP and what OR adds,
   which explains why one fusion wins on a dataset;
 * :func:`save_report`: all of them as CSV, JSON and markdown.
@@ -32,7 +33,7 @@ import pandas as pd
 from leukolib.metrics import SEGMENTATION_METRICS
 from leukolib.segmentation.ensemble import ENSEMBLE
 from leukolib.segmentation.evaluate import AGREEMENT_COLUMNS, Evaluation
-from leukolib.stats import bootstrap_ci, paired_comparison
+from leukolib.stats import bootstrap_ci, holm_paired, paired_comparison
 from leukolib.tables import beside_paper, save_table, to_markdown
 
 __all__ = [
@@ -119,7 +120,8 @@ def iou_intervals(ev: Evaluation, metric: str = "iou", n_boot: int = 10_000,
 
     ``paper`` is the paper's number for the same dataset and method (its
     ensemble, Table 2; HM and DEEP only on its own dataset) and
-    ``paper_in_ci`` says whether it lies in our interval.
+    ``paper_in_ci`` says whether it lies in our interval (``None`` without
+    one, e.g. every image scoring the same).
     """
     from leukolib import paper
 
@@ -133,7 +135,8 @@ def iou_intervals(ev: Evaluation, metric: str = "iou", n_boot: int = 10_000,
         ref = float(hit["value"].iloc[0]) if len(hit) else np.nan
         rows.append({"dataset": dataset, "method": method, "n": v.size, "mean": v.mean(),
                      "ci_low": lo, "ci_high": hi, "paper": ref,
-                     "paper_in_ci": bool(lo <= ref <= hi) if np.isfinite(ref) else None})
+                     "paper_in_ci": bool(lo <= ref <= hi) if np.isfinite(ref + lo + hi)
+                     else None})
     return pd.DataFrame(rows)
 
 
@@ -150,10 +153,12 @@ def paired_table(
     -------
     DataFrame
         ``dataset, trained_on, comparison`` and the fields of
-        :func:`leukolib.stats.paired_comparison` (a winner is named only when
-        the interval excludes 0 and the Wilcoxon p < 0.05).
+        :func:`leukolib.stats.paired_comparison`, with ``wilcoxon_p_holm``:
+        the p-values Holm-adjusted over the table's rows (one family of
+        tests, ``attrs["note"]``). A winner is named only when the interval
+        excludes 0 and the adjusted p < 0.05.
     """
-    rows = []
+    rows, names = [], []
     for (dataset, trained_on), g in ev.per_image.groupby(["dataset", "trained_on"], sort=False):
         wide = g.pivot_table(index="id", columns="method", values=metric)
         for a, b in comparisons:
@@ -161,7 +166,9 @@ def paired_table(
                 r = paired_comparison(wide[a], wide[b], names=(a, b), n_boot=n_boot, seed=seed)
                 rows.append({"dataset": dataset, "trained_on": trained_on,
                              "comparison": f"{a} - {b}", **r})
-    return pd.DataFrame(rows)
+                names.append((a, b))
+    frame = pd.DataFrame(rows)
+    return holm_paired(frame, names) if len(frame) else frame
 
 
 def fusion_diagnostics(ev: Evaluation) -> pd.DataFrame:
