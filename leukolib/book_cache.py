@@ -44,7 +44,6 @@ code, and travels as is in the Pages workflow's ``actions/cache``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import shutil
@@ -54,6 +53,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from leukolib.data.fingerprint import file_sha256
 from leukolib.run_cache import ENV_VAR as RUNS_ENV_VAR
 from leukolib.run_cache import digest
 
@@ -134,14 +134,6 @@ def code_fingerprint(nb: Any) -> str:
     return digest(cells)
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def library_fingerprint(package: str | os.PathLike | None = None) -> str:
     """SHA-256 of the package's files (code and shipped data), but :data:`OUTSIDE_KERNEL`.
 
@@ -158,7 +150,7 @@ def library_fingerprint(package: str | os.PathLike | None = None) -> str:
     files = sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
                    and p.suffix != ".pyc" and p.relative_to(package).as_posix()
                    not in OUTSIDE_KERNEL)
-    return digest([(p.relative_to(package).as_posix(), _file_digest(p)) for p in files])
+    return digest([(p.relative_to(package).as_posix(), file_sha256(p)) for p in files])
 
 
 def dependency_versions() -> dict[str, str]:
@@ -182,7 +174,7 @@ def file_tree_fingerprint(root: str | os.PathLike) -> dict[str, Any]:
     if not root.is_dir():
         return {"root": "missing"}
     files = sorted(p for p in root.rglob("*") if p.is_file())
-    rows = [(p.relative_to(root).as_posix(), p.stat().st_size, _file_digest(p)) for p in files]
+    rows = [(p.relative_to(root).as_posix(), p.stat().st_size, file_sha256(p)) for p in files]
     return {"files": len(rows), "bytes": sum(r[1] for r in rows), "digest": digest(rows)}
 
 

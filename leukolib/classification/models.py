@@ -38,7 +38,6 @@ ReLU network.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -158,11 +157,10 @@ def imagenet_weights_file(arch: str = "resnet50") -> Path:
 
 
 def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
+    """The first 12 hex digits of a weights file's SHA-256 (recorded in a run's config)."""
+    from leukolib.data.fingerprint import file_sha256
+
+    return file_sha256(path)[:12]
 
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from leukolib.cli.common import UsageError, check_new_outputs, collect_inputs, reason
+from leukolib.cli.common import (
+    UsageError,
+    check_new_outputs,
+    collect_inputs,
+    reason,
+    report_failures,
+)
 
 __all__ = ["add_parsers", "cmd_duplicates"]
 
@@ -182,9 +188,4 @@ def cmd_duplicates(args: argparse.Namespace) -> int:
             "closest_non_matching": closest,
             "failures": [{"path": p, "reason": r} for p, r in failures]})
         print(f"wrote {json_path}", file=sys.stderr)
-    if failures:
-        print(f"{len(failures)} input(s) failed:", file=sys.stderr)
-        for path, why in failures:
-            print(f"  {path}: {why}", file=sys.stderr)
-        return 1
-    return 0
+    return report_failures(failures, len(names), "compared")

@@ -36,7 +36,6 @@ only the counts the publication gives are checked (100 images, 100 masks).
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import tempfile
 import zipfile
@@ -44,6 +43,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from leukolib.data.fingerprint import file_sha256
 from leukolib.errors import DatasetError, DownloadError
 
 __all__ = [
@@ -301,14 +301,6 @@ def _dataset_files(key: str, root: Path) -> list[str]:
     return [_LICENCE, f"Class Labels of {folder}.csv", *files]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_manifest(key: str) -> list[tuple[str, int, str]]:
     path = _MANIFEST_DIR / f"{key}.csv"
     with open(path, newline="", encoding="utf-8") as fh:
@@ -346,7 +338,7 @@ def write_manifest(name: str, root: str | Path, out: str | Path | None = None) -
         writer.writerow(["path", "bytes", "sha256"])
         for rel in _dataset_files(key, root):
             path = root / rel
-            writer.writerow([rel, path.stat().st_size, _sha256(path)])
+            writer.writerow([rel, path.stat().st_size, file_sha256(path)])
     return out
 
 
@@ -394,7 +386,7 @@ def _check_manifest(key: str, root: Path, fix: str) -> None:
         path = root / rel
         if not path.is_file():
             raise DatasetError(f"{path}: missing ({fix})")
-        if path.stat().st_size != size or _sha256(path) != sha:
+        if path.stat().st_size != size or file_sha256(path) != sha:
             raise DatasetError(f"{path}: differs from the published file ({fix})")
     # A file added to the dataset's folder would be loaded as part of the set.
     listed = {rel for rel, _, _ in manifest}

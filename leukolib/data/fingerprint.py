@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING
 
@@ -29,10 +30,29 @@ if TYPE_CHECKING:
 __all__ = [
     "dataset_fingerprints",
     "duplicate_groups",
+    "file_sha256",
     "image_fingerprint",
     "merge_groups",
     "split_groups",
 ]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, read in blocks (weights files, dataset manifests).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile(delete=False) as f:
+    ...     _ = f.write(b"abc")
+    >>> file_sha256(f.name)[:12]
+    'ba7816bf8f01'
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def image_fingerprint(image: np.ndarray) -> str:
