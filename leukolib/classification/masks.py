@@ -19,7 +19,8 @@ A segmented classifier sees the image masked by a nucleus mask from one of:
 
 Masks are computed once per image and segmenter: :class:`MaskSource` keeps
 them in memory by image fingerprint and, given a folder, on disk as PNG
-files (``<folder>/<segmenter key>/<fingerprint>.png``), so the eight models
+files (``<folder>/<segmenter key>/<version>/<fingerprint>.png``; the version hashes
+leukolib's version, the handcrafted defaults and the segmenters' source), so the eight models
 of a grid, a resumed run and the later chapters segment every image once.
 """
 
@@ -106,6 +107,29 @@ class SegmenterSpec:
                 "key": self.key}
 
 
+def _segmenter_version() -> str:
+    """A short hash of what makes a cached mask, a folder of the mask cache.
+
+    leukolib's version, the handcrafted defaults and the segmenters' source:
+    a changed default or method never reuses stale masks (the U-Net's own
+    identity is in :attr:`SegmenterSpec.key`).
+
+    Examples
+    --------
+    >>> len(_segmenter_version())
+    10
+    """
+    from dataclasses import asdict
+
+    from leukolib import __version__
+    from leukolib.data.fingerprint import file_sha256
+    from leukolib.segmentation import ensemble, handcrafted
+
+    ident = {"leukolib": __version__, "handcrafted": asdict(handcrafted.HandcraftedParams()),
+             "sources": [file_sha256(m.__file__) for m in (handcrafted, ensemble)]}
+    return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
 def _run_identity(run_dir: Path) -> str:
     """A short hash of a U-Net run's record: its config, creation time and training pixels."""
     from leukolib.runs import RunError, read_json
@@ -137,7 +161,8 @@ class MaskSource:
     def __init__(self, spec: SegmenterSpec | str = "handcrafted",
                  cache_dir: str | os.PathLike | None = None, device: str | None = None) -> None:
         self.spec = SegmenterSpec(spec) if isinstance(spec, str) else spec
-        self.cache_dir = None if cache_dir is None else Path(cache_dir) / self.spec.key
+        self.cache_dir = None if cache_dir is None \
+            else Path(cache_dir) / self.spec.key / _segmenter_version()
         self.device = device
         self._memory: dict[str, np.ndarray] = {}
         self._segmenter = None
