@@ -185,15 +185,20 @@ def test_split_groups_duplicates_and_keeps_the_test_apart():
     assert np.array_equal(again.test, s.test)
 
 
-def test_mask_source_caches_on_disk(tmp_path):
+def test_mask_source_caches_on_disk(tmp_path, monkeypatch):
+    import leukolib.classification.masks as masks_module
+
     ds = load_dataset("synthetic", n_images=3, size=96, seed=0)
     src = MaskSource("handcrafted", tmp_path)
     masks = [src.mask(s) for s in ds]
-    files = sorted((tmp_path / "handcrafted").glob("*.png"))
-    assert len(files) == 3
+    files = sorted((tmp_path / "handcrafted").glob("*/*.png"))  # <key>/<version>/<print>.png
+    assert len(files) == 3 and files[0].parent == src.cache_dir
     again = MaskSource("handcrafted", tmp_path)
     again._compute = None  # a second source reads the cache: it never segments
     assert all(np.array_equal(a, again.mask(s)) for a, s in zip(masks, ds, strict=True))
+    # another version of the segmenter (a changed default, another release) reads none of it
+    monkeypatch.setattr(masks_module, "_segmenter_version", lambda: "changed")
+    assert MaskSource("handcrafted", tmp_path).cache_dir != src.cache_dir
     oracle = MaskSource("oracle")
     assert np.array_equal(oracle.mask(ds[0]), ds[0].nucleus)
     with pytest.raises(SegmenterError, match="needs ground-truth masks"):
