@@ -83,6 +83,10 @@ def report_dataset(name: str, args, log: dict) -> dict:
                        "arch", "image_size", "resize", "crop", "crop_min", "folds", "epochs",
                        "batch_size", "lr", "lr_kind", "weights", "segmenter", "test_fraction")},
                    "n_test": len(first["split"]["test_ids"]),
+                   # the split itself, so that a test checks it against the near-duplicate detector
+                   "split": {"grouping": first["split"].get("grouping"),
+                             "test_ids": first["split"]["test_ids"],
+                             "fold_val_ids": [f["val_ids"] for f in first["folds"]]},
                    "n_trainval": len(first["split"]["trainval_ids"]),
                    "table": _records(grid_table(records)),
                    "table5": _records(table5_beside_paper(records)),

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leukolib.classification.best import best_model
+
 __all__ = [
     "classification_glance",
     "gpu_check_tables",
@@ -92,7 +94,7 @@ def classification_glance() -> pd.DataFrame | None:
         if not r or not (r.get("grid") or {}).get("table"):
             continue
         t = pd.DataFrame(r["grid"]["table"]).set_index("model")
-        best = t["val acc (mean)"].idxmax()
+        best = best_model(t["val acc (mean)"].to_dict())
         base = r.get("baselines") or {}
         cfg = r["grid"].get("config") or {}
         rows[DATASET_NAMES[d]] = {

@@ -173,15 +173,19 @@ def test_split_groups_duplicates_and_keeps_the_test_apart():
     prints = [f"p{i}" for i in range(60)]
     prints[7] = prints[3]  # a duplicate pair
     labels = np.arange(60) % 3
-    s = classifier_split(prints, labels, 0.1, 3, seed=0)
+    near = np.arange(60)
+    near[11] = near[5]  # a near-duplicate pair: other pixels, one cell
+    s = classifier_split(prints, labels, 0.1, 3, seed=0, near_duplicates=near)
+    assert s.grouping["by"] == ["identical pixels", "near duplicates"]
     assert len(np.intersect1d(s.trainval, s.test)) == 0
     assert len(s.trainval) + len(s.test) == 60
     assert (3 in s.test) == (7 in s.test)
     for train, val in s.folds:
         assert len(np.intersect1d(train, val)) == 0 and len(np.intersect1d(val, s.test)) == 0
-        assert (3 in val) == (7 in val)
+        assert (3 in val) == (7 in val) and (5 in val) == (11 in val)
+    assert (5 in s.test) == (11 in s.test)
     assert sorted(np.bincount(labels[s.test]).tolist()) == [2, 2, 2]
-    again = classifier_split(prints, labels, 0.1, 3, seed=0)
+    again = classifier_split(prints, labels, 0.1, 3, seed=0, near_duplicates=near)
     assert np.array_equal(again.test, s.test)
 
 

@@ -173,7 +173,8 @@ def test_hparams_default_paper_and_overrides():
 
 def test_tiny_run_writes_the_run_directory(tiny_run):
     run_dir, record = tiny_run
-    assert sorted(p.name for p in run_dir.iterdir()) == ["fold_00.pt", "fold_01.pt", "run.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["fold_00.pt", "fold_01.pt", "run.json",
+                                                         "thumbnails.npz"]
     on_disk = json.loads((run_dir / "run.json").read_text())
     assert on_disk["status"] == "complete"
     cfg = on_disk["config"]
@@ -246,8 +247,14 @@ def test_load_predict_and_out_of_fold_predictor(tiny_run):
     assert run.folds_for(new[0]) is None
 
 
+def _shifted(image: np.ndarray) -> np.ndarray:
+    """The same smear moved by (3, 2) pixels and exposed darker: a near duplicate."""
+    out = np.pad(image[3:, 2:], ((0, 3), (0, 2), (0, 0)), mode="edge").astype(float)
+    return np.clip(0.8 * out + 10, 0, 255).astype(np.uint8)
+
+
 class _WithTwin(Dataset):
-    """Six smears and a seventh that is an exact copy of the first, under another id."""
+    """Six smears, an exact copy of the first and a shifted, darker copy of the second."""
 
     name = "twins"
 
@@ -255,15 +262,16 @@ class _WithTwin(Dataset):
         self.base = _tiny_data()
 
     def __len__(self) -> int:
-        return 7
+        return 8
 
     @property
     def ids(self) -> list[str]:
-        return [*self.base.ids, "twin_of_0"]
+        return [*self.base.ids, "twin_of_0", "near_of_1"]
 
     def _load(self, index: int) -> Sample:
-        s = self.base[index % 6]
-        return Sample(s.image, s.nucleus, s.cytoplasm, s.label, self.ids[index])
+        s = self.base[index % 6 if index < 7 else 1]
+        image = _shifted(s.image) if index == 7 else s.image
+        return Sample(image, s.nucleus, s.cytoplasm, s.label, self.ids[index])
 
 
 def test_a_duplicate_shares_its_twins_fold_and_is_never_out_of_fold_of_it(tmp_path):
@@ -271,11 +279,20 @@ def test_a_duplicate_shares_its_twins_fold_and_is_never_out_of_fold_of_it(tmp_pa
     record = train_unet(data, tmp_path / "twins", seed=0, **TINY)
     folds = {i: f["fold"] for f in record["folds"] for i in f["test_ids"]}
     assert folds["twin_of_0"] == folds[data.ids[0]]  # grouped by fingerprint
+    assert folds["near_of_1"] == folds[data.ids[1]]  # ... and as near duplicates
+    assert record["config"]["groups"]["by"] == ["identical pixels", "near duplicates"]
     run = load_unet_run(tmp_path / "twins")
     for f in record["folds"]:
         seen = set(f["train_ids"]) | set(f["val_ids"])
         assert ("twin_of_0" in seen) == (data.ids[0] in seen)
+        assert ("near_of_1" in seen) == (data.ids[1] in seen)
     assert run.folds_for(data[6]) == (folds["twin_of_0"],)
+    # an image the run never had, a shifted copy of a training image: recognised by its thumbnail
+    other = _shifted(data[2].image)
+    assert run.folds_for(other) == (folds[data.ids[2]],)
+    # without the thumbnails (a run written before they were kept), only identical pixels
+    (tmp_path / "twins" / "thumbnails.npz").unlink()
+    assert load_unet_run(tmp_path / "twins").folds_for(other) is None
 
 
 def test_a_run_of_other_pixels_is_not_reused(tiny_run, tmp_path):

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leukolib.classification.best import best_per_input
 from leukolib.classification.grid import train_grid
 from leukolib.classification.results import score_logits
 from leukolib.classification.run import load_classifier_run
@@ -233,11 +234,7 @@ def color_experiment(
         ``gray CI low``, ``gray CI high``, ``kept`` (gray over colour).
     """
     if keys is None:
-        keys = []
-        for inp in ("segmented", "raw"):
-            cand = {k: r for k, r in records.items() if k.startswith(inp + "-")}
-            if cand:
-                keys.append(max(cand, key=lambda k: cand[k]["summary"]["val_acc_mean"]))
+        keys = list(best_per_input(records).values())
     gray = train_grid(dataset, Path(grid_dir) / "gray", profile, seed, keys=list(keys),
                       color="gray", progress=progress,
                       **{"mask_cache": Path(grid_dir) / "masks", **train})

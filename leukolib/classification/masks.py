@@ -36,6 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from leukolib.data.duplicates import (
+    groups_from_pairs,
+    image_thumbnails,
+    match_thumbnails,
+    matches_against,
+)
 from leukolib.data.fingerprint import image_fingerprint
 from leukolib.data.sample import Sample
 from leukolib.errors import LeukolibError
@@ -177,8 +183,19 @@ class MaskSource:
             self._unet = load_unet_run(self.spec.model, device=self.device)
         return self._unet
 
-    def check_unseen(self, fingerprints: Sequence[str], ids: Sequence[str]) -> None:
-        """Refuse a U-Net run that trained (or selected) on any of these images.
+    def check_unseen(self, fingerprints: Sequence[str], ids: Sequence[str],
+                     thumbnails: np.ndarray | None = None) -> None:
+        """Refuse a U-Net run that trained (or selected) on any of these images or a near duplicate.
+
+        Parameters
+        ----------
+        fingerprints : sequence of str
+            The images' fingerprints (identical pixels).
+        ids : sequence of str
+            Their names, for the message.
+        thumbnails : ndarray, optional
+            Their near-duplicate thumbnails (:attr:`ImageSet.thumbnails`):
+            without them only identical pixels are recognised.
 
         Raises
         ------
@@ -190,6 +207,11 @@ class MaskSource:
         # every image of a k-fold run is in the training part of some fold
         trained = set(((self.unet.record.get("dataset") or {}).get("fingerprints") or {}).values())
         seen = [i for f, i in zip(fingerprints, ids, strict=True) if f in trained]
+        kept = self.unet.training_thumbnails
+        if thumbnails is not None and kept is not None and len(thumbnails):
+            _, ref, rule = kept
+            hits = matches_against(np.asarray(thumbnails, np.float32), ref, rule)
+            seen += [i for i, h in zip(ids, hits, strict=True) if len(h) and i not in seen]
         if seen:
             shown = ", ".join(map(str, seen[:5])) + (" ..." if len(seen) > 5 else "")
             raise SegmenterError(
@@ -297,8 +319,9 @@ def train_segmenter_for(
 
     prof = get_profile(profile)
     frac = prof.classification.test_fraction if test_fraction is None else test_fraction
-    prints = [image_fingerprint(s.image) for s in dataset]
+    thumbs, prints = image_thumbnails(dataset)
+    near = groups_from_pairs(len(prints), match_thumbnails(thumbs, prints))
     split = classifier_split(prints, dataset.labels, frac, prof.classification.folds, seed,
-                             dataset_groups=dataset.groups, groups=groups)
+                             near_duplicates=near, dataset_groups=dataset.groups, groups=groups)
     return train_unet(Subset(dataset, split.trainval), out_dir, profile=prof, seed=seed,
                       progress=progress, **kwargs)

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from leukolib.classification.best import best_model
 from leukolib.stats import holm, holm_note, mcnemar, mcnemar_verdict
 
 __all__ = [
@@ -324,7 +325,7 @@ def across_splits(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             part = table[table.index.str.startswith(kind + "-")]
             if len(part):
                 row[f"best {kind} (test acc)"] = part.loc[
-                    part["val acc (mean)"].idxmax(), "test acc"]
+                    best_model(part["val acc (mean)"].to_dict()), "test acc"]
         for name, b in (r.get("baselines") or {}).items():
             row[f"{name} baseline (test acc)"] = b["test_acc"]
         row["highest test acc of the eight"] = table["test acc"].max()
@@ -355,7 +356,7 @@ def _seed(result: Mapping[str, Any], default: int) -> int:
 
 def _chosen(table: pd.DataFrame) -> dict[str, Any]:
     """The model with the best mean validation accuracy of a grid table, and its test scores."""
-    best = table["val acc (mean)"].idxmax()
+    best = best_model(table["val acc (mean)"].to_dict())
     return {"best by validation": best, "its val acc": table.loc[best, "val acc (mean)"],
             "its test acc": table.loc[best, "test acc"], "CI low": table.loc[best, "CI low"],
             "CI high": table.loc[best, "CI high"]}

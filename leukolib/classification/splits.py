@@ -2,8 +2,9 @@
 
 1. A stratified hold-out **test split** of ``test_fraction`` of the images
    (10 % in the paper), made by group (:func:`leukolib.folds.holdout`): exact
-   duplicates and, where the dataset or the caller gives them, images of one
-   patient or smear, never straddle it. Nothing about these images is looked
+   and near duplicates (the same cell shifted or re-exposed,
+   :mod:`leukolib.data.duplicates`) and, where the dataset or the caller gives
+   them, images of one patient or smear, never straddle it. Nothing about these images is looked
    at until every model is trained and selected.
 2. **Stratified k-fold** on the remaining training-validation part
    (:func:`leukolib.folds.kfold`, by the same groups): fold ``k`` trains on the
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from leukolib.data.duplicates import DEFAULT_RULE, DuplicateRule, grouping_record
 from leukolib.data.fingerprint import split_groups
 from leukolib.folds import holdout, kfold
 
@@ -42,12 +44,16 @@ class ClassifierSplit:
         ``(train, val)`` of every fold, both inside ``trainval``.
     groups : ndarray of int
         The group of every image (duplicates, dataset and caller groups merged).
+    grouping : dict
+        What kept images together (:func:`leukolib.data.duplicates.grouping_record`),
+        recorded with every run.
     """
 
     trainval: np.ndarray
     test: np.ndarray
     folds: list[tuple[np.ndarray, np.ndarray]]
     groups: np.ndarray
+    grouping: dict
 
     @property
     def n_folds(self) -> int:
@@ -62,8 +68,10 @@ def classifier_split(
     n_folds: int,
     seed: int,
     *,
+    near_duplicates: Sequence[Hashable] | None,
     dataset_groups: Sequence[Hashable] | None = None,
     groups: Sequence[Hashable] | None = None,
+    rule: DuplicateRule = DEFAULT_RULE,
 ) -> ClassifierSplit:
     """The hold-out test split and the k folds of the training-validation part.
 
@@ -76,8 +84,14 @@ def classifier_split(
     test_fraction : float
     n_folds : int
     seed : int
+    near_duplicates : sequence or None
+        Near-duplicate groups of the images (``ImageSet.near_duplicates``,
+        :func:`leukolib.data.near_duplicate_groups`); required, ``None`` only
+        for images known to hold none.
     dataset_groups, groups : sequence, optional
         The dataset's own and the caller's groups (patients, smears).
+    rule : DuplicateRule
+        The rule that made ``near_duplicates`` (recorded).
 
     Returns
     -------
@@ -86,14 +100,17 @@ def classifier_split(
     Examples
     --------
     >>> prints = [f"p{i}" for i in range(40)]
-    >>> s = classifier_split(prints, [0, 1] * 20, 0.1, 3, seed=0)
+    >>> s = classifier_split(prints, [0, 1] * 20, 0.1, 3, seed=0, near_duplicates=range(40))
     >>> len(s.test), s.n_folds, sorted(np.concatenate([v for _, v in s.folds])) == list(s.trainval)
     (4, 3, True)
     """
-    g = split_groups(list(fingerprints), dataset_groups, groups)
+    g = split_groups(list(fingerprints), dataset_groups, groups, near_duplicates=near_duplicates)
     y = None if labels is None else np.asarray(labels)
     trainval, test = holdout(len(g), test_fraction, seed, groups=g, labels=y)
     inner = kfold(len(trainval), n_folds, seed, groups=g[trainval],
                   labels=None if y is None else y[trainval])
     folds = [(trainval[f.train], trainval[f.test]) for f in inner]
-    return ClassifierSplit(trainval, test, folds, g)
+    grouping = grouping_record(None if near_duplicates is None else rule,
+                               dataset_groups=dataset_groups is not None,
+                               caller_groups=groups is not None)
+    return ClassifierSplit(trainval, test, folds, g, grouping)

@@ -374,7 +374,8 @@ def train_classifier(
         masks = MaskSource(seg, mask_cache, dev) if seg is not None else None
         data = build_views(dataset, {vkey: spec}, masks, progress)
     split = classifier_split(data.fingerprints, data.labels, c.test_fraction, n_folds,
-                             int(seed), dataset_groups=data.groups, groups=groups)
+                             int(seed), near_duplicates=data.near_duplicates,
+                             dataset_groups=data.groups, groups=groups)
     if epochs is None:  # the profile's epochs, more where the folds are small (steps_for)
         epochs = c.epochs_for(min(len(tr) for tr, _ in split.folds), batch_size, data.name)
     overrides = {"epochs": epochs, "folds": n_folds, "batch_size": batch_size,
@@ -389,7 +390,8 @@ def train_classifier(
         return record
     if seg is not None and seg.model:
         MaskSource(seg, device=dev).check_unseen([data.fingerprints[i] for i in split.test],
-                                                 [data.ids[i] for i in split.test])
+                                                 [data.ids[i] for i in split.test],
+                                                 data.thumbnails[split.test])
     if record is None:
         record = _new_record(config, data, split, data_root or _dataset_root(dataset))
     elif progress:
@@ -449,7 +451,8 @@ def _new_record(config: dict[str, Any], data: ImageSet, split, root) -> dict[str
                         "n_groups": int(len(np.unique(split.groups))),
                         "empty_masks": data.empty_masks},
             "split": {"test_ids": [data.ids[i] for i in split.test],
-                      "trainval_ids": [data.ids[i] for i in split.trainval]},
+                      "trainval_ids": [data.ids[i] for i in split.trainval],
+                      "grouping": split.grouping},
             "folds": [], "timings": {"prepare_seconds": [], "fold_seconds": []}}
 
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from leukolib.classification.inputs import InputSpec, network_view
 from leukolib.classification.masks import MaskSource
 from leukolib.data.base import Dataset
+from leukolib.data.duplicates import groups_from_pairs, match_thumbnails, thumbnail
 from leukolib.data.fingerprint import image_fingerprint
 
 __all__ = ["ImageSet", "build_views", "spec_key"]
@@ -59,6 +60,12 @@ class ImageSet:
         The mask source's record (:meth:`SegmenterSpec.to_dict`).
     empty_masks : list of str
         Ids of images whose nucleus mask came out empty.
+    thumbnails : ndarray of float16, shape (N, T, T)
+        The near-duplicate thumbnails of the original images
+        (:func:`leukolib.data.duplicates.thumbnail`).
+    near_duplicates : ndarray of int
+        Near-duplicate group of every image (identical pixels included):
+        what every split keeps together.
     """
 
     name: str
@@ -71,6 +78,8 @@ class ImageSet:
     masks: dict[str, np.ndarray | None] = field(default_factory=dict)
     segmenter: dict | None = None
     empty_masks: list[str] = field(default_factory=list)
+    thumbnails: np.ndarray | None = None
+    near_duplicates: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -119,10 +128,12 @@ def build_views(
                    segmenter=masks.spec.to_dict() if (masks is not None and need_mask) else None)
     views = {k: [] for k in specs}
     vmasks = {k: [] for k in specs}
+    thumbs = []
     for s in tqdm(dataset, total=len(dataset), desc=f"prepare {dataset.name}",
                   disable=not progress, leave=False):
         fp = image_fingerprint(s.image)
         out.fingerprints.append(fp)
+        thumbs.append(thumbnail(s.image))
         m = masks.mask(s, fp) if need_mask else None
         if m is not None and not m.any():
             out.empty_masks.append(str(s.id))
@@ -133,4 +144,7 @@ def build_views(
     for k in specs:
         out.views[k] = np.stack(views[k])
         out.masks[k] = None if vmasks[k][0] is None else np.stack(vmasks[k])
+    out.thumbnails = np.stack(thumbs).astype(np.float16)
+    out.near_duplicates = groups_from_pairs(
+        len(thumbs), match_thumbnails(np.stack(thumbs), out.fingerprints))
     return out

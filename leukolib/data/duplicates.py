@@ -63,8 +63,11 @@ Examples
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -78,14 +81,23 @@ __all__ = [
     "DEFAULT_RULE",
     "DuplicatePair",
     "DuplicateRule",
+    "THUMBNAILS",
     "groups_from_pairs",
+    "grouping_record",
+    "image_thumbnails",
+    "load_thumbnails",
     "match_thumbnails",
+    "matches_against",
     "near_duplicate_groups",
     "near_duplicate_pairs",
     "plot_duplicate_pairs",
+    "save_thumbnails",
     "score_matrix",
     "thumbnail",
 ]
+
+#: File name of a model run's training thumbnails (:func:`save_thumbnails`).
+THUMBNAILS = "thumbnails.npz"
 
 #: Pairs of thumbnails per FFT chunk: bounds the memory (about 40 kB a pair).
 _CHUNK_PAIRS = 2048
@@ -493,6 +505,126 @@ def near_duplicate_groups(images: Iterable[np.ndarray], rule: DuplicateRule = DE
     """
     thumbs, prints = _features(images, rule)
     return groups_from_pairs(len(prints), match_thumbnails(thumbs, prints, rule))
+
+
+def image_thumbnails(images: Iterable[np.ndarray], rule: DuplicateRule = DEFAULT_RULE,
+                     ) -> tuple[np.ndarray, list[str]]:
+    """The feature thumbnails and the fingerprints of images, decoding each image once.
+
+    Parameters
+    ----------
+    images : iterable of ndarray or of Sample
+    rule : DuplicateRule
+
+    Returns
+    -------
+    thumbnails : ndarray of float32, shape (N, rule.size, rule.size)
+    fingerprints : list of str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t, p = image_thumbnails([np.zeros((9, 9)), np.ones((5, 5, 3))])
+    >>> t.shape, len(p)
+    ((2, 64, 64), 2)
+    """
+    return _features(images, rule)
+
+
+def matches_against(
+    thumbnails: np.ndarray,
+    reference: np.ndarray,
+    rule: DuplicateRule = DEFAULT_RULE,
+) -> list[np.ndarray]:
+    """For each thumbnail, the reference thumbnails it is a near duplicate of.
+
+    The check that a model never saw an image (:meth:`leukolib.segmentation.UNetRun.folds_for`):
+    the references are the thumbnails of its training images.
+
+    Parameters
+    ----------
+    thumbnails : ndarray, shape (N, T, T)
+    reference : ndarray, shape (M, T, T)
+    rule : DuplicateRule
+
+    Returns
+    -------
+    list of ndarray of int
+        Indices into ``reference`` scoring at least ``rule.threshold``, one array per thumbnail.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.ndimage import gaussian_filter
+    >>> rng = np.random.default_rng(0)
+    >>> f, g = gaussian_filter(rng.random((80, 80)), 2), gaussian_filter(rng.random((80, 80)), 2)
+    >>> ref = np.stack([thumbnail(f[:64, :64]), thumbnail(g[:64, :64])])
+    >>> [m.tolist() for m in matches_against(thumbnail(f[3:67, 2:66])[None], ref)]
+    [[0]]
+    """
+    t = np.asarray(thumbnails, np.float32)
+    r = np.asarray(reference, np.float32)
+    if len(t) == 0 or len(r) == 0:
+        return [np.zeros(0, np.int64) for _ in range(len(t))]
+    scores = score_matrix(t, r, max_shift=rule.max_shift)
+    return [np.flatnonzero(row >= rule.threshold) for row in scores]
+
+
+def save_thumbnails(path: str | os.PathLike, ids: Sequence[str], thumbnails: np.ndarray,
+                    rule: DuplicateRule = DEFAULT_RULE) -> None:
+    """Keep a run's training thumbnails, so that later images are checked against them.
+
+    Written atomically as ``.npz`` (float16, about 8 kB an image) with the ids
+    and the rule; :func:`load_thumbnails` reads it back.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez_compressed(fh, ids=np.asarray([str(i) for i in ids]),
+                            thumbnails=np.asarray(thumbnails, np.float16),
+                            rule=json.dumps(rule.to_dict()))
+    os.replace(tmp, path)
+
+
+def load_thumbnails(path: str | os.PathLike) -> tuple[list[str], np.ndarray, DuplicateRule] | None:
+    """``(ids, thumbnails, rule)`` written by :func:`save_thumbnails` (``None``: no file)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        fields = json.loads(str(z["rule"]))
+        fields.pop("description", None)
+        return ([str(i) for i in z["ids"]], z["thumbnails"].astype(np.float32),
+                DuplicateRule(**fields))
+
+
+def grouping_record(rule: DuplicateRule | None = DEFAULT_RULE, *, dataset_groups: bool = False,
+                    caller_groups: bool = False) -> dict[str, Any]:
+    """What a split kept together, for its JSON record.
+
+    Parameters
+    ----------
+    rule : DuplicateRule or None
+        The near-duplicate rule, ``None`` when only identical pixels were grouped.
+    dataset_groups, caller_groups : bool
+        Whether the dataset's own or the caller's groups were merged in.
+
+    Returns
+    -------
+    dict
+        ``by`` (the list of what grouped images: ``"identical pixels"``,
+        ``"near duplicates"``, ``"dataset groups"``, ``"caller groups"``) and
+        ``near_duplicate_rule`` (:meth:`DuplicateRule.to_dict`, or ``None``).
+
+    Examples
+    --------
+    >>> grouping_record()["by"]
+    ['identical pixels', 'near duplicates']
+    """
+    by = ["identical pixels"] + (["near duplicates"] if rule is not None else []) \
+        + (["dataset groups"] if dataset_groups else []) \
+        + (["caller groups"] if caller_groups else [])
+    return {"by": by, "near_duplicate_rule": None if rule is None else rule.to_dict()}
 
 
 def _features(images: Iterable[np.ndarray], rule: DuplicateRule,

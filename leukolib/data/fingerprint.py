@@ -4,8 +4,9 @@ Public datasets hold exact duplicates under different names (JTSC ``112`` and
 ``139``, ALL-IDB2 ``Im223_0`` and ``Im257_0``). A split that puts twins on
 both sides trains on the test image. Every split of leukolib is therefore made
 by **group** (:mod:`leukolib.folds`): images with the same pixels always share
-a group, and a dataset's own identifiers (patients, smears) can merge groups
-further.
+a group, so do near duplicates (the same cell shifted or exposed differently,
+found by :mod:`leukolib.data.duplicates`), and a dataset's own identifiers
+(patients, smears) can merge groups further (:func:`split_groups`).
 
 Examples
 --------
@@ -115,21 +116,33 @@ def split_groups(
     fingerprints: Sequence[str],
     dataset_groups: Sequence[Hashable] | None = None,
     groups: Sequence[Hashable] | None = None,
+    *,
+    near_duplicates: Sequence[Hashable] | None,
 ) -> np.ndarray:
     """The groups a split must keep together: duplicates, the dataset's and the caller's groups.
 
     Parameters
     ----------
     fingerprints : sequence of str
-        One per sample (:func:`image_fingerprint`).
+        One per sample (:func:`image_fingerprint`): identical pixels share a group.
     dataset_groups : sequence, optional
         The dataset's own identifiers (:attr:`leukolib.data.Dataset.groups`).
     groups : sequence, optional
         Identifiers given by the caller (e.g. patient IDs from a file).
+    near_duplicates : sequence or None
+        Near-duplicate groups (:func:`leukolib.data.near_duplicate_groups`:
+        the same cell shifted or exposed differently). Required, so that no
+        caller forgets them; ``None`` groups exact duplicates only, for data
+        known to hold none (or to show what a split without them does).
 
     Returns
     -------
     ndarray of int
         Group index of every sample.
+
+    Examples
+    --------
+    >>> split_groups(["a", "b", "a", "c"], near_duplicates=[0, 1, 2, 1]).tolist()
+    [0, 1, 0, 1]
     """
-    return merge_groups(duplicate_groups(fingerprints), dataset_groups, groups)
+    return merge_groups(duplicate_groups(fingerprints), dataset_groups, groups, near_duplicates)

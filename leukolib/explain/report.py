@@ -56,17 +56,13 @@ FAITHFULNESS_METRICS = ("road_combined", "road_morf", "road_lerf", "deletion_auc
 
 
 def best_by_validation(runs: Mapping[str, Any]) -> list[str]:
-    """The best segmented and the best raw run by mean validation accuracy (never the test split).
+    """The best segmented and the best raw run (:mod:`leukolib.classification.best`; no test data).
 
-    Returns the keys found, segmented first; ties go to the earlier key.
+    Returns the keys found, segmented first.
     """
-    chosen = []
-    for prefix in ("segmented-", "raw-"):
-        keys = [k for k in runs if k.startswith(prefix)]
-        if keys:
-            chosen.append(max(keys, key=lambda k: float(
-                runs[k].summary.get("val_acc_mean", float("-inf")))))
-    return chosen
+    from leukolib.classification.best import best_per_input
+
+    return list(best_per_input(runs).values())
 
 
 def calibrate_run(run, n_bins: int = 15, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:

@@ -285,28 +285,23 @@ def paired_view(table: pd.DataFrame, names: tuple[str, str] = ("a", "b"),
 
 
 def pick_models(runs: Mapping[str, Any]) -> dict[str, str]:
-    """The best segmented and the best raw model by out-of-fold validation accuracy.
+    """The best segmented and the best raw model (:mod:`leukolib.classification.best`).
 
     Parameters
     ----------
     runs : mapping
-        Key -> :class:`~leukolib.classification.ClassifierRun` (its saved
-        out-of-fold logits are read; the test split is not looked at).
+        Key -> :class:`~leukolib.classification.ClassifierRun` (the mean
+        validation accuracy of its folds is read; the test split is not
+        looked at).
 
     Returns
     -------
     dict
-        ``{"segmented": key, "raw": key}`` (only the inputs present); ties
-        go to the first key.
+        ``{"segmented": key, "raw": key}`` (only the inputs present).
     """
-    best: dict[str, tuple[float, str]] = {}
-    for key, run in runs.items():
-        z = run.saved_logits()
-        acc = float(np.mean(np.asarray(z["oof_logits"]).argmax(1) == np.asarray(z["oof_labels"])))
-        kind = "segmented" if run.spec.needs_mask and run.spec.input == "segmented" else "raw"
-        if kind not in best or acc > best[kind][0]:
-            best[kind] = (acc, key)
-    return {k: v[1] for k, v in best.items()}
+    from leukolib.classification.best import best_per_input
+
+    return best_per_input(runs)
 
 
 def save_report(folder: str | os.PathLike, tables: Mapping[str, pd.DataFrame]) -> list[Path]:

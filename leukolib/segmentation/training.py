@@ -43,7 +43,16 @@ from torch.utils.data import Dataset as TorchDataset
 from tqdm import tqdm
 
 from leukolib.data.base import Dataset, Subset
-from leukolib.data.fingerprint import image_fingerprint, split_groups
+from leukolib.data.duplicates import (
+    DEFAULT_RULE,
+    THUMBNAILS,
+    grouping_record,
+    groups_from_pairs,
+    image_thumbnails,
+    match_thumbnails,
+    save_thumbnails,
+)
+from leukolib.data.fingerprint import split_groups
 from leukolib.device import configure_cuda, derive_seed, fork_rng, select_device
 from leukolib.folds import Fold, kfold
 from leukolib.metrics import SEGMENTATION_METRICS, segmentation_metrics, summarize
@@ -109,6 +118,8 @@ class _Data:
     x: torch.Tensor  # (N, 3, S, S) float in [0, 1]
     y: torch.Tensor  # (N, 1, S, S) float {0, 1}
     fingerprints: list[str]
+    thumbnails: np.ndarray  # (N, T, T) near-duplicate thumbnails of the original images
+    near_duplicates: np.ndarray  # near-duplicate group of every image
 
 
 def _load_data(dataset: Dataset, size: int, progress: bool) -> _Data:
@@ -121,8 +132,10 @@ def _load_data(dataset: Dataset, size: int, progress: bool) -> _Data:
         masks.append(np.asarray(s.nucleus, dtype=bool))
         xs.append(resize_image(image_to_tensor(s.image), size))
         ys.append(resize_mask(mask_to_tensor(s.nucleus), size))
-    prints = [image_fingerprint(im) for im in images]
-    return _Data(list(dataset.ids), images, masks, torch.stack(xs), torch.stack(ys), prints)
+    thumbs, prints = image_thumbnails(images)
+    near = groups_from_pairs(len(prints), match_thumbnails(thumbs, prints))
+    return _Data(list(dataset.ids), images, masks, torch.stack(xs), torch.stack(ys), prints,
+                 thumbs, near)
 
 
 def _dataset_root(dataset: Dataset) -> str | None:
@@ -189,7 +202,7 @@ def _aug_fields(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def _config(dataset: Dataset, prof: Profile, hp: UNetHParams, seed: int, overrides: dict,
-            grouped_by: list[str]) -> dict[str, Any]:
+            grouped_by: dict[str, Any]) -> dict[str, Any]:
     sp = prof.segmentation
     size = int(overrides.get("image_size") or sp.image_size)
     if size < 8 or size % 8:
@@ -284,8 +297,8 @@ def train_unet(
     ids = [str(i) for i in dataset.ids]
     if len(set(ids)) != len(ids):
         raise RunError(f"{dataset.name}: sample ids are not unique")
-    grouped_by = ["fingerprint"] + (["dataset"] if dataset.groups is not None else []) \
-        + (["caller"] if groups is not None else [])
+    grouped_by = grouping_record(DEFAULT_RULE, dataset_groups=dataset.groups is not None,
+                                 caller_groups=groups is not None)
     overrides = {"epochs": epochs, "folds": folds, "image_size": image_size,
                  "batch_size": batch_size}
     config = _config(dataset, prof, hp, seed, overrides, grouped_by)
@@ -306,7 +319,8 @@ def train_unet(
         if progress:
             print(f"U-Net run in {rundir.path} is complete: nothing to train", flush=True)
         return record
-    group_of = split_groups(data.fingerprints, dataset.groups, groups)
+    group_of = split_groups(data.fingerprints, dataset.groups, groups,
+                            near_duplicates=data.near_duplicates)
     n_groups = len(np.unique(group_of))
     if not 2 <= config["folds"] <= n_groups:
         raise RunError(f"k-fold cross-validation needs 2 to {n_groups} folds for the "
@@ -320,6 +334,7 @@ def train_unet(
     record.update(versions=library_versions(), device=dev)
     record["timings"]["load_seconds"].append(time.perf_counter() - t0)
     record["dataset"]["fingerprints"] = dict(zip(ids, data.fingerprints, strict=True))
+    save_thumbnails(rundir.path / THUMBNAILS, ids, data.thumbnails)
     rundir.write(record)  # from now on, an interruption resumes
     num_workers = prof.workers_for(dev)
     if dev.startswith("cuda"):

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from leukolib.data.base import Dataset
+from leukolib.data.duplicates import THUMBNAILS, load_thumbnails, matches_against, thumbnail
 from leukolib.data.fingerprint import image_fingerprint
 from leukolib.data.sample import Sample
 from leukolib.device import select_device
@@ -258,9 +259,14 @@ class UNetRun:
         # name of the dataset it comes in, so no model ever segments an image it trained on.
         prints = record["dataset"].get("fingerprints") or {}
         self._seen_by: dict[str, set[int]] = {}
+        self._folds_of_id: dict[str, set[int]] = {}
         for f in record["folds"]:
             for sid in [*f["train_ids"], *f["val_ids"]]:
                 self._seen_by.setdefault(prints.get(sid, f"id:{sid}"), set()).add(int(f["fold"]))
+                self._folds_of_id.setdefault(str(sid), set()).add(int(f["fold"]))
+        # ... and their near duplicates (shifted, re-exposed), by the thumbnails kept with the
+        # run; a run written before leukolib kept them recognises identical pixels only.
+        self._thumbs = load_thumbnails(self.run_dir / THUMBNAILS)
         self._models: dict[int, nn.Module] = {}
 
     # ------------------------------------------------------------------ models
@@ -326,23 +332,61 @@ class UNetRun:
         """The folds whose models never saw this image, or ``None`` for a new image.
 
         The image is recognised by its pixels (:func:`~leukolib.data.image_fingerprint`),
-        not by its id: a training image renamed, a duplicate under another
-        name, or one loaded under another dataset name gets only the models
-        that did not train (nor select) on it; on the run's own dataset that is
-        the model of the fold that held it out.
+        or as a near duplicate of a training image (:meth:`seen_by`), not by
+        its id: a training image renamed, shifted or re-exposed, a duplicate
+        under another name, or one loaded under another dataset name gets only
+        the models that did not train (nor select) on it; on the run's own
+        dataset that is the model of the fold that held it out.
 
         Raises
         ------
         RunError
             If every fold trained on the image (it cannot be predicted out of fold).
         """
-        seen = self._seen_by.get(image_fingerprint(_as_image(image)))
+        seen = self.seen_by(_as_image(image))
         if seen is None:
             return None
         free = tuple(k for k in range(self.n_folds) if k not in seen)
         if not free:
             raise RunError(f"{self.run_dir}: every fold trained on this image")
         return free
+
+    @property
+    def training_thumbnails(self):
+        """``(ids, thumbnails, rule)`` of the training images (``None``: a run without them)."""
+        return self._thumbs
+
+    def seen_by(self, image: np.ndarray, thumb: np.ndarray | None = None) -> set[int] | None:
+        """The folds that trained (or selected) on this image or a near duplicate of it.
+
+        Parameters
+        ----------
+        image : ndarray
+        thumb : ndarray, optional
+            Its near-duplicate thumbnail (:func:`leukolib.data.duplicates.thumbnail`),
+            when already computed.
+
+        Returns
+        -------
+        set of int or None
+            ``None`` when no training image has its pixels nor is a near duplicate of it.
+        """
+        return self.seen_by_many([image], None if thumb is None else [thumb])[0]
+
+    def seen_by_many(self, images: Sequence[np.ndarray],
+                     thumbs: Sequence[np.ndarray] | None = None) -> list[set[int] | None]:
+        """:meth:`seen_by` of several images, their thumbnails scored in one batch."""
+        out = [self._seen_by.get(image_fingerprint(im)) for im in images]
+        todo = [k for k, s in enumerate(out) if s is None]
+        if not todo or self._thumbs is None:
+            return out
+        ids, ref, rule = self._thumbs
+        t = np.stack([thumbnail(images[k], rule) if thumbs is None
+                      else np.asarray(thumbs[k], np.float32) for k in todo])
+        for k, hits in zip(todo, matches_against(t, ref, rule), strict=True):
+            if len(hits):
+                out[k] = set().union(*(self._folds_of_id.get(ids[h], set()) for h in hits))
+        return out
 
     def predictor_for(self, dataset: Dataset, threshold: float = 0.5) -> SegmentationPredictor:
         """A ``callable(sample) -> bool mask`` suited to ``dataset``.
@@ -359,7 +403,11 @@ class UNetRun:
             image), ``"fold-average"`` (none was) or ``"mixed"``, and a
             ``reason``.
         """
-        folds = [self.folds_for(s.image) for s in dataset]
+        seen = self.seen_by_many([_as_image(s.image) for s in dataset])
+        if any(x is not None and len(x) >= self.n_folds for x in seen):
+            raise RunError(f"{self.run_dir}: every fold trained on an image of {dataset.name!r}")
+        folds = [None if x is None else tuple(k for k in range(self.n_folds) if k not in x)
+                 for x in seen]
         known = sum(f is not None for f in folds)
         if known == len(folds):
             mode = "out-of-fold"
