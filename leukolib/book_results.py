@@ -218,6 +218,9 @@ def write_glance(folder: str | Path) -> Path:
             _markdown(cls),
             "",
         ]
+        note = reference.split_note(*(f"classification_{d}_cpu.json" for d in DATASET_NAMES))
+        if note:
+            parts += ["```{warning}", note, "```", ""]
     if not parts:
         parts = ["No reference results are shipped with this copy of leukolib: run the "
                  "scripts of `benchmarks/` (see the README)."]

@@ -8,15 +8,16 @@ import pytest
 from leukolib.classification.baselines import run_baselines
 from leukolib.classification.splits import classifier_split
 from leukolib.data import load_dataset
-from leukolib.data.fingerprint import image_fingerprint
+from leukolib.data.duplicates import groups_from_pairs, image_thumbnails, match_thumbnails
 
 pytestmark = pytest.mark.shared
 
 
 def _record(ds, folds=3, seed=0):
     """A run record's split (what the baselines read), made by the classifiers' own protocol."""
-    prints = [image_fingerprint(s.image) for s in ds]
-    sp = classifier_split(prints, ds.labels, 0.1, folds, seed)
+    thumbs, prints = image_thumbnails(ds)
+    near = groups_from_pairs(len(prints), match_thumbnails(thumbs, prints))
+    sp = classifier_split(prints, ds.labels, 0.1, folds, seed, near_duplicates=near)
     ids = ds.ids
     return prints, sp, {"split": {"test_ids": [ids[i] for i in sp.test]},
                         "folds": [{"train_ids": [ids[i] for i in t], "val_ids": [ids[i] for i in v]}

@@ -25,6 +25,7 @@ shown in its caption by :func:`leukolib.tables.styled`) says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -590,6 +591,14 @@ def committed_tables(result: Mapping[str, Any]) -> dict[str, Any]:
               f"{cfg.get('lr')}; {g.get('n_test')} test images. From `{result.get('command')}`, "
               f"{str(result.get('date', ''))[:10]}, commit {result.get('commit')}")
     source = _sourced(source, result) + "."
+    from leukolib import reference
+
+    seed = _seed(result, 0)
+    profile = re.search(r"--profile[ =](\w+)", str(result.get("command", "")))
+    note = reference.split_note(f"classification_{d.get('name')}_"
+                                f"{profile.group(1) if profile else 'cpu'}"
+                                + (f"_seed{seed}" if seed else "") + ".json")
+    source = f"{source} {note}" if note else source
     tables: dict[str, pd.DataFrame] = {}
     if g.get("table"):
         t = pd.DataFrame(g["table"]).set_index("model")

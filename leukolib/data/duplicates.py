@@ -92,7 +92,9 @@ __all__ = [
     "near_duplicate_pairs",
     "plot_duplicate_pairs",
     "save_thumbnails",
+    "shipped_table",
     "score_matrix",
+    "straddling",
     "thumbnail",
 ]
 
@@ -596,6 +598,74 @@ def load_thumbnails(path: str | os.PathLike) -> tuple[list[str], np.ndarray, Dup
         fields.pop("description", None)
         return ([str(i) for i in z["ids"]], z["thumbnails"].astype(np.float32),
                 DuplicateRule(**fields))
+
+
+def shipped_table() -> Any:
+    """The near duplicates found in the shared datasets (``leukolib/reference/duplicates.json``).
+
+    Returns
+    -------
+    DataFrame or None
+        One row per dataset: images, pairs scored, near-duplicate pairs (of
+        which identical), the weakest match and the strongest non-match with
+        their scores; ``None`` when the file is not shipped.
+    """
+    import pandas as pd
+
+    from leukolib import reference
+
+    if not reference.available("duplicates"):
+        return None
+    rows = {}
+    for name, d in reference.load("duplicates")["results"]["datasets"].items():
+        matched, missed = d["matched"], d["closest_non_matching"]
+        weakest = min(matched, key=lambda m: m["score"]) if matched else None
+        rows[name] = {
+            "images": d["images"], "pairs scored": d["pairs_scored"],
+            "near-duplicate pairs": len(matched),
+            "of which identical": sum(bool(m["exact"]) for m in matched),
+            "weakest match": f"{weakest['a']} / {weakest['b']} ({weakest['score']:.3f})"
+            if weakest else "none",
+            "strongest non-match": f"{missed[0]['a']} / {missed[0]['b']} ({missed[0]['score']:.3f})"
+            if missed else "none"}
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame.index.name = "dataset"
+    return frame
+
+
+def straddling(groups: Sequence[int] | np.ndarray, parts: Sequence[Sequence[int]],
+               ) -> list[np.ndarray]:
+    """The groups of images that fall on more than one side of a split (a leak).
+
+    Parameters
+    ----------
+    groups : array_like of int
+        Group of every image (:func:`near_duplicate_groups`).
+    parts : sequence of sequences of int
+        The split's sides, as indices (test and training-validation; or the
+        folds' test parts; or one fold's training and validation parts).
+        Images in no part are ignored.
+
+    Returns
+    -------
+    list of ndarray of int
+        The indices of each straddling group's images that lie in a part.
+
+    Examples
+    --------
+    >>> straddling([0, 0, 1, 1, 2], [[0, 2, 3], [1, 4]])
+    [array([0, 1])]
+    """
+    g = np.asarray(groups)
+    side = np.full(len(g), -1)
+    for k, part in enumerate(parts):
+        side[np.asarray(part, dtype=np.int64)] = k
+    out = []
+    for label in np.unique(g):
+        members = np.flatnonzero((g == label) & (side >= 0))
+        if len(np.unique(side[members])) > 1:
+            out.append(members)
+    return out
 
 
 def grouping_record(rule: DuplicateRule | None = DEFAULT_RULE, *, dataset_groups: bool = False,

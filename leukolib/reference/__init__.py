@@ -22,7 +22,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-__all__ = ["available", "load", "provenance", "source_commit", "write"]
+__all__ = ["available", "load", "provenance", "source_commit", "split_note", "split_status",
+           "write"]
 
 
 def _path(name: str) -> Path:
@@ -65,7 +66,75 @@ def provenance(name: str) -> str:
     again = p.get("reanalysis")
     if again:  # intervals recomputed from the stored counts, nothing retrained
         said += f"; its intervals recomputed with `{again['command']}` on {again['date']}"
-    return said
+    note = split_note(*_audited_files(name))
+    return f"{said}. {note}" if note else said
+
+
+def _audited_files(name: str) -> list[str]:
+    """The audit's entries of a shipped file (a report, or each U-Net run of ``segmentation``)."""
+    if not available("split_audit") or name == "split_audit":
+        return []
+    results = load("split_audit")["results"]
+    return [r["file"] for r in [*results["splits"], *results["derived"]]
+            if r["file"] == f"{name}.json" or r["file"].startswith(f"{name}.json:")]
+
+
+def split_status(file: str) -> dict[str, Any]:
+    """Whether a shipped result's splits kept near duplicates together (``split_audit.json``).
+
+    Parameters
+    ----------
+    file : str
+        A shipped result's file name (``"classification_jtsc_cpu.json"``), or
+        ``"segmentation.json:<dataset>"`` for one U-Net run of the segmentation report.
+
+    Returns
+    -------
+    dict
+        ``clean`` (bool), ``grouped_by``, ``across_test`` and ``across_folds``
+        (the straddling near-duplicate groups, by image name) or, for a result
+        computed from others' runs, ``leaky_sources``; ``{"clean": True,
+        "audited": False}`` for a file the audit does not list.
+
+    Examples
+    --------
+    >>> split_status("no-such-file.json")
+    {'clean': True, 'audited': False}
+    """
+    if not available("split_audit"):
+        return {"clean": True, "audited": False}
+    results = load("split_audit")["results"]
+    for row in [*results["splits"], *results["derived"]]:
+        if row["file"] == file:
+            return {**row, "audited": True}
+    return {"clean": True, "audited": False}
+
+
+def split_note(*files: str) -> str:
+    """One sentence for a page showing these shipped results: empty when their splits are clean.
+
+    Examples
+    --------
+    >>> split_note("no-such-file.json")
+    ''
+    """
+    leaky = []
+    for f in files:
+        st = split_status(f)
+        if st["clean"]:
+            continue
+        if "leaky_sources" in st:
+            leaky.append(f"{f} (computed from the runs of {', '.join(st['leaky_sources'])})")
+        else:
+            n_test, n_folds = len(st.get("across_test", [])), len(st.get("across_folds", []))
+            leaky.append(f"{f} ({n_test} near-duplicate group(s) across its test split, "
+                         f"{n_folds} across its folds)")
+    if not leaky:
+        return ""
+    return ("Made before near-duplicate images were grouped: the same cell, shifted or "
+            "re-exposed, lies on both sides of a split in " + "; ".join(leaky) + ". These "
+            "numbers are optimistic by that leak until they are regenerated "
+            "(`python benchmarks/split_audit.py` lists the pairs).")
 
 
 def source_commit() -> str:

@@ -1,0 +1,193 @@
+"""Which shipped results were made with splits that near duplicates straddle.
+
+Usage::
+
+    python benchmarks/split_audit.py [--shared ../shared/data] [--check]
+
+Every shipped result that depends on a split (the classifier reports of
+``leukolib/reference`` and ``benchmarks/results``, the U-Net runs of
+``segmentation.json``, and what was computed from those runs: explanations,
+robustness) is checked against the near-duplicate detector
+(:mod:`leukolib.data.duplicates`, the shipped rule):
+
+* a report that records its split (``grid.split``: test ids and the folds'
+  validation ids, written since near duplicates are grouped) is read as it is;
+* an older report is split again as the code of its commit did (identical
+  pixels only, the recorded seed, folds and test fraction), which is exactly
+  the split it trained on.
+
+For each, the near-duplicate groups that fall on both sides of the test split
+or of a fold are counted and named. The result goes to
+``leukolib/reference/split_audit.json``, which the book reads to flag results
+made before near duplicates were grouped; ``--check`` compares the committed
+file with a fresh audit instead of writing it (the test suite does that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"jtsc": "segmentation_WBC", "all_idb2": "ALL_IDB2", "bloodseg": "BloodSeg"}
+# The derived results and the runs they read (their provenance commands say so).
+DERIVED = {
+    "explain_jtsc_cpu.json": ["classification_jtsc_cpu.json"],
+    "explain_all_idb2_cpu.json": ["classification_all_idb2_cpu.json"],
+    "robustness.json": ["classification_all_idb2_cpu.json", "segmentation.json:jtsc",
+                        "segmentation.json:all_idb2"],
+    "classification_all_idb2_cpu_settings.json": [
+        "classification_all_idb2_cpu.json", "classification_all_idb2_cpu_seed1.json",
+        "classification_all_idb2_cpu_seed2.json"],
+    "classification_all_idb2_cpu_splits.json": [
+        "classification_all_idb2_cpu.json", "classification_all_idb2_cpu_seed1.json",
+        "classification_all_idb2_cpu_seed2.json"],
+}
+
+
+def _groups(name: str, shared: Path, cache: dict) -> tuple[Any, Any, list[str]]:
+    """The dataset, its near-duplicate groups and fingerprints (computed once)."""
+    if name not in cache:
+        from leukolib.data import load_dataset
+        from leukolib.data.duplicates import groups_from_pairs, image_thumbnails, match_thumbnails
+
+        ds = load_dataset(name, shared / FOLDERS[name])
+        thumbs, prints = image_thumbnails(ds)
+        cache[name] = (ds, groups_from_pairs(len(prints), match_thumbnails(thumbs, prints)),
+                       prints)
+    return cache[name]
+
+
+def _named(ds, groups: list) -> list[list[str]]:
+    return sorted(sorted(str(ds.ids[i]) for i in g) for g in groups)
+
+
+def _seed(report: dict[str, Any]) -> int:
+    found = re.search(r"--seed[ =](\d+)", str(report.get("command", "")))
+    return int(found.group(1)) if found else 0
+
+
+def audit_classifier(file: str, report: dict[str, Any], shared: Path, cache: dict,
+                     ) -> dict[str, Any]:
+    """One classifier report: its split (recorded, or made again) against the detector."""
+    import numpy as np
+
+    from leukolib.classification.splits import classifier_split
+    from leukolib.data.duplicates import straddling
+
+    name = report["dataset"]["name"]
+    ds, near, prints = _groups(name, shared, cache)
+    grid = report["grid"]
+    recorded = grid.get("split")
+    seed = _seed(report)
+    if recorded:
+        pos = {str(i): k for k, i in enumerate(ds.ids)}
+        test = np.array([pos[i] for i in recorded["test_ids"]])
+        trainval = np.setdiff1d(np.arange(len(ds)), test)
+        folds = []
+        for val_ids in recorded["fold_val_ids"]:
+            val = np.array([pos[i] for i in val_ids])
+            folds.append((np.setdiff1d(trainval, val), val))
+        grouping = recorded.get("grouping") or {"by": ["identical pixels"]}
+    else:  # made before splits were recorded: the old protocol, identical pixels only
+        cfg = grid["config"]
+        sp = classifier_split(prints, ds.labels, cfg["test_fraction"], cfg["folds"], seed,
+                              near_duplicates=None)
+        test, trainval, folds = sp.test, sp.trainval, sp.folds
+        grouping = {"by": ["identical pixels"]}
+    across_test = straddling(near, [test, trainval])
+    across_folds = straddling(near, [v for _, v in folds])
+    return {"file": file, "kind": "classifier", "dataset": name, "seed": seed,
+            "commit": report.get("commit"), "grouped_by": grouping["by"],
+            "split_recorded": bool(recorded),
+            "across_test": _named(ds, across_test), "across_folds": _named(ds, across_folds),
+            "clean": not across_test and not across_folds}
+
+
+def audit_unet(name: str, entry: dict[str, Any], provenance: dict[str, Any], shared: Path,
+               cache: dict) -> dict[str, Any]:
+    """One U-Net run of the segmentation report: its k folds against the detector."""
+    import numpy as np
+
+    from leukolib.data.duplicates import straddling
+    from leukolib.data.fingerprint import split_groups
+    from leukolib.folds import kfold
+
+    ds, near, prints = _groups(name, shared, cache)
+    recorded = entry.get("fold_test_ids")
+    seed = int(entry.get("seed", 0))
+    if recorded:
+        pos = {str(i): k for k, i in enumerate(ds.ids)}
+        parts = [np.array([pos[i] for i in ids]) for ids in recorded]
+        grouping = entry.get("grouping") or {"by": ["identical pixels"]}
+    else:  # the old protocol: identical pixels only, seed 0, the profile's validation share
+        from leukolib.profiles import get_profile
+
+        vf = get_profile(provenance.get("profile", "cpu")).segmentation.val_fraction
+        g = split_groups(prints, ds.groups, near_duplicates=None)
+        parts = [f.test for f in kfold(len(ds), int(entry["folds"]), seed, groups=g,
+                                       val_fraction=vf)]
+        grouping = {"by": ["identical pixels"]}
+    across = straddling(near, parts)
+    return {"file": f"segmentation.json:{name}", "kind": "unet", "dataset": name, "seed": seed,
+            "commit": provenance.get("commit"), "grouped_by": grouping["by"],
+            "split_recorded": bool(recorded), "across_test": [],
+            "across_folds": _named(ds, across), "clean": not across}
+
+
+def audit(shared: Path) -> dict[str, Any]:
+    """Every shipped split-dependent result, checked (module docstring)."""
+    from leukolib.data.duplicates import DEFAULT_RULE
+
+    cache: dict = {}
+    rows = []
+    for folder in (ROOT / "leukolib" / "reference", ROOT / "benchmarks" / "results"):
+        for path in sorted(folder.glob("classification_*_cpu*.json")):
+            report = json.loads(path.read_text())
+            if "grid" in report and report.get("dataset", {}).get("name") in FOLDERS:
+                rows.append(audit_classifier(path.name, report, shared, cache))
+    seg = json.loads((ROOT / "leukolib" / "reference" / "segmentation.json").read_text())
+    for name, entry in sorted(seg["results"]["unet_runs"].items()):
+        rows.append(audit_unet(name, entry, seg["provenance"], shared, cache))
+    status = {r["file"]: r["clean"] for r in rows}
+    derived = []
+    for file, sources in DERIVED.items():
+        dirty = [s for s in sources if not status.get(s, True)]
+        derived.append({"file": file, "uses": sources, "clean": not dirty, "leaky_sources": dirty})
+    return {"rule": DEFAULT_RULE.to_dict(), "splits": rows, "derived": derived,
+            "n_leaky": sum(not r["clean"] for r in rows) + sum(not d["clean"] for d in derived)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write (or ``--check``) ``leukolib/reference/split_audit.json``."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--check", action="store_true", help="compare with the committed audit")
+    args = ap.parse_args(argv)
+    from leukolib import reference
+
+    result = audit(args.shared)
+    if args.check:
+        committed = reference.load("split_audit")["results"]
+        if committed != json.loads(json.dumps(result)):
+            print("leukolib/reference/split_audit.json is out of date: run "
+                  "python benchmarks/split_audit.py", file=sys.stderr)
+            return 1
+        return 0
+    reference.write("split_audit", result, "python benchmarks/split_audit.py", "cpu")
+    for r in result["splits"]:
+        print(f"{r['file']:48s} {r['dataset']:9s} seed {r['seed']}  grouped by "
+              f"{' + '.join(r['grouped_by']):34s} straddling: test {len(r['across_test'])}, "
+              f"folds {len(r['across_folds'])}")
+    for d in result["derived"]:
+        print(f"{d['file']:48s} uses {', '.join(d['uses'])}: "
+              f"{'clean' if d['clean'] else 'made from leaky splits'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
