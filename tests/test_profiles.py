@@ -57,3 +57,16 @@ def test_cpu_inputs_keep_their_native_side_up_to_the_ceiling():
     p = get_profile("paper").classification
     assert input_size([Sample(np.zeros((120, 120, 3), np.uint8), None, None, 0, "x")],
                       p.image_size, p.resize, None, 0.0, p.native_size) == (224, 232)
+
+
+def test_tuning_smears_are_never_the_books():
+    """Settings are chosen on smears of a reserved seed range that no page or report draws."""
+    from leukolib.data import load_dataset, profile_dataset
+    from leukolib.data.fingerprint import dataset_fingerprints
+    from leukolib.profiles import TUNING_SEED_BASE
+
+    with pytest.raises(ValueError, match="reserved for choosing settings"):
+        profile_dataset("synthetic", None, "smoke", seed=TUNING_SEED_BASE)
+    book = set(dataset_fingerprints(profile_dataset("synthetic", None, "smoke", seed=0)))
+    tuning = load_dataset("synthetic", n_images=12, size=128, seed=TUNING_SEED_BASE)
+    assert not book & set(dataset_fingerprints(tuning))

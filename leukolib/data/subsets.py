@@ -9,7 +9,7 @@ import numpy as np
 
 from leukolib.data.base import Dataset, Subset
 from leukolib.data.datasets import load_dataset
-from leukolib.profiles import Profile, get_profile
+from leukolib.profiles import TUNING_SEED_BASE, Profile, get_profile
 
 __all__ = ["limit_dataset", "profile_dataset"]
 
@@ -67,6 +67,9 @@ def profile_dataset(
     """
     prof = get_profile(profile)
     if name == "synthetic":
+        if seed >= TUNING_SEED_BASE:
+            raise ValueError(f"synthetic seeds from {TUNING_SEED_BASE} up are reserved for "
+                             f"choosing settings (leukolib.profiles), got {seed}")
         sizes = prof.classification if stage == "classification" else prof.data
         options = {"n_images": sizes.synthetic_images, "size": sizes.synthetic_size, "seed": seed}
         return load_dataset("synthetic", **{**options, **kwargs})
