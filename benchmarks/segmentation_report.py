@@ -215,7 +215,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
             "folds": r.n_folds, "epochs": r.record["config"]["epochs"],
             "image_size": r.image_size, "total_seconds": r.record["timings"]["total_seconds"],
             "mean_epoch_seconds": r.record["timings"]["mean_epoch_seconds"],
-            "n_groups": r.record["dataset"].get("n_groups")} for d, r in runs.items()}
+            "n_groups": r.record["dataset"].get("n_groups"),
+            # the split itself, so that benchmarks/split_audit.py checks it against the detector
+            "seed": r.record["config"]["seed"], "grouping": r.record["config"].get("groups"),
+            "fold_test_ids": [f["test_ids"] for f in r.record["folds"]]}
+        for d, r in runs.items()}
 
     # 3. every run on every dataset with every candidate rule ----------------------------
     def candidates_pass(base: EnsembleParams, tag: str):
