@@ -148,7 +148,8 @@ def shortcut(args) -> dict[str, object]:
         s = rep.localization_summary()
         _show(f"Trained with the background cue: energy share on the nucleus ({layer})",
               interval_table(s, "energy_nucleus"))
-        _show(f"grid reference ({layer})", interval_table(s, "grid_nucleus"))
+        _show(f"nucleus smoothed to the grid ({layer})", interval_table(s, "grid_nucleus"))
+        _show(f"best map on the grid ({layer})", interval_table(s, "best_nucleus"))
         out[layer] = {"localization": s.to_dict(orient="records"),
                       "segmented_vs_raw": rep.input_comparison().to_dict(orient="records"),
                       "headline": rep.headline()}
@@ -165,7 +166,8 @@ def finer(name: str, ds, runs, args) -> dict[str, object]:
                        progress=not args.quiet, layer=args.finer_layer)
     s = rep.localization_summary()
     _show(f"Energy share on the nucleus ({args.finer_layer})", interval_table(s, "energy_nucleus"))
-    _show(f"grid reference ({args.finer_layer})", interval_table(s, "grid_nucleus"))
+    _show(f"nucleus smoothed to the grid ({args.finer_layer})", interval_table(s, "grid_nucleus"))
+    _show(f"best map on the grid ({args.finer_layer})", interval_table(s, "best_nucleus"))
     return {"layer": args.finer_layer, "localization": s.to_dict(orient="records"),
             "segmented_vs_raw": rep.input_comparison().to_dict(orient="records"),
             "headline": rep.headline()}

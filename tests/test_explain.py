@@ -83,10 +83,17 @@ def test_maps_leave_the_model_as_they_found_it(net, smears):
     np.testing.assert_array_equal(a, b)  # deterministic on the CPU
 
 
-def test_three_of_the_four_maps_coincide_on_resnet(net, smears):
-    """After layer4 comes global average pooling: the gradient is flat over the grid, so
-    Grad-CAM, HiResCAM and XGrad-CAM weigh the same activations the same way."""
-    c = compute_cams(net, smears[0], "all").cams
+@pytest.mark.parametrize("head, act", [("linear", "relu"), ("linear", "mish"),
+                                       ("medium", "relu"), ("medium", "mish")])
+def test_three_of_the_four_maps_coincide_on_resnet(smears, head, act):
+    """After layer4 comes global average pooling: the gradient is flat over the grid whatever
+    the head (a nonlinear Medium head, Mish) does with the pooled features, so Grad-CAM,
+    HiResCAM and XGrad-CAM weigh the same activations the same way, on all eight networks."""
+    from leukolib.classification.models import build_classifier
+
+    torch.manual_seed(0)
+    model = build_classifier(3, head, act, arch="resnet18").eval()
+    c = compute_cams(model, smears[0][:3], "all").cams
     np.testing.assert_allclose(c["hirescam"], c["gradcam"], atol=1e-5)
     np.testing.assert_allclose(c["xgradcam"], c["gradcam"], atol=1e-4)
     assert np.abs(c["gradcam++"] - c["gradcam"]).max() > 0.05
@@ -129,8 +136,52 @@ def test_localization_on_smears_uses_exact_masks(net, smears):
     ok = f.dropna(subset=["energy_nucleus"])
     assert (ok["energy_nucleus"] <= ok["energy_cell"] + 1e-9).all()  # the nucleus is in the cell
     assert (f["area_nucleus"] < f["area_cell"]).all()
-    # the nucleus drawn at the layer's 2 x 2 resolution scores above a flat map, far below 1
+    # the nucleus smoothed to the layer's 2 x 2 grid scores above a flat map, far below 1
     assert (f["grid_nucleus"] > f["area_nucleus"]).all() and (f["grid_nucleus"] < 0.5).all()
+    # no map of the grid, the smoothed nucleus included, beats the best one-cell map
+    assert (f["best_nucleus"] >= f["grid_nucleus"] - 1e-9).all()
+    assert (ok["energy_nucleus"] <= ok["best_nucleus"] + 1e-6).all()
+
+
+def _disc(size: int = 112, radius: float = 30) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    c = (size - 1) / 2
+    return ((yy - c) ** 2 + (xx - c) ** 2 < radius ** 2)[None]
+
+
+@pytest.mark.parametrize("radius", [12, 20, 30, 40, 50])
+def test_no_map_of_the_grid_beats_the_best_share(radius):
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    from leukolib.explain.localization import cell_shares, grid_best_share, grid_smoothed_mask
+
+    disc, grid = _disc(112, radius), (4, 4)
+    best = grid_best_share(disc, grid)[0]
+    # every one-cell map, made as a CAM is made (pytorch-grad-cam's scaling and resize)
+    one_cell = np.eye(16, dtype=np.float32).reshape(16, 4, 4)
+    shares = energy_share(scale_cam_image(one_cell, (112, 112)), np.repeat(disc, 16, 0))
+    assert shares.max() <= best + 1e-9
+    assert shares.max() == pytest.approx(best, abs=1e-6)  # and one of them reaches it
+    np.testing.assert_allclose(shares.reshape(4, 4), cell_shares(disc, grid)[0], atol=1e-6)
+    # nor does any other non-negative map of the grid
+    coarse = np.random.default_rng(radius).random((200, 4, 4)).astype(np.float32) ** 4
+    mixed = energy_share(scale_cam_image(coarse, (112, 112)), np.repeat(disc, 200, 0))
+    assert np.nanmax(mixed) <= best + 1e-9
+    smoothed = energy_share(grid_smoothed_mask(disc, grid), disc)[0]
+    assert np.isnan(smoothed) or smoothed <= best + 1e-9
+    assert best >= disc.mean()  # never below a flat map
+
+
+def test_a_one_cell_map_beats_the_smoothed_nucleus():
+    from leukolib.explain.localization import grid_best_share, grid_smoothed_mask
+
+    disc = _disc(112, 30)
+    smoothed = energy_share(grid_smoothed_mask(disc, (4, 4)), disc)[0]
+    best = grid_best_share(disc, (4, 4))[0]
+    assert smoothed == pytest.approx(0.698, abs=1e-3) and best == pytest.approx(0.723, abs=1e-3)
+    f = localization_scores({"a": grid_smoothed_mask(disc, (4, 4))}, disc, grid=(4, 4))
+    assert f.loc[0, "best_nucleus"] == pytest.approx(best)
+    assert f.loc[0, "grid_nucleus"] == pytest.approx(smoothed)
 
 
 class RegionModel(nn.Module):
@@ -172,6 +223,56 @@ def test_faithfulness_rewards_the_map_of_the_true_evidence():
     cols = ["road_combined", "deletion_auc", "insertion_auc"]  # one map, scored once
     np.testing.assert_array_equal(twin[twin.method == "a"][cols], twin[twin.method == "b"][cols])
     assert set(curves["curve"]) == {"deletion", "insertion"} and len(curves) == 3 * 2 * 5
+
+
+def test_random_maps_live_on_the_cams_grid_and_vary(net, smears):
+    from leukolib.explain.faithfulness import map_grid, random_maps
+
+    x48 = torch.nn.functional.interpolate(smears[0][:3], size=(48, 48), mode="bilinear")
+    batch = compute_cams(net, x48, ["gradcam", "gradcam++"])
+    assert batch.grid == (2, 2)  # layer4 at 48 px: 2 x 2 cells, not 48 // 32 = 1
+    assert map_grid(list(batch.cams.values())) == batch.grid  # read off the maps alike
+    maps = random_maps(6, (48, 48), batch.grid, seed=0)
+    assert (maps.reshape(6, -1).std(axis=1) > 0.05).all()  # no map is flat
+    assert map_grid(maps) == batch.grid
+    assert not np.allclose(maps[:3], maps[3:])  # independent draws differ
+    np.testing.assert_array_equal(maps, random_maps(6, (48, 48), (2, 2), seed=0))  # seeded
+    assert not np.array_equal(maps, random_maps(6, (48, 48), (2, 2), seed=1))
+    # at 112 px layer4 has 4 x 4 cells: the random map too (not 112 // 32 = 3)
+    assert map_grid(random_maps(2, (112, 112), (4, 4), seed=0)) == (4, 4)
+    assert map_grid(random_maps(2, (56, 64), (2, 3), seed=0)) == (2, 3)
+
+
+def test_the_random_reference_averages_its_draws():
+    from leukolib.explain.faithfulness import RANDOM_MAP, curve_auc, random_maps
+
+    region = np.zeros((32, 32), bool)
+    region[4:14, 6:16] = True
+    model = RegionModel(region).eval()
+    x = torch.full((2, 3, 32, 32), 0.5)
+    x[:, :, 4:14, 6:16] = 1.5
+    targets = [1, 1]
+    cam = random_maps(2, (32, 32), (4, 4), seed=9)
+    scores, curves = faithfulness_scores(model, x, {"cam": cam}, targets, percentiles=(20, 60),
+                                         steps=4, seed=2, n_draws=3)
+    rand = scores[scores["method"] == RANDOM_MAP]
+    assert rand["draws"].tolist() == [3, 3]
+    assert (scores[scores["method"] == "cam"]["draws"] == 1).all()
+    # the same numbers by hand: three draws on the maps' 4 x 4 grid, each scored, averaged
+    draws = random_maps(3 * 2, (32, 32), (4, 4), seed=2).reshape(3, 2, 32, 32)
+    road = [road_scores(model, x, d, targets, (20, 60), seed=2)["road_combined"] for d in draws]
+    dele = [deletion_insertion(model, x, d, targets, steps=4)[0] for d in draws]
+    np.testing.assert_allclose(rand["road_combined"], np.mean(road, axis=0), atol=1e-12)
+    np.testing.assert_allclose(rand["deletion_auc"], curve_auc(np.mean(dele, axis=0)),
+                               atol=1e-12)
+    assert np.ptp(road, axis=0).max() > 0  # the draws differ: one would be luck
+    mean = curves[(curves["method"] == RANDOM_MAP) & (curves["curve"] == "deletion")]
+    np.testing.assert_allclose(mean["probability"], np.mean(dele, axis=(0, 1)), atol=1e-12)
+    again, _ = faithfulness_scores(model, x, {"cam": cam}, targets, percentiles=(20, 60),
+                                   steps=4, seed=2, n_draws=3, grid=(4, 4))
+    pd.testing.assert_frame_equal(again, scores)  # the grid given is the grid read off
+    with pytest.raises(ValueError, match="n_draws"):
+        faithfulness_scores(model, x, {"cam": cam}, targets, n_draws=0)
 
 
 @pytest.mark.filterwarnings("ignore:__array_wrap__:DeprecationWarning")  # the library's own

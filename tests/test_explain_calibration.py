@@ -11,6 +11,8 @@ from leukolib.explain import (
     ece_floor,
     expected_calibration_error,
     fit_temperature,
+    fold_probabilities,
+    fold_temperatures,
     paper_table_a3,
     pick_images,
     probability_table,
@@ -48,6 +50,72 @@ def test_temperature_fitted_on_held_out_logits_halves_the_test_ece():
     folds = np.stack([4 * z_test, 4 * z_test])  # (F, N, C): averaged, as a run's test logits
     assert calibration_summary(4 * z_fit, y_fit, folds, y_test, n_boot=100)["accuracy"] == \
         s["accuracy"]
+
+
+def _two_folds(scale: float = 4.0):
+    """Fold 3 calibrated, fold 7 ``scale`` times over-confident: held-out and test logits."""
+    z_fit, y_fit = _calibrated(2000, 11)
+    z_test, y_test = _calibrated(1500, 12)
+    folds = np.repeat([3, 7], 1000)
+    fit = np.where(folds[:, None] == 7, scale * z_fit, z_fit)
+    return fit, y_fit, folds, np.stack([z_test, scale * z_test]), y_test
+
+
+def test_each_fold_is_scaled_by_its_own_temperature_before_the_average():
+    fit, y_fit, folds, test, y_test = _two_folds()
+    s = calibration_summary(fit, y_fit, test, y_test, n_boot=50, n_draws=100, fit_folds=folds)
+    t = s["temperatures"]
+    assert t[0] == pytest.approx(1, rel=0.15) and t[1] == pytest.approx(4, rel=0.15)
+    assert s["temperature"] == pytest.approx(np.sqrt(t[0] * t[1]))  # the table's one number
+    assert s["n_fit_per_fold"] == [1000, 1000] and "T_k" in s["rule"]
+    # what is evaluated: mean_k softmax(z_k / T_k); the second fold's 4 z / 4 is z again
+    after = fold_probabilities(test, t)
+    np.testing.assert_allclose(after, np.mean([softmax(test[0], t[0]), softmax(test[1], t[1])],
+                                              axis=0))
+    assert s["ece_after"] == pytest.approx(expected_calibration_error(after, y_test))
+    assert s["ece_after"] == pytest.approx(expected_calibration_error(softmax(test[0]), y_test),
+                                           abs=0.02)
+    before = fold_probabilities(test)
+    assert s["ece_before"] == pytest.approx(expected_calibration_error(before, y_test))
+    assert s["ece_after"] < s["ece_before"] / 2 and s["nll_after"] < s["nll_before"]
+    # the temperatures follow the rows of the test logits
+    flipped = calibration_summary(fit, y_fit, test[::-1], y_test, n_boot=20, n_draws=20,
+                                  fit_folds=folds, fold_order=[7, 3])
+    assert flipped["temperatures"] == t[::-1] and flipped["ece_after"] == pytest.approx(
+        s["ece_after"])
+    np.testing.assert_allclose(fold_temperatures(fit, y_fit, folds, [7, 3]), t[::-1])
+    with pytest.raises(ValueError, match="held out no image"):
+        fold_temperatures(fit, y_fit, folds, [3, 5])
+    with pytest.raises(ValueError, match="2 fold temperatures for 3"):
+        calibration_summary(fit, y_fit, np.concatenate([test, test[:1]]), y_test, n_boot=5,
+                            n_draws=5, fit_folds=folds)
+
+
+def test_calibrate_run_fits_each_fold_on_the_images_it_held_out():
+    from types import SimpleNamespace
+
+    from leukolib.explain.report import calibrate_run
+
+    fit, y_fit, folds, test, y_test = _two_folds()
+    ids = np.array([f"im{i}" for i in range(len(y_fit))])
+    saved = {"test_logits": test.astype(np.float32), "test_labels": y_test, "oof_ids": ids,
+             "oof_labels": y_fit, "oof_logits": fit.astype(np.float32)}
+    # an older run: the fold of each held-out image only in the record's val_ids
+    record = {"folds": [{"fold": k, "val_ids": ids[folds == k].tolist()} for k in (7, 3)]}
+    run = SimpleNamespace(key="m", record=record, saved_logits=lambda: saved)
+    c = calibrate_run(run, n_boot=20, seed=0)
+    newer = calibrate_run(SimpleNamespace(key="m", record=record,
+                                          saved_logits=lambda: {**saved, "oof_folds": folds}),
+                          n_boot=20, seed=0)
+    assert c["temperatures"] == newer["temperatures"]
+    assert c["temperatures"][0] == pytest.approx(1, rel=0.15)
+    assert c["temperatures"][1] == pytest.approx(4, rel=0.15)
+    after = fold_probabilities(test, c["temperatures"])
+    rel = reliability_table(after, y_test)
+    np.testing.assert_array_equal(c["reliability_after"]["n"], rel["n"])
+    assert c["ece_after"] == pytest.approx(expected_calibration_error(after, y_test))
+    np.testing.assert_array_equal(c["reliability_before"]["n"],
+                                  reliability_table(fold_probabilities(test), y_test)["n"])
 
 
 def test_the_floor_of_ece_tells_noise_from_miscalibration():

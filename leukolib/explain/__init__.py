@@ -8,13 +8,15 @@ picture into a number a reader can check:
 * :mod:`~leukolib.explain.cams`: Grad-CAM, Grad-CAM++, HiResCAM and
   XGrad-CAM (pytorch-grad-cam) from one pass per batch (:func:`compute_cams`);
 * :mod:`~leukolib.explain.localization`: the share of each map's energy on
-  the nucleus (and the cell), the pointing game;
+  the nucleus (and the cell), the pointing game, and the best share a map
+  of the grid can reach;
 * :mod:`~leukolib.explain.faithfulness`: ROAD, deletion and insertion
-  curves, against a random map;
+  curves, against random maps on the CAMs' grid (several draws averaged);
 * :mod:`~leukolib.explain.sanity`: the model-randomization check of Adebayo
   et al. (2018);
 * :mod:`~leukolib.explain.calibration`: expected calibration error,
-  reliability, temperature scaling on the out-of-fold logits, and the ECE a
+  reliability, temperature scaling fold by fold on the out-of-fold logits
+  (before the fold models' probabilities are averaged), and the ECE a
   perfectly calibrated model would show on as many images (its floor);
 * :mod:`~leukolib.explain.probabilities`: the paper's Table A3 layout;
 * :mod:`~leukolib.explain.summary`: means with intervals, segmented against
@@ -36,6 +38,8 @@ from leukolib.explain.calibration import (
     ece_floor,
     expected_calibration_error,
     fit_temperature,
+    fold_probabilities,
+    fold_temperatures,
     reliability_table,
 )
 from leukolib.explain.cams import METHOD_LABELS, METHODS, CamBatch, compute_cams, target_layer
@@ -43,6 +47,7 @@ from leukolib.explain.faithfulness import deletion_insertion, faithfulness_score
 from leukolib.explain.localization import (
     area_fraction,
     energy_share,
+    grid_best_share,
     localization_scores,
     pointing_game,
 )
@@ -79,6 +84,9 @@ __all__ = [
     "explain_runs",
     "faithfulness_scores",
     "fit_temperature",
+    "fold_probabilities",
+    "fold_temperatures",
+    "grid_best_share",
     "localization_scores",
     "paper_table_a3",
     "pick_images",

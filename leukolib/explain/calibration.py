@@ -12,10 +12,11 @@ about ``p`` (its top-class probability), a share of about ``p`` is right.
   diagram (:func:`leukolib.explain.figures.plot_reliability`).
 * :func:`fit_temperature` (Guo et al. 2017): one scalar ``T`` dividing the
   logits, fitted by minimising the negative log-likelihood on held-out
-  logits. It never changes a prediction (the arg-max), only the confidence.
-  leukolib fits it on the **out-of-fold validation logits** of the k-fold
-  protocol (every image scored by the fold model that did not train on it)
-  and measures ECE on the **test split**, never used for the fit.
+  logits. It never changes a single model's prediction (the arg-max), only
+  the confidence. leukolib fits it on the **out-of-fold validation logits**
+  of the k-fold protocol (every image scored by the fold model that did not
+  train on it) and measures ECE on the **test split**, never used for the
+  fit.
 * :func:`ece_floor`: what ECE a **perfectly calibrated** model with the
   same confidences would show on the same number of images (labels drawn
   from the model's own probabilities: consistency resampling, Bröcker and
@@ -26,8 +27,20 @@ about ``p`` (its top-class probability), a share of about ``p`` is right.
 * :func:`calibration_summary`: ECE, negative log-likelihood and Brier
   score before and after, with bootstrap intervals of ECE and the floor.
 
-The test logits of a k-fold run are the average of the fold models' logits;
-temperature scaling commutes with that average (``mean(z / T) = mean(z) / T``).
+**One rule for a k-fold run** (:func:`fold_temperatures`,
+:func:`fold_probabilities`): the test split is answered by the ``F`` fold
+models, and temperature scaling is applied to each *before* their answers
+are averaged. Fold ``k``'s temperature ``T_k`` is fitted on the out-of-fold
+logits of the images fold ``k`` held out (its validation images: logits of
+the same model, at the same scale, as its test logits ``z_k``), and the
+evaluated probabilities are the average of the calibrated fold
+probabilities, ``mean_k softmax(z_k / T_k)``; "before" is the same average
+with every ``T_k = 1``. Fitting on single-fold logits and applying to
+fold-averaged logits would not fit what is evaluated: averaging logits over
+folds shrinks them. ECE, NLL, Brier and the reliability tables before and
+after are all of these averaged probabilities, and the temperatures are
+recorded per fold. With several ``T_k`` the average's arg-max can change
+(rarely): the accuracy after is reported apart.
 
 Examples
 --------
@@ -38,6 +51,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -54,6 +68,8 @@ __all__ = [
     "ece_floor",
     "expected_calibration_error",
     "fit_temperature",
+    "fold_probabilities",
+    "fold_temperatures",
     "negative_log_likelihood",
     "reliability_table",
 ]
@@ -151,6 +167,98 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray,
     return float(np.exp(res.x))
 
 
+def fold_temperatures(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    folds: np.ndarray | None = None,
+    order: Sequence[int] | None = None,
+) -> np.ndarray:
+    """One temperature per fold model, each fitted on the images that fold held out.
+
+    Parameters
+    ----------
+    logits, labels :
+        Out-of-fold logits ``(M, C)`` and labels: each image scored by the
+        fold model that held it out.
+    folds : ndarray, shape (M,), optional
+        The fold that held each image out. Without it, one temperature is
+        fitted on all the logits (returned as a length-1 array).
+    order : sequence of int, optional
+        The fold of each test-logit row (default: the folds sorted).
+
+    Returns
+    -------
+    ndarray, shape (F,)
+        ``T_k`` in the order of ``order``.
+
+    Raises
+    ------
+    ValueError
+        A fold of ``order`` held out no image.
+
+    Examples
+    --------
+    Fold 1's model is three times as confident as fold 0's:
+
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(0, 2, (4000, 3))
+    >>> y = (softmax(z).cumsum(axis=1) < rng.random((4000, 1))).sum(axis=1)
+    >>> f = np.repeat([0, 1], 2000)
+    >>> fold_temperatures(np.where(f[:, None] == 1, 3 * z, z), y, f).round(0).tolist()
+    [1.0, 3.0]
+    """
+    if folds is None:
+        return np.array([fit_temperature(logits, labels)])
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    f = np.asarray(folds, dtype=np.int64)
+    order = sorted(set(f.tolist())) if order is None else [int(k) for k in order]
+    missing = [k for k in order if not (f == k).any()]
+    if missing:
+        raise ValueError(f"fold(s) {missing} held out no image: no temperature to fit")
+    return np.array([fit_temperature(z[f == k], y[f == k]) for k in order])
+
+
+def fold_probabilities(logits: np.ndarray,
+                       temperatures: float | Sequence[float] | np.ndarray = 1.0) -> np.ndarray:
+    """The fold models' calibrated probabilities, averaged: ``mean_k softmax(z_k / T_k)``.
+
+    Parameters
+    ----------
+    logits : ndarray, shape (F, N, C) or (N, C)
+        Each fold model's logits (a 2-D array is one model).
+    temperatures : float or sequence of float
+        One per fold (or one for all).
+
+    Returns
+    -------
+    ndarray, shape (N, C)
+
+    Examples
+    --------
+    >>> z = np.array([[[0.0, 2.0]], [[0.0, 6.0]]])  # two folds, one image
+    >>> fold_probabilities(z, [1.0, 3.0]).round(3).tolist()
+    [[0.119, 0.881]]
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    z = z[None] if z.ndim == 2 else z
+    t = np.broadcast_to(np.asarray(temperatures, dtype=np.float64), (len(z),))
+    return np.mean([softmax(zk, tk) for zk, tk in zip(z, t, strict=True)], axis=0)
+
+
+def _accuracy(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Share of images whose highest probability is their label's (NaN for none)."""
+    y = np.asarray(labels, dtype=np.int64)
+    return float((np.asarray(probs).argmax(axis=1) == y).mean()) if len(y) else float("nan")
+
+
+def _nll(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-probability of the true class (of probabilities, not logits)."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(probs, dtype=np.float64)[np.arange(len(y)), y]
+    return float(-np.log(np.maximum(p, np.finfo(np.float64).tiny)).mean())
+
+
 def ece_floor(probs: np.ndarray, labels: np.ndarray, n_bins: int = N_BINS,
               n_draws: int = N_DRAWS, seed: int = 0,
               target: float | None = None) -> dict[str, float]:
@@ -243,48 +351,93 @@ def calibration_summary(
     n_boot: int = 2000,
     seed: int = 0,
     n_draws: int = N_DRAWS,
+    fit_folds: np.ndarray | None = None,
+    fold_order: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Temperature fitted on ``fit_*`` (out-of-fold logits), calibration measured on ``test_*``.
+    """Temperatures fitted on ``fit_*`` (out-of-fold logits), calibration measured on ``test_*``.
+
+    The module's one rule: the evaluated probabilities are
+    ``mean_k softmax(z_k / T_k)`` over the fold models' test logits ``z_k``
+    (:func:`fold_probabilities`), with ``T_k`` fitted on the held-out images
+    of fold ``k`` (:func:`fold_temperatures`) when ``fit_folds`` says which
+    they are, else one ``T`` fitted on all of ``fit_logits`` for every fold;
+    "before" is the same average with every ``T_k = 1``. Everything returned
+    (ECE, floors, NLL, Brier, accuracy) is of those two averages.
 
     Parameters
     ----------
     fit_logits, fit_labels :
         Held-out logits ``(M, C)`` and labels for the fit.
     test_logits, test_labels :
-        The test split's logits ``(N, C)`` (a fold average) or ``(F, N, C)``
-        (one row per fold model: averaged here) and labels.
+        The test split's logits ``(F, N, C)`` (one row per fold model) or
+        ``(N, C)`` (one model) and labels.
     n_bins, n_boot, seed :
         Of ECE and its bootstrap intervals (over test images).
     n_draws : int
         Label draws of :func:`ece_floor`.
+    fit_folds : ndarray, shape (M,), optional
+        The fold that held out each fit image: one temperature per fold.
+    fold_order : sequence of int, optional
+        The fold of each row of ``test_logits`` (default: the folds of
+        ``fit_folds`` sorted).
 
     Returns
     -------
     dict
-        ``temperature, n_fit, n_test, accuracy, ece_before, ece_before_ci,
-        ece_after, ece_after_ci, nll_before, nll_after, brier_before,
-        brier_after, ratio`` (``ece_after / ece_before``), and from
-        :func:`ece_floor` ``ece_before_floor, ece_before_p, ece_after_floor,
-        ece_after_p`` and ``halving_chance``: the chance that a perfectly
-        calibrated model with the scaled confidences shows at most half the
-        ECE before on these images (how reachable halving is, at best).
+        ``temperatures`` (one per fold model, in the rows' order, or one for
+        all), ``temperature`` (their geometric mean, the one number of
+        tables; the temperature itself with one), ``rule``, ``n_fit``,
+        ``n_fit_per_fold``, ``n_test``, ``accuracy`` (before),
+        ``accuracy_after``, ``ece_before, ece_before_ci, ece_after,
+        ece_after_ci, nll_before, nll_after, brier_before, brier_after,
+        ratio`` (``ece_after / ece_before``), and from :func:`ece_floor`
+        ``ece_before_floor, ece_before_p, ece_after_floor, ece_after_p`` and
+        ``halving_chance``: the chance that a perfectly calibrated model with
+        the scaled confidences shows at most half the ECE before on these
+        images (how reachable halving is, at best).
+
+    Examples
+    --------
+    Two folds, the second three times as confident; each gets its own temperature:
+
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.normal(0, 2, (3000, 3))
+    >>> y = (softmax(z).cumsum(axis=1) < rng.random((3000, 1))).sum(axis=1)
+    >>> f = np.repeat([0, 1], 1000)
+    >>> fit = np.where(f[:, None] == 1, 3 * z[:2000], z[:2000])
+    >>> test = np.stack([z[2000:], 3 * z[2000:]])
+    >>> s = calibration_summary(fit, y[:2000], test, y[2000:], n_boot=20, n_draws=20,
+    ...                         fit_folds=f)
+    >>> [round(t, 1) for t in s["temperatures"]], s["ece_after"] < s["ece_before"]
+    ([1.0, 3.0], True)
     """
     z = np.asarray(test_logits, dtype=np.float64)
-    if z.ndim == 3:
-        z = z.mean(axis=0)
+    z = z[None] if z.ndim == 2 else z
     y = np.asarray(test_labels, dtype=np.int64)
-    t = fit_temperature(fit_logits, fit_labels)
-    before, after = softmax(z), softmax(z, t)
+    temps = fold_temperatures(fit_logits, fit_labels, fit_folds, fold_order)
+    if len(temps) not in (1, len(z)):
+        raise ValueError(f"{len(temps)} fold temperatures for {len(z)} fold models' test logits")
+    if fit_folds is None:
+        per_fold = [int(len(fit_labels))]
+    else:
+        f = np.asarray(fit_folds, dtype=np.int64)
+        order = sorted(set(f.tolist())) if fold_order is None else list(fold_order)
+        per_fold = [int((f == int(k)).sum()) for k in order]
+    before, after = fold_probabilities(z), fold_probabilities(z, temps)
     ece_b = expected_calibration_error(before, y, n_bins)
     ece_a = expected_calibration_error(after, y, n_bins)
     floor_b = ece_floor(before, y, n_bins, n_draws, seed)
     floor_a = ece_floor(after, y, n_bins, n_draws, seed, target=ece_b / 2)
     return {
-        "temperature": t, "n_fit": int(len(fit_labels)), "n_test": int(len(y)),
-        "accuracy": float((z.argmax(axis=1) == y).mean()) if len(y) else float("nan"),
+        "temperature": float(np.exp(np.log(temps).mean())),
+        "temperatures": [float(t) for t in temps],
+        "rule": ("mean over folds of softmax(z_k / T_k), T_k fitted on fold k's held-out images"
+                 if len(temps) > 1 else "mean over folds of softmax(z_k / T), one T"),
+        "n_fit": int(len(fit_labels)), "n_fit_per_fold": per_fold, "n_test": int(len(y)),
+        "accuracy": _accuracy(before, y), "accuracy_after": _accuracy(after, y),
         "ece_before": ece_b, "ece_before_ci": _ece_ci(before, y, n_bins, n_boot, seed),
         "ece_after": ece_a, "ece_after_ci": _ece_ci(after, y, n_bins, n_boot, seed),
-        "nll_before": negative_log_likelihood(z, y), "nll_after": negative_log_likelihood(z, y, t),
+        "nll_before": _nll(before, y), "nll_after": _nll(after, y),
         "brier_before": brier_score(before, y), "brier_after": brier_score(after, y),
         "ratio": ece_a / ece_b if ece_b > 0 else float("nan"),
         "ece_before_floor": floor_b["floor"], "ece_before_p": floor_b["p"],

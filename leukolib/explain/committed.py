@@ -25,8 +25,12 @@ from leukolib.explain.summary import holm_inputs, interval_table, sanity_cells, 
 
 __all__ = ["SHIPPED_METRICS", "calibration_view", "committed_explanations", "shipped"]
 
-#: The localization measures a shipped result keeps (per model and method).
-SHIPPED_METRICS = ("energy_nucleus", "grid_nucleus", "area_nucleus", "pointing_nucleus")
+#: The localization measures a shipped result keeps (per model and method): with the energy
+#: share its yardsticks, the best share of the grid, the smoothed nucleus's and the area.
+SHIPPED_METRICS = ("energy_nucleus", "best_nucleus", "grid_nucleus", "area_nucleus",
+                   "pointing_nucleus")
+#: What a shipped result keeps of the finer layer's localization.
+_FINER_METRICS = ("energy_nucleus", "best_nucleus", "grid_nucleus")
 _KEEP = ("dataset", "n_test_images", "detail_models", "headline", "distinct_methods",
          "segmented_vs_raw",
          "faithfulness", "sanity", "recommendation", "calibration", "targets")
@@ -36,7 +40,8 @@ def shipped(results: Mapping[str, Any]) -> dict[str, Any]:
     """The part of an explanation report's results that the book shows.
 
     Keeps the headline, the localization measures of :data:`SHIPPED_METRICS`
-    (and of the finer layer the nucleus share and its grid reference),
+    (and of the finer layer the nucleus share, the best share a map of its
+    grid can reach and the share of the nucleus smoothed to it),
     segmented against raw, the faithfulness summary, the randomization check,
     the recommendation and the calibration; drops the per-model faithfulness
     and the other measures (they stay in ``benchmarks/results/``).
@@ -57,7 +62,7 @@ def shipped(results: Mapping[str, Any]) -> dict[str, Any]:
     finer = results.get("finer_layer")
     if finer:
         out["finer_layer"] = {"layer": finer["layer"], "localization": [
-            r for r in finer["localization"] if r["metric"] in ("energy_nucleus", "grid_nucleus")]}
+            r for r in finer["localization"] if r["metric"] in _FINER_METRICS]}
     return out
 
 
@@ -117,8 +122,11 @@ def _summary(r: Mapping[str, Any]) -> str:
              f"{h.get('segmented_share_max', float('nan')):.2f} of the maps' energy on the "
              f"nucleus, the raw ones {h.get('raw_share_min', float('nan')):.2f} to "
              f"{h.get('raw_share_max', float('nan')):.2f}; the nucleus covers "
-             f"{h.get('area_nucleus', float('nan')):.2f} of the image, and a map of this grid "
-             f"could put at most {h.get('grid_nucleus', float('nan')):.2f} on it."]
+             f"{h.get('area_nucleus', float('nan')):.2f} of the image"
+             + (f", a map of this grid can put at most {h['best_nucleus']:.2f} on it"
+                if "best_nucleus" in h else "")
+             + ", and the nucleus mask itself, smoothed to the grid and used as a map, would "
+             f"put {h.get('grid_nucleus', float('nan')):.2f} on it."]
     methods = r.get("distinct_methods") or []
     every = list(dict.fromkeys(row["method"] for row in r.get("localization", [])))
     if 0 < len(methods) < len(every):

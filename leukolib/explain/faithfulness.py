@@ -23,10 +23,16 @@ and watch the probability of the explained class (softmax):
     ``deletion_auc`` (lower is better) and ``insertion_auc`` (higher is
     better).
 
-Every measure is also computed for a **random map** (smooth noise on the
-same coarse grid as the target layer, upsampled), the reference a method
-must beat to be called faithful at all. Maps of two methods that agree
-within :data:`SAME_MAP_ATOL` everywhere (on a ResNet, Grad-CAM, HiResCAM and
+Every measure is also computed for a **random map**, the reference a method
+must beat to be called faithful at all: uniform noise on the CAMs' own grid
+(the target layer's output, :attr:`~leukolib.explain.cams.CamBatch.grid`,
+or :func:`map_grid` read off the maps), scaled and resized exactly as a CAM
+is, so it is as smooth as the maps it is compared with.
+:data:`RANDOM_DRAWS` independent draws are scored per image and their
+scores averaged, so that the reference is not the luck of one draw (the
+``draws`` column says how many maps a row averages; ROAD's imputation noise
+is the same for every map). Maps of two methods that agree within
+:data:`SAME_MAP_ATOL` everywhere (on a ResNet, Grad-CAM, HiResCAM and
 XGrad-CAM give the same map: see :mod:`leukolib.explain.cams`) are scored
 once and share their scores.
 
@@ -51,16 +57,21 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "RANDOM_DRAWS",
     "RANDOM_MAP",
     "curve_auc",
     "deletion_insertion",
     "faithfulness_scores",
+    "map_grid",
     "random_maps",
     "road_scores",
 ]
 
 #: The name of the random reference map in tables.
 RANDOM_MAP = "random"
+
+#: Independent random maps scored per image, their scores averaged (the random reference).
+RANDOM_DRAWS = 3
 
 #: Maps of several methods that agree within this everywhere are scored once.
 SAME_MAP_ATOL = 1e-3
@@ -74,24 +85,92 @@ def curve_auc(curve: np.ndarray) -> np.ndarray:
     return trapezoid(c, dx=1.0 / (c.shape[-1] - 1), axis=-1)
 
 
-def random_maps(n: int, size: tuple[int, int], grid: int, seed: int = 0) -> np.ndarray:
-    """``n`` random maps ``(n, H, W)`` in [0, 1]: uniform noise on a ``grid`` square, upsampled.
+def random_maps(n: int, size: tuple[int, int], grid: int | tuple[int, int],
+                seed: int = 0) -> np.ndarray:
+    """``n`` random maps ``(n, H, W)`` in [0, 1]: uniform noise on a grid, resized as a CAM is.
 
-    The grid is the target layer's (the input side over 32 for a ResNet), so
-    a random map is as smooth as a CAM.
+    Parameters
+    ----------
+    n : int
+    size : (int, int)
+        ``(H, W)``, the input's.
+    grid : int or (int, int)
+        Rows and columns of the noise: the CAMs' grid
+        (:attr:`~leukolib.explain.cams.CamBatch.grid`), so that a random map
+        is exactly as smooth as a CAM. An int is a square grid.
+    seed : int
+
+    Returns
+    -------
+    ndarray, shape (n, H, W)
+        Min-max scaled and resized by pytorch-grad-cam's ``scale_cam_image``
+        (bilinear), as the CAMs are: the same plateaus at the borders.
 
     Examples
     --------
-    >>> m = random_maps(2, (64, 64), 2, seed=0)
-    >>> m.shape, float(m.min()) >= 0, float(m.max()) <= 1
-    ((2, 64, 64), True, True)
+    >>> m = random_maps(2, (48, 48), (2, 2), seed=0)
+    >>> m.shape, float(m.min()) >= 0, float(m.max()) <= 1, bool(m[0].std() > 0)
+    ((2, 48, 48), True, True, True)
+    >>> bool(np.array_equal(m, random_maps(2, (48, 48), 2, seed=0)))  # seeded
+    True
     """
-    import cv2
+    from pytorch_grad_cam.utils.image import scale_cam_image
 
+    gh, gw = (grid, grid) if isinstance(grid, int | np.integer) else grid
+    if n == 0:
+        return np.zeros((0, *size), np.float32)
     rng = np.random.default_rng(seed)
-    coarse = rng.random((n, max(1, grid), max(1, grid))).astype(np.float32)
-    return np.stack([cv2.resize(c, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-                     for c in coarse]) if n else np.zeros((0, *size), np.float32)
+    coarse = rng.random((n, max(1, int(gh)), max(1, int(gw)))).astype(np.float32)
+    return scale_cam_image(coarse, (size[1], size[0])).reshape(n, *size)
+
+
+def map_grid(maps: np.ndarray | Sequence[np.ndarray], atol: float = 2e-3,
+             max_maps: int = 16) -> tuple[int, int]:
+    """The coarsest grid whose bilinear resize reproduces every map: the maps' own grid.
+
+    Per axis, the smallest number of cells ``g`` such that every map's
+    profiles along that axis lie in the span of the resize's columns
+    (:func:`~leukolib.explain.localization.upsampling_matrix`) within
+    ``atol``. A CAM of a ``(gh, gw)`` grid gives ``(gh, gw)``; a map drawn
+    at the pixels (a mask, a saliency map) gives its own size; flat maps
+    alone give ``(1, 1)``.
+
+    Parameters
+    ----------
+    maps : ndarray ``(..., H, W)`` or sequence of them
+        E.g. the maps of several methods for the same inputs.
+    atol : float
+        Tolerance of the fit (maps stored as float16 are off by ~5e-4).
+    max_maps : int
+        At most this many maps of each array are looked at (the first ones).
+
+    Examples
+    --------
+    >>> map_grid(random_maps(3, (112, 112), (4, 4), seed=1))
+    (4, 4)
+    >>> map_grid(np.eye(8)[None])
+    (8, 8)
+    """
+    from leukolib.explain.localization import upsampling_matrix
+
+    arrays = [maps] if isinstance(maps, np.ndarray) else list(maps)
+    parts = [np.asarray(a, np.float64).reshape(-1, *np.shape(a)[-2:])[:max_maps] for a in arrays]
+    if not parts or not sum(len(p) for p in parts):
+        raise ValueError("no maps to read a grid from: give the grid")
+    stack = np.concatenate(parts)
+    h, w = stack.shape[1:]
+
+    def cells(profiles: np.ndarray) -> int:  # profiles: (size, K), one column per line
+        size = len(profiles)
+        for g in range(1, size):
+            u = upsampling_matrix(size, g)
+            fit = u @ np.linalg.lstsq(u, profiles, rcond=None)[0]
+            if np.abs(fit - profiles).max() <= atol:
+                return g
+        return size
+
+    return (cells(stack.transpose(1, 0, 2).reshape(h, -1)),
+            cells(stack.transpose(2, 0, 1).reshape(w, -1)))
 
 
 def _probabilities(model: nn.Module, x: torch.Tensor, targets: np.ndarray,
@@ -227,6 +306,8 @@ def faithfulness_scores(
     seed: int = 0,
     batch_size: int = 32,
     reference: bool = True,
+    grid: tuple[int, int] | None = None,
+    n_draws: int = RANDOM_DRAWS,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """ROAD, deletion and insertion of every method's maps (and of a random map).
 
@@ -240,35 +321,73 @@ def faithfulness_scores(
     percentiles, steps, seed, batch_size :
         Of :func:`road_scores` and :func:`deletion_insertion`.
     reference : bool
-        Add the random map (:data:`RANDOM_MAP`), seeded with ``seed``.
+        Add the random map (:data:`RANDOM_MAP`): ``n_draws`` independent
+        draws of :func:`random_maps` per image (seeded with ``seed``), each
+        scored like a method's map (ROAD with the same noise), their scores
+        and curves averaged per image.
+    grid : (int, int), optional
+        The CAMs' grid (:attr:`~leukolib.explain.cams.CamBatch.grid`), that of
+        the random maps; default: read off the maps of ``cams``
+        (:func:`map_grid`).
+    n_draws : int
+        Random maps per image (:data:`RANDOM_DRAWS`).
 
     Returns
     -------
     scores : DataFrame
         One row per image and method: ``id, method, road_morf, road_lerf,
-        road_combined, deletion_auc, insertion_auc``.
+        road_combined, deletion_auc, insertion_auc, draws`` (how many maps
+        the row averages: 1 for a method, ``n_draws`` for the random map).
     curves : DataFrame
         Mean curves: ``method, curve ("deletion"/"insertion"), fraction, probability``.
+
+    Examples
+    --------
+    The maps' grid (2 x 2) is read off them; the random reference averages
+    three draws on it:
+
+    >>> import torch
+    >>> from torch import nn
+    >>> _ = torch.manual_seed(0)
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 2)).eval()
+    >>> cams = {"cam": random_maps(2, (16, 16), (2, 2), seed=1)}
+    >>> scores, curves = faithfulness_scores(model, torch.randn(2, 3, 16, 16), cams, [0, 1],
+    ...                                      percentiles=(50,), steps=4, n_draws=3)
+    >>> scores.groupby("method")["draws"].first().to_dict(), len(curves)
+    ({'cam': 1, 'random': 3}, 20)
     """
     n, _, h, w = x.shape
     ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
-    maps = dict(cams)
+
+    def score(m: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        road = road_scores(model, x, m, targets, percentiles, seed, batch_size)
+        dele, ins = deletion_insertion(model, x, m, targets, steps, batch_size)
+        return road, dele, ins
+
+    scored: dict[str, tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, int]] = {}
+    for method, m in cams.items():
+        twin = next((k for k in scored if np.abs(cams[k] - m).max() <= SAME_MAP_ATOL), None)
+        # the same map (Grad-CAM, HiResCAM, XGrad-CAM on a ResNet) is scored once
+        scored[method] = scored[twin] if twin is not None else (*score(m), 1)
     if reference:
-        maps[RANDOM_MAP] = random_maps(n, (h, w), max(1, h // 32), seed=seed)
+        if n_draws < 1:
+            raise ValueError(f"n_draws must be at least 1, not {n_draws}")
+        if grid is not None and all(grid):
+            g = (int(grid[0]), int(grid[1]))
+        else:
+            g = map_grid(list(cams.values())) if n else (1, 1)
+        draws = random_maps(n_draws * n, (h, w), g, seed=seed).reshape(n_draws, n, h, w)
+        # one draw is luck: score each, average per image (a mean of AUCs is the mean curve's)
+        each = [score(d) for d in draws]
+        scored[RANDOM_MAP] = ({k: np.mean([e[0][k] for e in each], axis=0) for k in each[0][0]},
+                              np.mean([e[1] for e in each], axis=0),
+                              np.mean([e[2] for e in each], axis=0), n_draws)
     rows, curves = [], []
     fractions = np.arange(steps + 1) / steps
-    done: dict[str, tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = {}
-    for method, m in maps.items():
-        twin = next((k for k in done if np.abs(maps[k] - m).max() <= SAME_MAP_ATOL), None)
-        if twin is not None:  # the same map (Grad-CAM, HiResCAM, XGrad-CAM on a ResNet)
-            road, dele, ins = done[twin]
-        else:
-            road = road_scores(model, x, m, targets, percentiles, seed, batch_size)
-            dele, ins = deletion_insertion(model, x, m, targets, steps, batch_size)
-            done[method] = road, dele, ins
+    for method, (road, dele, ins, k) in scored.items():
         rows.append(pd.DataFrame({"id": ids, "method": method, **road,
                                   "deletion_auc": curve_auc(dele),
-                                  "insertion_auc": curve_auc(ins)}))
+                                  "insertion_auc": curve_auc(ins), "draws": k}))
         for name, c in (("deletion", dele), ("insertion", ins)):
             curves.append(pd.DataFrame({"method": method, "curve": name, "fraction": fractions,
                                         "probability": c.mean(axis=0) if n else np.nan}))

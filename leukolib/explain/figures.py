@@ -124,7 +124,8 @@ def cam_grid(
 
 def plot_localization(summary: pd.DataFrame, metric: str = "energy_nucleus",
                       chance: str | None = "area_nucleus",
-                      reference: str | None = "grid_nucleus", ax=None):
+                      reference: str | None = "grid_nucleus",
+                      best: str | None = "best_nucleus", ax=None):
     """Point ranges of ``metric`` (mean and interval) per model, one colour per method.
 
     Parameters
@@ -136,8 +137,24 @@ def plot_localization(summary: pd.DataFrame, metric: str = "energy_nucleus",
     chance : str, optional
         A metric drawn as a grey tick per model: the share a flat map would get.
     reference : str, optional
-        A metric drawn as a grey cross: the share of the nucleus itself drawn
-        at the maps' resolution (:func:`~leukolib.explain.localization.grid_reference`).
+        A metric drawn as a grey cross: the share of the nucleus mask smoothed
+        to the maps' grid
+        (:func:`~leukolib.explain.localization.grid_smoothed_mask`), not a bound.
+    best : str, optional
+        A metric drawn as a grey star: the highest share any map of the grid
+        can reach (:func:`~leukolib.explain.localization.grid_best_share`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = [("m", "gradcam", "energy_nucleus", 0.5), ("m", "gradcam", "area_nucleus", 0.2),
+    ...         ("m", "gradcam", "best_nucleus", 0.8)]
+    >>> s = pd.DataFrame(rows, columns=["model", "method", "metric", "mean"])
+    >>> s = s.assign(ci_low=s["mean"] - 0.1, ci_high=s["mean"] + 0.1)
+    >>> ax = plot_localization(s)
+    >>> sorted(t.get_text() for t in ax.get_legend().get_texts())
+    ['Grad-CAM', 'area (a flat map)', 'best map on the grid']
+    >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -156,7 +173,8 @@ def plot_localization(summary: pd.DataFrame, metric: str = "energy_nucleus",
                     fmt="o", ms=4, capsize=2, color=colors[method], label=method_label(method),
                     zorder=3 + k)
     references = ((chance, "|", "area (a flat map)"),
-                  (reference, "x", "nucleus drawn at the map's grid"))
+                  (reference, "x", "nucleus smoothed to the grid"),
+                  (best, "*", "best map on the grid"))
     for name, marker, label in references:
         if name is not None and (summary["metric"] == name).any():
             c = summary[summary["metric"] == name].groupby("model")["mean"].mean()

@@ -2,8 +2,10 @@
 
 :func:`explain_runs` explains every run of a grid on the same test split
 (:func:`~leukolib.explain.run_explanation.explain_run`) and calibrates it
-(:func:`calibrate_run`: temperature scaling fitted on the run's out-of-fold
-validation logits, ECE and reliability on its test split). The returned
+(:func:`calibrate_run`: temperature scaling fold by fold, each fold model's
+temperature fitted on the out-of-fold validation logits of the images it held
+out and applied to its own test logits before the fold models' probabilities
+are averaged; ECE and reliability of that average on the test split). The returned
 :class:`ExplanationReport` gives the tables (means with intervals, segmented
 against raw, the randomization check, the recommended method, calibration,
 Table A3's layout beside the paper's) and the figures (the paper's Figures 8
@@ -11,7 +13,7 @@ and 9 on these runs), and :meth:`ExplanationReport.numbers` the key numbers.
 
 Nothing here trains or tunes on the test images: the models explained in
 detail are chosen by validation accuracy (:func:`best_by_validation`), the
-temperature on out-of-fold logits.
+temperatures on out-of-fold logits.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leukolib.explain.calibration import ALPHA, calibration_summary, reliability_table
+from leukolib.explain.calibration import (
+    ALPHA,
+    calibration_summary,
+    fold_probabilities,
+    reliability_table,
+)
 from leukolib.explain.cams import softmax
 from leukolib.explain.committed import calibration_view
 from leukolib.explain.run_explanation import ModelExplanation, explain_run
@@ -65,25 +72,46 @@ def best_by_validation(runs: Mapping[str, Any]) -> list[str]:
     return list(best_per_input(runs).values())
 
 
+def _oof_folds(run, saved: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The fold that held out each out-of-fold image: saved with the logits, else the record's."""
+    if "oof_folds" in saved:
+        return np.asarray(saved["oof_folds"], dtype=np.int64)
+    held = {str(i): int(f["fold"]) for f in run.record["folds"] for i in f["val_ids"]}
+    return np.asarray([held[str(i)] for i in saved["oof_ids"]], dtype=np.int64)
+
+
 def calibrate_run(run, n_bins: int = 15, n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """Temperature scaling of a run: fitted on its out-of-fold logits, measured on its test split.
+    """Temperature scaling of a run, fold by fold: fitted out of fold, measured on its test split.
+
+    Fold ``k``'s temperature ``T_k`` is fitted on the out-of-fold logits of
+    the images fold ``k`` held out and divides fold ``k``'s test logits; the
+    evaluated probabilities are ``mean_k softmax(z_k / T_k)``, and "before"
+    the same average with ``T_k = 1``
+    (:func:`~leukolib.explain.calibration.calibration_summary`). ECE, the
+    reliability tables and the temperatures all describe that average.
 
     Returns
     -------
     dict
         :func:`~leukolib.explain.calibration.calibration_summary`'s numbers
+        (``temperatures`` per fold, ``temperature`` their geometric mean)
         plus ``model`` and the reliability tables ``reliability_before`` and
         ``reliability_after`` (DataFrames).
     """
     z = run.saved_logits()
     test = np.asarray(z["test_logits"], dtype=np.float64)
-    test = test.mean(axis=0) if test.ndim == 3 else test
+    test = test[None] if test.ndim == 2 else test
+    folds = _oof_folds(run, z)
+    record = getattr(run, "record", None) or {}
+    # the rows of test_logits follow the record's folds, sorted (results.finish_run)
+    order = sorted(int(f["fold"]) for f in record.get("folds", [])) or sorted(set(folds.tolist()))
     s = calibration_summary(z["oof_logits"], z["oof_labels"], test, z["test_labels"], n_bins,
-                            n_boot, seed)
+                            n_boot, seed, fit_folds=folds, fold_order=order)
     y = np.asarray(z["test_labels"])
     return {"model": run.key, **s,
-            "reliability_before": reliability_table(softmax(test), y, n_bins),
-            "reliability_after": reliability_table(softmax(test, s["temperature"]), y, n_bins)}
+            "reliability_before": reliability_table(fold_probabilities(test), y, n_bins),
+            "reliability_after": reliability_table(
+                fold_probabilities(test, s["temperatures"]), y, n_bins)}
 
 
 @dataclass
@@ -130,10 +158,16 @@ class ExplanationReport:
         return self._frame("sanity")
 
     def localization_summary(self) -> pd.DataFrame:
-        """Means and intervals of the localization measures and mask areas, per model and method."""
+        """Means and intervals of the localization measures and yardsticks, per model and method.
+
+        The yardsticks: the mask areas (a flat map's share), ``best_nucleus``
+        (the highest share a map of the grid can reach) and ``grid_nucleus``
+        (the share of the nucleus mask smoothed to the grid; not a bound),
+        see :mod:`leukolib.explain.localization`.
+        """
         f = self.localization
-        metrics = [m for m in (*LOCALIZATION_METRICS, "area_nucleus", "grid_nucleus",
-                               "area_cell") if m in f]
+        metrics = [m for m in (*LOCALIZATION_METRICS, "area_nucleus", "best_nucleus",
+                               "grid_nucleus", "area_cell") if m in f]
         return summarize(f, ["model", "method"], metrics, self.n_boot, self.seed)
 
     def distinct_methods(self) -> list[str]:
@@ -220,6 +254,10 @@ class ExplanationReport:
     def calibration_table(self) -> pd.DataFrame:
         """Per model: temperature, ECE before and after (intervals, floor, p-values), NLL, Brier.
 
+        ``temperature`` is the geometric mean of the fold models' own
+        temperatures (``temperatures``, applied fold by fold before the
+        average: :func:`calibrate_run`); ``accuracy`` and ``accuracy_after``
+        are of the averaged fold probabilities before and after.
         ``ece_*_floor`` is the mean ECE of a perfectly calibrated model with
         the same confidences on as many images, ``ece_*_p`` the p-value of
         "calibrated" and ``ece_*_p_holm`` the same adjusted for the models of
@@ -232,7 +270,10 @@ class ExplanationReport:
         rows = []
         for key, c in self.calibration.items():
             rows.append({"model": key, "temperature": c["temperature"],
-                         "accuracy": c["accuracy"], "ece_before": c["ece_before"],
+                         "temperatures": list(c.get("temperatures", [c["temperature"]])),
+                         "accuracy": c["accuracy"],
+                         "accuracy_after": c.get("accuracy_after", c["accuracy"]),
+                         "ece_before": c["ece_before"],
                          "ece_before_low": c["ece_before_ci"][0],
                          "ece_before_high": c["ece_before_ci"][1], "ece_after": c["ece_after"],
                          "ece_after_low": c["ece_after_ci"][0],
@@ -354,7 +395,7 @@ class ExplanationReport:
                 v = e[e["model"].str.startswith(prefix + "-")]["mean"]
                 out[f"{prefix}_share_min"] = float(v.min()) if len(v) else np.nan
                 out[f"{prefix}_share_max"] = float(v.max()) if len(v) else np.nan
-            for metric in ("area_nucleus", "grid_nucleus"):
+            for metric in ("area_nucleus", "best_nucleus", "grid_nucleus"):
                 v = self.localization[metric] if metric in self.localization else None
                 out[metric] = float(v.mean()) if v is not None else np.nan
         agree = self.method_agreement()
@@ -368,6 +409,9 @@ class ExplanationReport:
                        ece_before_median=float(cal["ece_before"].median()),
                        ece_after_median=float(cal["ece_after"].median()),
                        temperature_median=float(cal["temperature"].median()),
+                       # the fold models' own temperatures, over every model
+                       temperature_fold_min=float(min(min(t) for t in cal["temperatures"])),
+                       temperature_fold_max=float(max(max(t) for t in cal["temperatures"])),
                        # what the test split can tell: miscalibration detected (Holm-adjusted
                        # over the models), and how often even a perfectly calibrated model
                        # would show half the ECE before on these images

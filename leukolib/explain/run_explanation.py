@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from leukolib.explain.cams import compute_cams, resolve_methods
-from leukolib.explain.faithfulness import faithfulness_scores
+from leukolib.explain.faithfulness import RANDOM_DRAWS, faithfulness_scores
 from leukolib.explain.localization import localization_scores
 from leukolib.explain.sanity import sanity_check
 from leukolib.profiles import Profile, get_profile
@@ -29,8 +29,9 @@ from leukolib.runs import jsonable
 
 __all__ = ["FRAMES", "ModelExplanation", "explain_run", "test_indices"]
 
-#: The cache's format: a cache of another format is recomputed.
-FORMAT = "leukolib.explanation/1"
+#: The cache's format: a cache of another format is recomputed (2: the random map on the
+#: CAMs' grid, averaged over draws; the ``best_nucleus`` column).
+FORMAT = "leukolib.explanation/2"
 
 #: The per-image tables of a model's explanations.
 FRAMES = ("localization", "faithfulness", "curves", "sanity")
@@ -59,8 +60,10 @@ class ModelExplanation:
     localization, faithfulness, curves, sanity : DataFrame or None
         Per-image scores (with ``model``), mean curves, rank correlations.
     meta : dict
-        What produced it (settings, run), checked when a cache is reused;
-        also ``mask_source`` and ``grid`` (the maps' resolution).
+        What produced it (settings, run, ``random_draws``: the random maps
+        averaged per image of the faithfulness reference), checked when a
+        cache is reused; also ``mask_source`` and ``grid`` (the maps'
+        resolution, that of the random maps too).
     """
 
     key: str
@@ -152,7 +155,8 @@ def _settings(prof: Profile, methods: Sequence[str], seed: int, faithfulness: bo
     return {"methods": list(methods), "layer": layer, "seed": int(seed),
             "faithfulness": faithfulness,
             "sanity": sanity, "cascade": cascade, "road_percentiles": list(e.road_percentiles),
-            "curve_steps": int(e.curve_steps), "max_images": e.max_images}
+            "curve_steps": int(e.curve_steps), "max_images": e.max_images,
+            "random_draws": RANDOM_DRAWS if faithfulness else 0}
 
 
 def explain_run(
@@ -231,7 +235,8 @@ def explain_run(
     if faithfulness:
         out.faithfulness, out.curves = faithfulness_scores(
             fast, prep.x, batch.cams, batch.targets, ids, prof.explanation.road_percentiles,
-            prof.explanation.curve_steps, seed, batch_size)
+            prof.explanation.curve_steps, seed, batch_size, grid=batch.grid,
+            n_draws=RANDOM_DRAWS)
     if sanity:
         out.sanity = sanity_check(run.model(fold), prep.x, batch.targets, names, batch.cams,
                                   cascade, ids, seed, batch_size, layer)
