@@ -94,7 +94,8 @@ def find_runs(name: str, args) -> tuple[object, dict, str]:
             runs[key] = load_classifier_run(folder / key, device=args.device)
         except RunError:
             missing.append(key)
-    note = f"{len(runs)} of {len(_keys(args))} runs complete in {folder}"
+    # the folder's own name only: a shipped result never shows the build machine's paths
+    note = f"{len(runs)} of {len(_keys(args))} runs complete in RUNS_DIR/{folder.name}"
     return ds, runs, note + (f" (missing: {', '.join(missing)})" if missing else "")
 
 
