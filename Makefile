@@ -1,5 +1,5 @@
 # leukolib: `make book` builds the book, `make test` runs the tests.
-# Both create .venv and install everything on first use.
+# Both create .venv and install everything on first use; `make test-min` uses .venv-min.
 #   make book PROFILE=smoke DATASET=jtsc DATA_ROOT=../shared/data/segmentation_WBC
 # `make book` re-executes only the notebooks whose code, parameters, library, dependencies,
 # data or upstream notebooks changed (execution cache and trained runs in _build/cache);
@@ -19,12 +19,23 @@ LAB_ARGS  ?=
 STAMP     := $(VENV)/.installed
 LAB_STAMP := $(VENV)/.installed-lab
 
-.PHONY: help venv book notebooks test lint lab sync clean
+# `make test-min`: the lowest versions pyproject.toml allows for the direct dependencies
+# (uv's --resolution lowest-direct; their own dependencies at the newest that fit) in
+# VENV_MIN, and the unit tests there: no shared data, notebook runs, wheel builds or GPU.
+VENV_MIN  ?= .venv-min
+MIN_BIN   := $(VENV_MIN)/bin
+MIN_STAMP := $(VENV_MIN)/.installed
+MIN_REQS  := $(VENV_MIN)/requirements-min.txt
+UV        ?= $(or $(shell command -v uv 2>/dev/null),$(VENV_MIN)/.uv/bin/uv)
+MIN_TESTS ?= -m "not shared and not notebooks and not package and not gpu"
+
+.PHONY: help venv book notebooks test test-min lint lab sync clean
 
 help:
 	@echo "make book   execute the notebooks (PROFILE=$(PROFILE) DATASET=$(DATASET)) and build _build/html"
 	@echo "            (unchanged notebooks come from the cache in _build/cache; FRESH=1: none do)"
 	@echo "make test   unit tests, notebooks under the smoke profile, a smoke book build"
+	@echo "make test-min  unit tests with the lowest allowed direct dependencies, in $(VENV_MIN)"
 	@echo "make lint   ruff"
 	@echo "make lab    install JupyterLab (the dev extra) into $(VENV) and start it in notebooks/"
 	@echo "make sync   stamp the notebooks' install cell from _config.yml"
@@ -49,6 +60,21 @@ notebooks: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Compile, then sync: a raised floor replaces what an earlier run installed (--reinstall: the
+# two OpenCV wheels share cv2/, and removing one breaks the other). uv, when not on PATH,
+# goes to $(VENV_MIN)/.uv, outside the venv that the sync prunes.
+$(MIN_STAMP): pyproject.toml
+	@test -x $(MIN_BIN)/python || $(PYTHON) -m venv $(VENV_MIN)
+	@test -x $(UV) || $(PYTHON) -m pip install --quiet --target $(VENV_MIN)/.uv uv
+	$(UV) pip compile --quiet --python $(MIN_BIN)/python --resolution lowest-direct \
+		--extra book --extra test pyproject.toml -o $(MIN_REQS)
+	$(UV) pip sync --quiet --reinstall --python $(MIN_BIN)/python $(MIN_REQS)
+	$(UV) pip install --python $(MIN_BIN)/python --no-deps -e .
+	@touch $(MIN_STAMP)
+
+test-min: $(MIN_STAMP)
+	$(MIN_BIN)/python -m pytest $(MIN_TESTS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
