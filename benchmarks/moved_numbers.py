@@ -46,9 +46,9 @@ def moved(old: dict[str, Any], new: dict[str, Any], everything: bool = False,
         half = (x["hi"] - x["lo"]) / 2
         for what, ov, nv, tol in (("test acc", x["test"], y["test"], half),
                                   ("val acc (mean)", x["val"], y["val"], x["val_sd"])):
-            if everything or abs(nv - ov) > tol:
+            if everything or abs(nv - ov) > tol + 1e-9:
                 rows.append({"row": key, "number": what, "old": ov, "new": nv,
-                             "tolerance": tol, "moved": abs(nv - ov) > tol})
+                             "tolerance": tol, "moved": abs(nv - ov) > tol + 1e-9})
     pick = {name: best_model({r["model"]: r["val acc (mean)"] for r in rep["grid"]["table"]})
             for name, rep in (("old", old), ("new", new))}
     if everything or pick["old"] != pick["new"]:

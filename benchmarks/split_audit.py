@@ -139,6 +139,33 @@ def audit_unet(name: str, entry: dict[str, Any], provenance: dict[str, Any], sha
             "across_folds": _named(ds, across), "clean": not across}
 
 
+def _commit_of(file: str) -> str | None:
+    """The commit a shipped file says it was made at."""
+    for folder in (ROOT / "leukolib" / "reference", ROOT / "benchmarks" / "results"):
+        path = folder / file
+        if path.is_file():
+            data = json.loads(path.read_text())
+            return (data.get("provenance") or data).get("commit")
+    return None
+
+
+def _descends(commit: str | None, ancestor: str | None) -> bool:
+    """Whether ``commit`` was made at or after ``ancestor`` (git history; unknown: no)."""
+    import subprocess
+
+    if not commit or not ancestor:
+        return False
+    try:
+        done = subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, commit],
+                              cwd=ROOT, capture_output=True)
+    except OSError:
+        done = None
+    if done is not None and done.returncode in (0, 1):
+        return done.returncode == 0
+    raise RuntimeError(f"cannot order commits {ancestor} and {commit}: the audit needs the "
+                       "repository's git history (a shallow clone lacks it)")
+
+
 def audit(shared: Path) -> dict[str, Any]:
     """Every shipped split-dependent result, checked (module docstring)."""
     from leukolib.data.duplicates import DEFAULT_RULE
@@ -154,10 +181,15 @@ def audit(shared: Path) -> dict[str, Any]:
     for name, entry in sorted(seg["results"]["unet_runs"].items()):
         rows.append(audit_unet(name, entry, seg["provenance"], shared, cache))
     status = {r["file"]: r["clean"] for r in rows}
+    made = {r["file"]: r["commit"] for r in rows}
     derived = []
     for file, sources in DERIVED.items():
+        commit = _commit_of(file)
         dirty = [s for s in sources if not status.get(s, True)]
-        derived.append({"file": file, "uses": sources, "clean": not dirty, "leaky_sources": dirty})
+        # computed from runs older than its source's regeneration: still the old, leaky runs
+        stale = [s for s in sources if s not in dirty and not _descends(commit, made.get(s))]
+        derived.append({"file": file, "uses": sources, "commit": commit,
+                        "clean": not dirty and not stale, "leaky_sources": dirty + stale})
     return {"rule": DEFAULT_RULE.to_dict(), "splits": rows, "derived": derived,
             "n_leaky": sum(not r["clean"] for r in rows) + sum(not d["clean"] for d in derived)}
 

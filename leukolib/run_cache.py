@@ -129,6 +129,10 @@ def run_folder(output_dir: str | os.PathLike, name: str, settings: Mapping[str, 
     shared = shared_runs_dir()
     if shared is None:
         return Path(output_dir) / name
+    from leukolib.data.duplicates import DEFAULT_RULE
+
     plain = {k: asdict(v) if is_dataclass(v) else v for k, v in settings.items()}
     fingerprint = None if data is None else dataset_fingerprint(data)
-    return shared / f"{name}-{digest({'settings': plain, 'data': fingerprint}, 12)}"
+    # the rule that groups near duplicates decides every split: another rule, other runs
+    key = {"settings": plain, "data": fingerprint, "grouping": DEFAULT_RULE.to_dict()}
+    return shared / f"{name}-{digest(key, 12)}"
