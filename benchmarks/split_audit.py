@@ -40,6 +40,7 @@ DERIVED = {
     "explain_all_idb2_cpu.json": ["classification_all_idb2_cpu.json"],
     "robustness.json": ["classification_all_idb2_cpu.json", "segmentation.json:jtsc",
                         "segmentation.json:all_idb2"],
+    "classification_jtsc_cpu_settings.json": ["classification_jtsc_cpu.json"],
     "classification_all_idb2_cpu_settings.json": [
         "classification_all_idb2_cpu.json", "classification_all_idb2_cpu_seed1.json",
         "classification_all_idb2_cpu_seed2.json"],
@@ -139,20 +140,23 @@ def audit_unet(name: str, entry: dict[str, Any], provenance: dict[str, Any], sha
             "across_folds": _named(ds, across), "clean": not across}
 
 
-def _commit_of(file: str) -> str | None:
-    """The commit a shipped file says it was made at."""
+def _made(file: str) -> tuple[str | None, str]:
+    """The commit and the date a shipped file says it was made at."""
+    name = file.split(":")[0]
     for folder in (ROOT / "leukolib" / "reference", ROOT / "benchmarks" / "results"):
-        path = folder / file
+        path = folder / name
         if path.is_file():
             data = json.loads(path.read_text())
-            return (data.get("provenance") or data).get("commit")
-    return None
+            p = data.get("provenance") or data
+            return p.get("commit"), str(p.get("date", ""))[:10]
+    return None, ""
 
 
-def _descends(commit: str | None, ancestor: str | None) -> bool:
-    """Whether ``commit`` was made at or after ``ancestor`` (git history; unknown: no)."""
+def _descends(file: str, source: str) -> bool:
+    """Whether ``file`` was made at or after ``source`` (git ancestry, else the dates)."""
     import subprocess
 
+    (commit, date), (ancestor, source_date) = _made(file), _made(source)
     if not commit or not ancestor:
         return False
     try:
@@ -162,8 +166,7 @@ def _descends(commit: str | None, ancestor: str | None) -> bool:
         done = None
     if done is not None and done.returncode in (0, 1):
         return done.returncode == 0
-    raise RuntimeError(f"cannot order commits {ancestor} and {commit}: the audit needs the "
-                       "repository's git history (a shallow clone lacks it)")
+    return date >= source_date  # no history here (a shallow clone): the dates decide
 
 
 def audit(shared: Path) -> dict[str, Any]:
@@ -181,14 +184,12 @@ def audit(shared: Path) -> dict[str, Any]:
     for name, entry in sorted(seg["results"]["unet_runs"].items()):
         rows.append(audit_unet(name, entry, seg["provenance"], shared, cache))
     status = {r["file"]: r["clean"] for r in rows}
-    made = {r["file"]: r["commit"] for r in rows}
     derived = []
     for file, sources in DERIVED.items():
-        commit = _commit_of(file)
         dirty = [s for s in sources if not status.get(s, True)]
         # computed from runs older than its source's regeneration: still the old, leaky runs
-        stale = [s for s in sources if s not in dirty and not _descends(commit, made.get(s))]
-        derived.append({"file": file, "uses": sources, "commit": commit,
+        stale = [s for s in sources if s not in dirty and not _descends(file, s)]
+        derived.append({"file": file, "uses": sources, "commit": _made(file)[0],
                         "clean": not dirty and not stale, "leaky_sources": dirty + stale})
     return {"rule": DEFAULT_RULE.to_dict(), "splits": rows, "derived": derived,
             "n_leaky": sum(not r["clean"] for r in rows) + sum(not d["clean"] for d in derived)}

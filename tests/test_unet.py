@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from leukolib.data import Dataset, Sample, Subset
+from leukolib.data import Dataset, Sample, Subset, near_duplicate_groups
 from leukolib.data.synthetic import SyntheticDataset
 from leukolib.folds import holdout, kfold
 from leukolib.runs import RunError
@@ -280,6 +280,7 @@ def test_a_duplicate_shares_its_twins_fold_and_is_never_out_of_fold_of_it(tmp_pa
     folds = {i: f["fold"] for f in record["folds"] for i in f["test_ids"]}
     assert folds["twin_of_0"] == folds[data.ids[0]]  # grouped by fingerprint
     assert folds["near_of_1"] == folds[data.ids[1]]  # ... and as near duplicates
+    assert near_duplicate_groups(data).tolist() == [0, 1, 2, 3, 4, 5, 0, 1]  # detected, not luck
     assert record["config"]["groups"]["by"] == ["identical pixels", "near duplicates"]
     run = load_unet_run(tmp_path / "twins")
     for f in record["folds"]:

@@ -20,10 +20,16 @@ Examples
 'raw-relu-linear'
 >>> best_per_input(scores)
 {'segmented': 'segmented-relu-linear', 'raw': 'raw-relu-linear'}
+>>> import numpy as np
+>>> best_model({"raw-mish-linear": 0.4, "raw-relu-linear": np.float32(0.5)})
+'raw-relu-linear'
+
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +50,7 @@ def validation_accuracy(item: Any) -> float:
     a run record (``record["summary"]``), a summary (``val_acc_mean``) or a
     number.
     """
-    if isinstance(item, int | float):
+    if isinstance(item, numbers.Real):
         return float(item)
     summary = getattr(item, "summary", None)
     if summary is None and isinstance(item, Mapping):
@@ -73,11 +79,14 @@ def best_model(candidates: Mapping[str, Any]) -> str:
     Raises
     ------
     ValueError
-        With no candidate.
+        With no candidate, or none with a finite validation accuracy.
     """
     if not candidates:
         raise ValueError("no model to choose from")
     scores = {k: validation_accuracy(v) for k, v in candidates.items()}
+    scores = {k: s for k, s in scores.items() if math.isfinite(s)}
+    if not scores:
+        raise ValueError(f"no model has a validation accuracy: {', '.join(candidates)}")
     top = max(scores.values())
     tied = [k for k, s in scores.items() if s >= top - TIE_TOLERANCE]
     return min(tied, key=_rank)

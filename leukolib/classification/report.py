@@ -140,8 +140,7 @@ def table6_beside_paper(records: Mapping[str, Mapping[str, Any]],
     from leukolib.tables import beside_paper
 
     rows = {f"{name} baseline": {"val_acc": b["val_acc_mean"]} for name, b in baselines.items()}
-    key = "segmented-mish-medium" if "segmented-mish-medium" in records else max(
-        records, key=lambda k: records[k]["summary"]["val_acc_mean"])
+    key = "segmented-mish-medium" if "segmented-mish-medium" in records else best_model(records)
     rows[key] = {"val_acc": records[key]["summary"]["val_acc_mean"]}
     return beside_paper(pd.DataFrame.from_dict(rows, orient="index"),
                         paper.reported(table="6"), ["val_acc"], label="method")

@@ -14,8 +14,8 @@
    these are optimistic by the selection, the test split is not.
 
 Every model of a grid, and the baselines, use the very same split: it depends
-only on the images (their fingerprints), their labels and groups, and the
-seed.
+only on the images (their fingerprints and near-duplicate groups), their
+labels, the dataset's and the caller's groups, and the seed.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class ClassifierSplit:
     folds : list of (ndarray, ndarray)
         ``(train, val)`` of every fold, both inside ``trainval``.
     groups : ndarray of int
-        The group of every image (duplicates, dataset and caller groups merged).
+        The group of every image (identical pixels, near duplicates, dataset and caller
+        groups merged).
     grouping : dict
         What kept images together (:func:`leukolib.data.duplicates.grouping_record`),
         recorded with every run.

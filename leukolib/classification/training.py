@@ -185,8 +185,7 @@ def _config(prof: Profile, spec: InputSpec, head: str, act: str, seed: int, weig
         "selection": "best validation accuracy (first best epoch)",
         "augmentation": dict(AUGMENTATION),
         "normalization": "ImageNet mean and std",
-        "groups": ["fingerprint"] + (["dataset"] if data.groups is not None else [])
-        + (["caller"] if o.get("groups") else []),
+        "groups": o["grouping"],  # what the split kept together (ClassifierSplit.grouping)
         "class_names": list(data.class_names),
         "dataset": {"name": data.name, "ids": list(data.ids)},
     }
@@ -373,17 +372,23 @@ def train_classifier(
     if data is None or vkey not in data.views:
         masks = MaskSource(seg, mask_cache, dev) if seg is not None else None
         data = build_views(dataset, {vkey: spec}, masks, progress)
+    if data.near_duplicates is None or data.thumbnails is None:
+        raise ValueError(f"{data.name}: the image set carries no near-duplicate groups; "
+                         "make it with build_views, which computes them")
     split = classifier_split(data.fingerprints, data.labels, c.test_fraction, n_folds,
                              int(seed), near_duplicates=data.near_duplicates,
                              dataset_groups=data.groups, groups=groups)
     if epochs is None:  # the profile's epochs, more where the folds are small (steps_for)
         epochs = c.epochs_for(min(len(tr) for tr, _ in split.folds), batch_size, data.name)
     overrides = {"epochs": epochs, "folds": n_folds, "batch_size": batch_size,
-                 "groups": groups, "arch": arch}
+                 "groups": groups, "arch": arch, "grouping": split.grouping}
     config = _config(prof, spec, head.lower(), act.lower(), seed, source, rate, seg, data,
                      overrides)
     rundir = RunDirectory(out_dir, RUN_FORMAT)
     record = _open(rundir, config, data, overwrite)
+    if record is not None and record["split"]["test_ids"] != [data.ids[i] for i in split.test]:
+        raise RunError(f"{rundir.path} holds a run of the same configuration on another split; "
+                       "choose another directory or pass overwrite=True to replace it")
     if record is not None and record.get("status") == "complete":
         if progress:
             print(f"{config['key']}: run in {rundir.path.name} is complete", flush=True)

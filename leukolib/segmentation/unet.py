@@ -391,7 +391,8 @@ class UNetRun:
     def predictor_for(self, dataset: Dataset, threshold: float = 0.5) -> SegmentationPredictor:
         """A ``callable(sample) -> bool mask`` suited to ``dataset``.
 
-        Each training image of this run (recognised by its pixels) is
+        Each training image of this run (recognised by its pixels, or as a
+        near duplicate of one: :meth:`seen_by`) is
         segmented by its out-of-fold model, so that no image is segmented by
         a model that trained on it; any other image by the average of all
         folds.
