@@ -54,11 +54,11 @@ def _groups(name: str, shared: Path, cache: dict) -> tuple[Any, Any, list[str]]:
     """The dataset, its near-duplicate groups and fingerprints (computed once)."""
     if name not in cache:
         from leukolib.data import load_dataset
-        from leukolib.data.duplicates import groups_from_pairs, image_thumbnails, match_thumbnails
+        from leukolib.data.duplicates import image_thumbnails, thumbnail_groups
 
         ds = load_dataset(name, shared / FOLDERS[name])
         thumbs, prints = image_thumbnails(ds)
-        cache[name] = (ds, groups_from_pairs(len(prints), match_thumbnails(thumbs, prints)),
+        cache[name] = (ds, thumbnail_groups(thumbs, prints),
                        prints)
     return cache[name]
 

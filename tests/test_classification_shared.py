@@ -8,7 +8,7 @@ import pytest
 from leukolib.classification.baselines import run_baselines
 from leukolib.classification.splits import classifier_split
 from leukolib.data import load_dataset
-from leukolib.data.duplicates import groups_from_pairs, image_thumbnails, match_thumbnails
+from leukolib.data.duplicates import image_thumbnails, thumbnail_groups
 
 pytestmark = pytest.mark.shared
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.shared
 def _record(ds, folds=3, seed=0):
     """A run record's split (what the baselines read), made by the classifiers' own protocol."""
     thumbs, prints = image_thumbnails(ds)
-    near = groups_from_pairs(len(prints), match_thumbnails(thumbs, prints))
+    near = thumbnail_groups(thumbs, prints)
     sp = classifier_split(prints, ds.labels, 0.1, folds, seed, near_duplicates=near)
     ids = ds.ids
     return prints, sp, {"split": {"test_ids": [ids[i] for i in sp.test]},

@@ -19,7 +19,7 @@ from leukolib.classification.inputs import InputSpec
 from leukolib.classification.splits import classifier_split
 from leukolib.classification.views import build_views
 from leukolib.data import load_dataset
-from leukolib.data.duplicates import groups_from_pairs, image_thumbnails, match_thumbnails
+from leukolib.data.duplicates import image_thumbnails, thumbnail_groups
 from leukolib.data.fingerprint import split_groups
 from leukolib.folds import kfold
 
@@ -43,7 +43,7 @@ def grouped(request, shared_data):
     name = request.param
     ds = load_dataset(name, shared_data / FOLDERS[name])
     thumbs, prints = image_thumbnails(ds)
-    near = groups_from_pairs(len(prints), match_thumbnails(thumbs, prints))
+    near = thumbnail_groups(thumbs, prints)
     pairs = [(ds.ids.index(a), ds.ids.index(b)) for a, b in _known_pairs(name)]
     return name, ds, prints, near, pairs
 
@@ -97,7 +97,7 @@ def test_the_classifiers_views_carry_the_detectors_groups(all_idb2_root):
     data = build_views(ds, InputSpec("raw", 32, 36), progress=False)
     thumbs, prints = image_thumbnails(ds)
     assert np.array_equal(data.near_duplicates,
-                          groups_from_pairs(len(prints), match_thumbnails(thumbs, prints)))
+                          thumbnail_groups(thumbs, prints))
     assert data.thumbnails.shape == (len(ds), 64, 64)
 
 

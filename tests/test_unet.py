@@ -291,6 +291,14 @@ def test_a_duplicate_shares_its_twins_fold_and_is_never_out_of_fold_of_it(tmp_pa
     # an image the run never had, a shifted copy of a training image: recognised by its thumbnail
     other = _shifted(data[2].image)
     assert run.folds_for(other) == (folds[data.ids[2]],)
+    import leukolib.segmentation.unet as unet_module
+
+    scored = unet_module.matches_against
+    unet_module.matches_against = None  # a second look must not score the thumbnails again
+    try:
+        assert run.folds_for(other) == (folds[data.ids[2]],)
+    finally:
+        unet_module.matches_against = scored
     # without the thumbnails (a run written before they were kept), only identical pixels
     (tmp_path / "twins" / "thumbnails.npz").unlink()
     assert load_unet_run(tmp_path / "twins").folds_for(other) is None

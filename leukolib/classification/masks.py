@@ -37,10 +37,9 @@ from typing import Any
 import numpy as np
 
 from leukolib.data.duplicates import (
-    groups_from_pairs,
     image_thumbnails,
-    match_thumbnails,
     matches_against,
+    thumbnail_groups,
 )
 from leukolib.data.fingerprint import image_fingerprint
 from leukolib.data.sample import Sample
@@ -320,7 +319,7 @@ def train_segmenter_for(
     prof = get_profile(profile)
     frac = prof.classification.test_fraction if test_fraction is None else test_fraction
     thumbs, prints = image_thumbnails(dataset)
-    near = groups_from_pairs(len(prints), match_thumbnails(thumbs, prints))
+    near = thumbnail_groups(thumbs, prints)
     split = classifier_split(prints, dataset.labels, frac, prof.classification.folds, seed,
                              near_duplicates=near, dataset_groups=dataset.groups, groups=groups)
     return train_unet(Subset(dataset, split.trainval), out_dir, profile=prof, seed=seed,

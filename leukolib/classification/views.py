@@ -18,7 +18,7 @@ from tqdm import tqdm
 from leukolib.classification.inputs import InputSpec, network_view
 from leukolib.classification.masks import MaskSource
 from leukolib.data.base import Dataset
-from leukolib.data.duplicates import groups_from_pairs, match_thumbnails, thumbnail
+from leukolib.data.duplicates import thumbnail, thumbnail_groups
 from leukolib.data.fingerprint import image_fingerprint
 
 __all__ = ["ImageSet", "build_views", "spec_key"]
@@ -145,6 +145,5 @@ def build_views(
         out.views[k] = np.stack(views[k])
         out.masks[k] = None if vmasks[k][0] is None else np.stack(vmasks[k])
     out.thumbnails = np.stack(thumbs).astype(np.float16)
-    out.near_duplicates = groups_from_pairs(
-        len(thumbs), match_thumbnails(np.stack(thumbs), out.fingerprints))
+    out.near_duplicates = thumbnail_groups(np.stack(thumbs), out.fingerprints)
     return out

@@ -96,6 +96,7 @@ __all__ = [
     "score_matrix",
     "straddling",
     "thumbnail",
+    "thumbnail_groups",
 ]
 
 #: File name of a model run's training thumbnails (:func:`save_thumbnails`).
@@ -505,8 +506,20 @@ def near_duplicate_groups(images: Iterable[np.ndarray], rule: DuplicateRule = DE
         Connected components of the near-duplicate pairs, numbered in order
         of first appearance (as :func:`~leukolib.data.fingerprint.duplicate_groups`).
     """
-    thumbs, prints = _features(images, rule)
-    return groups_from_pairs(len(prints), match_thumbnails(thumbs, prints, rule))
+    return thumbnail_groups(*_features(images, rule), rule)
+
+
+def thumbnail_groups(thumbnails: np.ndarray, fingerprints: Sequence[str],
+                     rule: DuplicateRule = DEFAULT_RULE) -> np.ndarray:
+    """:func:`near_duplicate_groups` of images whose thumbnails and fingerprints are at hand.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> thumbnail_groups(np.zeros((2, 64, 64), np.float32), ["a", "a"]).tolist()
+    [0, 0]
+    """
+    return groups_from_pairs(len(fingerprints), match_thumbnails(thumbnails, fingerprints, rule))
 
 
 def image_thumbnails(images: Iterable[np.ndarray], rule: DuplicateRule = DEFAULT_RULE,

@@ -47,10 +47,9 @@ from leukolib.data.duplicates import (
     DEFAULT_RULE,
     THUMBNAILS,
     grouping_record,
-    groups_from_pairs,
     image_thumbnails,
-    match_thumbnails,
     save_thumbnails,
+    thumbnail_groups,
 )
 from leukolib.data.fingerprint import split_groups
 from leukolib.device import configure_cuda, derive_seed, fork_rng, select_device
@@ -133,7 +132,7 @@ def _load_data(dataset: Dataset, size: int, progress: bool) -> _Data:
         xs.append(resize_image(image_to_tensor(s.image), size))
         ys.append(resize_mask(mask_to_tensor(s.nucleus), size))
     thumbs, prints = image_thumbnails(images)
-    near = groups_from_pairs(len(prints), match_thumbnails(thumbs, prints))
+    near = thumbnail_groups(thumbs, prints)
     return _Data(list(dataset.ids), images, masks, torch.stack(xs), torch.stack(ys), prints,
                  thumbs, near)
 

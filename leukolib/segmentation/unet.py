@@ -267,6 +267,7 @@ class UNetRun:
         # ... and their near duplicates (shifted, re-exposed), by the thumbnails kept with the
         # run; a run written before leukolib kept them recognises identical pixels only.
         self._thumbs = load_thumbnails(self.run_dir / THUMBNAILS)
+        self._near_seen: dict[str, set[int] | None] = {}  # fingerprint -> folds, once scored
         self._models: dict[int, nn.Module] = {}
 
     # ------------------------------------------------------------------ models
@@ -376,17 +377,21 @@ class UNetRun:
     def seen_by_many(self, images: Sequence[np.ndarray],
                      thumbs: Sequence[np.ndarray] | None = None) -> list[set[int] | None]:
         """:meth:`seen_by` of several images, their thumbnails scored in one batch."""
-        out = [self._seen_by.get(image_fingerprint(im)) for im in images]
-        todo = [k for k, s in enumerate(out) if s is None]
-        if not todo or self._thumbs is None:
+        prints = [image_fingerprint(im) for im in images]
+        out = [self._seen_by.get(p) for p in prints]
+        if self._thumbs is None:
             return out
-        ids, ref, rule = self._thumbs
-        t = np.stack([thumbnail(images[k], rule) if thumbs is None
-                      else np.asarray(thumbs[k], np.float32) for k in todo])
-        for k, hits in zip(todo, matches_against(t, ref, rule), strict=True):
-            if len(hits):
-                out[k] = set().union(*(self._folds_of_id.get(ids[h], set()) for h in hits))
-        return out
+        # an image matched once is not scored again (a predictor asks image by image)
+        todo = [k for k, s in enumerate(out) if s is None and prints[k] not in self._near_seen]
+        if todo:
+            ids, ref, rule = self._thumbs
+            t = np.stack([thumbnail(images[k], rule) if thumbs is None
+                          else np.asarray(thumbs[k], np.float32) for k in todo])
+            for k, hits in zip(todo, matches_against(t, ref, rule), strict=True):
+                self._near_seen[prints[k]] = set().union(
+                    *(self._folds_of_id.get(ids[h], set()) for h in hits)) if len(hits) else None
+        return [s if s is not None else self._near_seen.get(p) for s, p in zip(out, prints,
+                                                                             strict=True)]
 
     def predictor_for(self, dataset: Dataset, threshold: float = 0.5) -> SegmentationPredictor:
         """A ``callable(sample) -> bool mask`` suited to ``dataset``.
