@@ -14,8 +14,9 @@ For the datasets found under ``--shared`` (JTSC, ALL-IDB2, SMC_IDB), it
    ``RUNS/unet_<dataset>_<profile>_seed<seed>``; on JTSC also a run with the paper's
    Table A2 hyper-parameters, and decides which the profile uses;
 3. evaluates every run on every dataset (out-of-fold on its own, the fold average
-   elsewhere) with HM, DEEP and every candidate rule (thresholds, fusions, area openings),
-   and chooses each default in turn, in-domain and across datasets, leave-one-dataset-out;
+   elsewhere) with HM, DEEP and every candidate rule (thresholds, fusions, area openings,
+   fallbacks), and chooses each default in turn, in-domain and across datasets,
+   leave-one-dataset-out (the fallback, a safety switch, by the no-harm rule);
 4. evaluates the chosen defaults once more (HM, DEEP, ENSEMBLE and the other fusions) and
    writes the report files into ``--out`` and the reference results that the book renders
    into ``leukolib/reference/segmentation.json`` (``--no-reference`` to skip).
@@ -68,6 +69,16 @@ def _cross_units(datasets):
         choosing = [f"{t} -> {e}" for t in datasets for e in datasets
                     if t != e and held not in (t, e)]
         reporting = [f"{t} -> {held}" for t in datasets if t != held]
+        return choosing, reporting
+    return units
+
+
+def _all_units(datasets):
+    """LODO over in-domain units and pairs: what involves H reports, the rest chooses."""
+    def units(held):
+        every = [*datasets, *(f"{t} -> {e}" for t in datasets for e in datasets if t != e)]
+        reporting = [held, *(f"{t} -> {held}" for t in datasets if t != held)]
+        choosing = [u for u in every if held not in u.split(" -> ")]
         return choosing, reporting
     return units
 
@@ -147,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     from leukolib.segmentation.generalization import matrix
     from leukolib.segmentation.handcrafted import HandcraftedParams
     from leukolib.segmentation.report import (
+        fallback_rates,
         iou_intervals,
         overall_table,
         paired_table,
@@ -154,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         save_report,
     )
     from leukolib.segmentation.selection import (
+        FALLBACKS,
         HANDCRAFTED_INCUMBENT,
         candidate_rules,
         fusion_candidates,
@@ -281,6 +294,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
                                              leave_one_out(area, area_choice.incumbent))
     print("\narea opening\n", area.round(4), "\n", area_choice.reason)
     final = replace(chosen_fusion, min_area=int(area_choice.chosen))
+
+    # the fallback to the handcrafted mask where the two disagree: a safety switch, no-harm rule
+    if final != EnsembleParams(threshold=final.threshold):  # scored with another base: again
+        per = candidates_pass(final, f"final{final.fusion}{final.min_area}")
+    fallback = unit_means(per, "fallback ")
+    fb_choice = choose(fallback, "0", criterion="no-harm")
+    results["fallback"] = _choice_record(
+        fb_choice, leave_one_out(fallback, "0", _all_units(names), names, criterion="no-harm"))
+    print("\nfallback to HM alone (IoU(HM, DEEP) below)\n", fallback.round(4), "\n",
+          fb_choice.reason)
+    final = replace(final, fallback_iou=float(fb_choice.chosen))
     results["defaults"] = {"handcrafted": hm_params.to_dict(), "ensemble": final.to_dict(),
                            "ensemble_label": final.label()}
     library = {"handcrafted": HandcraftedParams().to_dict(), "ensemble": EnsembleParams().to_dict()}
@@ -297,8 +321,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
             for ds in data.values():
                 m = standard_methods(run.predictor_for(ds), ensemble=final,
                                      alternatives=alternatives, handcrafted=_hm)
-                parts.append(evaluate_segmentation(ds, m, trained_on=t, progress=progress))
+                part = evaluate_segmentation(ds, m, trained_on=t, progress=progress)
+                sources[f"{t} -> {ds.name}"] = part.info[ds.name].get("scale_sources")
+                parts.append(part)
         return Evaluation.concat(parts)
+
+    sources: dict[str, dict | None] = {}
 
     ev = final_pass()
     save_report(ev, out / "report", n_boot=args.n_boot, seed=args.seed)
@@ -316,9 +344,28 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         orient="records")
     results["generalization"] = {m: matrix(ev, m).reset_index().to_dict(orient="records")
                                  for m in ("DEEP", "ENSEMBLE")}
+    results["fallback_rates"] = fallback_rates(ev, FALLBACKS).reset_index(
+        names="unit").to_dict(orient="records")
+    results["scale"] = {d: {"scale": r.record["config"].get("scale"),
+                            "median_nucleus_diameter":
+                                r.record["dataset"].get("median_nucleus_diameter"),
+                            "fold_scales": [f.get("scale") for f in r.record["folds"]]}
+                        for d, r in runs.items()}
+    results["scale_sources"] = sources
     results["mask_repairs"] = {d: {k: ev.info[d][k] for k in ("mask_repaired_images",
                                                             "mask_repaired_pixels")}
                                for d in names if d in ev.info}
+    # the numbers of the square resize stay beside the new ones (chapter 4's "before")
+    if reference.available("segmentation"):
+        shipped = reference.load("segmentation")
+        prev = shipped["results"]
+        if "scale" not in prev:
+            results["before_scale"] = {
+                "provenance": shipped["provenance"],
+                "what": "U-Nets that resized every image to one square, before the nucleus scale",
+                **{k: prev[k] for k in ("generalization", "overall_iou", "unet_runs") if k in prev}}
+        elif "before_scale" in prev:
+            results["before_scale"] = prev["before_scale"]
     results["seconds"] = time.perf_counter() - t_start
     print("\n", overall_table(ev).round(4))
     print("\n", matrix(ev, "ENSEMBLE").round(4))

@@ -317,7 +317,9 @@ def paper_profile_table() -> pd.DataFrame:
     p = get_profile("paper")
     s, c, e, r = p.segmentation, p.classification, p.explanation, p.robustness
     rows = {
-        "U-Net (chapter 3)": f"{s.image_size} px inputs, {s.folds} folds x {s.epochs} epochs, "
+        "U-Net (chapter 3)": (f"every image resized to {s.image_size} px" if s.scale == "square"
+                              else f"nucleus scale, {s.image_size} px patches")
+        + f", {s.folds} folds x {s.epochs} epochs, "
         f"batch {s.batch_size}, "
         + ("the paper's Table A2 hyper-parameters" if s.hparams == "paper"
            else "leukolib's default hyper-parameters"),

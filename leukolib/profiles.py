@@ -106,7 +106,8 @@ class SegmentationProfile:
     Attributes
     ----------
     image_size : int
-        Side the U-Net input is resized to (a multiple of 8).
+        Side of the U-Net's input (a multiple of 8): the patch side in
+        diameter mode, the side every image is resized to in square mode.
     folds, epochs, batch_size : int
     val_fraction : float
         Share of each fold's training images held out for the learning-rate
@@ -115,6 +116,15 @@ class SegmentationProfile:
         ``"paper"``: the paper's Table A2 row of the dataset (Yeung et al.'s
         defaults where it has none); ``"defaults"``: leukolib's defaults
         (:mod:`leukolib.segmentation.hparams`).
+    scale : str
+        ``"diameter"``: images resampled so that the nucleus spans 3/8 of the
+        patch, patches, overlapping tiles at inference
+        (:mod:`leukolib.segmentation.scale`); ``"square"``: every image resized
+        to ``image_size`` x ``image_size``, the paper's protocol (``paper``).
+    colour : str
+        ``"rgb"``: the image as it is (the paper's); ``"gray-world"``: the
+        handcrafted method's colour constancy first
+        (:func:`~leukolib.segmentation.augment.unet_input`).
     """
 
     image_size: int
@@ -123,6 +133,8 @@ class SegmentationProfile:
     batch_size: int
     val_fraction: float
     hparams: str = "defaults"
+    scale: str = "diameter"
+    colour: str = "rgb"
 
 
 @dataclass(frozen=True)
@@ -462,8 +474,9 @@ PROFILES: dict[str, Profile] = {
         name="paper",
         description="the paper's protocol (10 folds, 30 epochs, batch 8); for a GPU",
         data=DataSizes(max_images=None, synthetic_images=651, synthetic_size=256),
+        # the paper's protocol: every image resized to its 256 px square
         segmentation=SegmentationProfile(image_size=256, folds=10, epochs=30, batch_size=8,
-                                          val_fraction=0.1, hparams="paper"),
+                                          val_fraction=0.1, hparams="paper", scale="square"),
         classification=ClassificationProfile(
             image_size=224, resize=232, folds=10, epochs=30, batch_size=8, lr=1e-5,
             weight_decay=1e-4, test_fraction=0.1, pretrained=True, patience=None,

@@ -22,6 +22,14 @@ With two choosing units this asks the smaller gain to be more than a third of
 the larger. With a single unit the spread is zero and any gain counts; the
 callers say when so few units chose.
 
+A **safety switch** (a fallback that acts only where something is wrong, such
+as the ensemble keeping the handcrafted mask alone where the U-Net is out of its
+domain) changes nothing on most units by design, so it can never gain on every
+one. It is chosen by the **no-harm** rule (``criterion="no-harm"``): a
+candidate passes when it loses on no choosing unit (every gain at least
+``-tolerance``, 0.001 IoU by default) and gains on average; the largest mean
+gain wins, else the incumbent (never switching) stays.
+
 Examples
 --------
 >>> import pandas as pd
@@ -61,11 +69,18 @@ class Choice:
     incumbent: str
     units: list[str]
     table: pd.DataFrame = field(repr=False)
+    criterion: str = "consistent"
 
     @property
     def reason(self) -> str:
         """The decision in words."""
         units = ", ".join(self.units)
+        if self.criterion == "no-harm":
+            if self.chosen == self.incumbent:
+                return f"no candidate gained on {units} without a loss on one of them"
+            r = self.table.loc[self.chosen]
+            return (f"{self.chosen!r} lost on none of {units} (worst gain "
+                    f"{r['min_gain']:+.4f}) and gained {r['mean_gain']:+.4f} on average")
         if self.chosen == self.incumbent:
             return f"no candidate beat {self.incumbent!r} consistently on {units}"
         r = self.table.loc[self.chosen]
@@ -73,7 +88,8 @@ class Choice:
                 f"(mean gain {r['mean_gain']:+.4f} > spread {r['spread']:.4f})")
 
 
-def choose(scores: pd.DataFrame, incumbent: str, units: Sequence[str] | None = None) -> Choice:
+def choose(scores: pd.DataFrame, incumbent: str, units: Sequence[str] | None = None,
+           criterion: str = "consistent", tolerance: float = 1e-3) -> Choice:
     """Apply the rule of the module docstring.
 
     Parameters
@@ -85,11 +101,26 @@ def choose(scores: pd.DataFrame, incumbent: str, units: Sequence[str] | None = N
         The row that stays unless beaten consistently.
     units : sequence of str, optional
         The columns that choose (default: all).
+    criterion : {"consistent", "no-harm"}
+        The rule: a gain on every unit beyond the spread, or (a safety switch)
+        no loss beyond ``tolerance`` on any unit and a mean gain.
+    tolerance : float
+        The loss the no-harm rule forgives on a unit (noise of a mean over images).
 
     Returns
     -------
     Choice
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> scores = pd.DataFrame({"a": [0.90, 0.90, 0.95], "b": [0.60, 0.85, 0.80]},
+    ...                       index=["never", "fallback 0.5", "fallback 0.7"])
+    >>> choose(scores, "never").chosen, choose(scores, "never", criterion="no-harm").chosen
+    ('never', 'fallback 0.5')
     """
+    if criterion not in ("consistent", "no-harm"):
+        raise ValueError(f"criterion must be 'consistent' or 'no-harm', got {criterion!r}")
     if incumbent not in scores.index:
         raise KeyError(f"the incumbent {incumbent!r} is not a candidate")
     cols = list(units) if units is not None else list(scores.columns)
@@ -99,11 +130,14 @@ def choose(scores: pd.DataFrame, incumbent: str, units: Sequence[str] | None = N
     table["mean_gain"] = gains.mean(axis=1)
     table["min_gain"] = gains.min(axis=1)
     table["spread"] = gains.max(axis=1) - gains.min(axis=1)
-    table["passes"] = (table["min_gain"] > 0) & (table["mean_gain"] > table["spread"])
+    if criterion == "consistent":
+        table["passes"] = (table["min_gain"] > 0) & (table["mean_gain"] > table["spread"])
+    else:
+        table["passes"] = (table["min_gain"] >= -tolerance) & (table["mean_gain"] > 0)
     table.loc[incumbent, "passes"] = False
     passing = table[table["passes"]]
     chosen = incumbent if passing.empty else str(passing["mean_gain"].idxmax())
-    return Choice(chosen, incumbent, cols, table)
+    return Choice(chosen, incumbent, cols, table, criterion)
 
 
 def leave_one_out(
@@ -111,6 +145,7 @@ def leave_one_out(
     incumbent: str,
     held_out_units: Callable[[str], tuple[list[str], list[str]]] | None = None,
     datasets: Sequence[str] | None = None,
+    criterion: str = "consistent",
 ) -> pd.DataFrame:
     """Leave-one-dataset-out: choose without a dataset, report on it.
 
@@ -125,6 +160,8 @@ def leave_one_out(
         the dataset reports.
     datasets : sequence of str, optional
         The datasets to hold out in turn (default: the columns).
+    criterion : str
+        :func:`choose`'s rule.
 
     Returns
     -------
@@ -134,12 +171,12 @@ def leave_one_out(
         ``all_chosen`` is the choice made on every unit (the library
         default) and ``all_score`` its score on the unit.
     """
-    everyone = choose(scores, incumbent)
+    everyone = choose(scores, incumbent, criterion=criterion)
     rows = []
     for d in datasets or list(scores.columns):
         choosing, reporting = held_out_units(d) if held_out_units else (
             [c for c in scores.columns if c != d], [d])
-        c = choose(scores, incumbent, choosing)
+        c = choose(scores, incumbent, choosing, criterion=criterion)
         for unit in reporting:
             rows.append({"held_out": d, "unit": unit, "chosen": c.chosen,
                          "chosen_score": float(scores.loc[c.chosen, unit]),

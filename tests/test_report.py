@@ -129,9 +129,9 @@ def test_run_is_batched_by_fold_and_matches_the_out_of_fold_record(tiny_run, dat
     seen: list = []
     original = tiny_run.predict_many
 
-    def counting(images, folds=None, batch_size=16):
+    def counting(images, folds=None, batch_size=16, **kwargs):
         seen.extend([folds] * len(images))
-        return original(images, folds, batch_size)
+        return original(images, folds, batch_size, **kwargs)
 
     tiny_run.predict_many = counting
     try:

@@ -18,7 +18,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from leukolib.classification.inputs import InputSpec, default_crop, input_size
+from leukolib.classification.inputs import InputSpec, input_size, resolve_crop
 from leukolib.classification.masks import MaskSource, SegmenterSpec
 from leukolib.classification.views import ImageSet, build_views, spec_key
 from leukolib.data.base import Dataset
@@ -138,7 +138,7 @@ def train_grid(
     if isinstance(crop, str):
         if crop != "auto":
             raise ValueError(f"crop must be a margin, None or 'auto', got {crop!r}")
-        crop, crop_min = default_crop(dataset.name)
+        crop, crop_min, _ = resolve_crop(dataset, progress=progress)
     size, resize = input_size(dataset, c.image_size, c.resize, crop, crop_min, c.native_size)
     size = int(overrides.get("image_size") or size)
     resize = int(overrides.get("resize") or max(resize, size))

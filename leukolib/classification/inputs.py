@@ -46,9 +46,11 @@ __all__ = [
     "INPUTS",
     "InputSpec",
     "View",
+    "auto_crop",
     "crop_box",
     "default_crop",
     "input_size",
+    "resolve_crop",
     "network_view",
     "normalise",
     "to_tensor",
@@ -75,6 +77,90 @@ def default_crop(dataset_name: str) -> tuple[float | None, float]:
     ((0.25, 0.375), (None, 0.0))
     """
     return FIELD_CROPS.get(str(dataset_name), (None, 0.0))
+
+
+#: Datasets whose images are known to be single-cell crops (used whole without measuring).
+CELL_CROPS: tuple[str, ...] = ("jtsc", "all_idb2", "cellavision", "leukemia_fab")
+
+
+def resolve_crop(dataset: Sequence, name: str | None = None,
+                 progress: bool = False) -> tuple[float | None, float, str]:
+    """``--crop auto``: a known dataset's :func:`default_crop`, else :func:`auto_crop`'s measure.
+
+    Returns ``(margin or None, crop_min, reason)``; the reason is printed when
+    ``progress``.
+    """
+    name = str(name or getattr(dataset, "name", ""))
+    if name in FIELD_CROPS or name in CELL_CROPS:
+        crop, crop_min = default_crop(name)
+        what = "a fixed window around the nucleus" if crop is not None else "used whole"
+        out = (crop, crop_min, f"{name}: a known dataset of "
+               f"{'fields' if crop is not None else 'cell crops'}, {what}")
+    else:
+        out = auto_crop(dataset)
+    if progress:
+        print(f"--crop auto: {out[2]}", flush=True)
+    return out
+
+
+#: Images measured by :func:`auto_crop` (evenly spaced over the dataset).
+AUTO_CROP_SAMPLE = 32
+
+
+def auto_crop(dataset: Sequence, handcrafted: Callable[[np.ndarray], np.ndarray] | None = None,
+              n: int = AUTO_CROP_SAMPLE) -> tuple[float | None, float, str]:
+    """The crop of ``--crop auto`` for a dataset leukolib does not know: measured, not assumed.
+
+    The rule is the U-Net's scale rule (:mod:`leukolib.segmentation.scale`): a
+    view shows the nucleus at :data:`~leukolib.segmentation.scale.TARGET_FRACTION`
+    (3/8) of its side. The median nucleus diameter ``d`` of up to ``n`` images
+    (their handcrafted masks, evenly spaced over the dataset) gives the window
+    ``d / (3/8)``; when it is smaller than 90 % of the images' median shorter
+    side, the images are fields and each is cropped to that fixed window
+    around its nucleus (the nucleus keeps its scale); otherwise they are cell
+    crops and used whole. Known datasets keep :func:`default_crop`.
+
+    Returns
+    -------
+    (margin or None, crop_min, reason)
+        As :func:`default_crop`, and the decision in words (what was measured).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from leukolib.data.sample import Sample
+    >>> field = np.zeros((480, 640, 3), np.uint8)
+    >>> mask = np.zeros((480, 640), bool); mask[200:240, 300:340] = True
+    >>> crop, crop_min, why = auto_crop([Sample(field, None, None, 0, "f")], lambda im: mask)
+    >>> crop, round(crop_min, 3), why.split(":")[0]
+    (0.0, 0.251, 'fields')
+    """
+    from leukolib.segmentation.scale import TARGET_FRACTION, nucleus_diameter
+
+    if handcrafted is None:
+        from leukolib.segmentation.handcrafted import segment_nucleus as handcrafted
+    total = len(dataset)
+    if total == 0:
+        return None, 0.0, "no images: used whole"
+    picks = sorted({int(i) for i in np.linspace(0, total - 1, min(n, total))})
+    diameters, sides = [], []
+    for i in picks:
+        image = dataset[i].image
+        sides.append(min(image.shape[:2]))
+        d = nucleus_diameter(handcrafted(image))
+        if d is not None:
+            diameters.append(d)
+    side = float(np.median(sides))
+    if not diameters:
+        return None, 0.0, (f"cell crops: no nucleus found in {len(picks)} image(s) measured; "
+                           "used whole")
+    d = float(np.median(diameters))
+    window = d / TARGET_FRACTION
+    what = (f"median nucleus diameter {d:.0f} px in {len(diameters)} image(s), window "
+            f"{window:.0f} px against a shorter side of {side:.0f} px")
+    if window < 0.9 * side:
+        return 0.0, window / side, f"fields: {what}; a fixed window around the nucleus"
+    return None, 0.0, f"cell crops: {what}; used whole"
 
 
 def input_size(dataset: Sequence, image_size: int, resize: int, crop: float | None,

@@ -60,9 +60,9 @@ from tqdm import tqdm
 from leukolib.classification.augment import AUGMENTATION, Augmenter
 from leukolib.classification.inputs import (
     InputSpec,
-    default_crop,
     input_size,
     normalise,
+    resolve_crop,
     to_tensor,
 )
 from leukolib.classification.masks import MaskSource, SegmenterSpec
@@ -355,7 +355,8 @@ def train_classifier(
     if isinstance(crop, str):
         if crop != "auto":
             raise ValueError(f"crop must be a margin, None or 'auto', got {crop!r}")
-        crop, crop_min = default_crop(data.name if data is not None else dataset.name)
+        crop, crop_min, _ = resolve_crop(dataset, data.name if data is not None else None,
+                                         progress)
     native, native_resize = input_size(dataset, c.image_size, c.resize, crop, crop_min,
                                        c.native_size)
     size = int(image_size or native)

@@ -42,6 +42,10 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                    help="U-Net run directory from 'leukolib train-unet' (unet and ensemble)")
     p.add_argument("--fusion", choices=["and", "or", "soft"],
                    help="change the ensemble's fusion rule (the default rule is printed)")
+    p.add_argument("--diameter", type=float, metavar="PX",
+                   help="nucleus diameter of the images in pixels (unet and ensemble with a run "
+                   "trained at the nucleus scale); default: estimated per image from its "
+                   "handcrafted mask, else the run's training median. What was used is printed")
 
 
 def add_parsers(sub) -> None:
@@ -87,11 +91,34 @@ def add_parsers(sub) -> None:
 
 
 def _options(args: argparse.Namespace) -> dict:
-    if args.fusion is None:
-        return {}
-    if args.method != "ensemble":
-        raise UsageError(f"--fusion is for --method ensemble, not {args.method!r}")
-    return {"fusion": args.fusion}
+    out: dict = {}
+    if args.fusion is not None:
+        if args.method != "ensemble":
+            raise UsageError(f"--fusion is for --method ensemble, not {args.method!r}")
+        out["fusion"] = args.fusion
+    if getattr(args, "diameter", None) is not None:
+        if args.method not in ("unet", "ensemble"):
+            raise UsageError(f"--diameter is for --method unet or ensemble, not {args.method!r}")
+        if not args.diameter > 0:
+            raise UsageError(f"--diameter must be a positive number of pixels, "
+                             f"got {args.diameter:g}")
+        out["diameter"] = args.diameter
+    return out
+
+
+def scale_line(segment) -> str | None:
+    """What the U-Net's scale came from, and how often the ensemble fell back, in words."""
+    deep = getattr(segment, "deep", segment)
+    run = getattr(deep, "run", None)
+    sources = getattr(deep, "scale_sources", None)
+    if run is None or not sources:
+        return None
+    used = ", ".join(f"{n} image(s) by {src}" for src, n in sources.items())
+    line = f"scale: {run.scale.label()}; nucleus diameter: {used}"
+    if getattr(segment, "params", None) is not None and segment.params.fallback_iou:
+        line += (f"; handcrafted mask kept alone on {segment.fallbacks} image(s) "
+                 f"(IoU(HM, DEEP) < {segment.params.fallback_iou:g})")
+    return line
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -149,6 +176,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
             failures.append((str(src), reason(exc, src)))
             continue
         done += 1
+    line = scale_line(segment)
+    if line:
+        print(line, file=sys.stderr)
     return report_failures(failures, done, f"segmented into {out}:")
 
 
@@ -207,6 +237,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(format_summary(summary, dataset.name, name, ev.n_images, len(ev.failures)))
     print(f"images/s: {d['images_per_s']:.1f} (method only), {d['images_per_s_with_io']:.1f} "
           "(with reading image and ground truth)")
+    if d.get("scale_sources"):
+        print("nucleus diameter: " + ", ".join(f"{n} image(s) by {src}"
+                                               for src, n in d["scale_sources"].items()))
     if d["mask_repaired_images"]:
         print(f"masks repaired: {d['mask_repaired_pixels']} stray pixel(s) in "
               f"{d['mask_repaired_images']} mask(s) mapped to the nearest level")

@@ -39,6 +39,10 @@ def add_parsers(sub) -> None:
     tr.add_argument("--seed", type=int, default=0, help="seed of folds, weights, augmentation")
     tr.add_argument("--epochs", type=positive_int, help="override the profile's epochs")
     tr.add_argument("--folds", type=positive_int, help="override the profile's folds")
+    tr.add_argument("--scale", choices=["diameter", "square"],
+                    help="how images reach the network: 'diameter' resamples each so that its "
+                    "nucleus has the run's target size and trains on patches (smoke, cpu); "
+                    "'square' resizes every image to one square, the paper's protocol (paper)")
     add_device_argument(tr)
     tr.add_argument("--overwrite", action="store_true",
                     help="replace a run of another configuration in --out")
@@ -66,7 +70,7 @@ def cmd_train_unet(args: argparse.Namespace) -> int:
         record = train_unet(dataset, args.out.expanduser(), profile=args.profile, seed=args.seed,
                             device=args.device, progress=not args.quiet,
                             overwrite=args.overwrite, epochs=args.epochs, folds=args.folds,
-                            data_root=args.root)
+                            data_root=args.root, scale=args.scale)
     except LeukolibError as exc:
         raise UsageError(str(exc)) from None
     s = record["oof"]["summary"]

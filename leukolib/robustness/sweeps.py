@@ -262,11 +262,19 @@ class _CleanFolds:
     def folds_for(self, image: np.ndarray) -> tuple[int, ...] | None:
         return self._folds[self._source[image_fingerprint(image)]]
 
-    def predict_many(self, images, folds=None, batch_size: int = 16):
-        return self.run.predict_many(images, folds, batch_size)
+    @property
+    def scale(self) -> Any:
+        """The run's scale (a corrupted image is segmented at its own estimated scale)."""
+        return self.run.scale
 
-    def predict_proba(self, image, folds=None):
-        return self.run.predict_proba(image, folds)
+    def predict_many(self, images, folds=None, batch_size: int = 16, **kwargs: Any):
+        return self.run.predict_many(images, folds, batch_size, **kwargs)
+
+    def predict_proba(self, image, folds=None, **kwargs: Any):
+        return self.run.predict_proba(image, folds, **kwargs)
+
+    def predict_proba_with_source(self, image, folds=None, *args: Any, **kwargs: Any):
+        return self.run.predict_proba_with_source(image, folds, *args, **kwargs)
 
 
 class _Recording(CorruptedDataset):

@@ -170,16 +170,21 @@ register_method(
 )
 
 
-def _unet_predictor(model: Any = None, dataset: Any = None, threshold: float | None = None):
+def _unet_predictor(model: Any = None, dataset: Any = None, threshold: float | None = None,
+                    diameter: float | None = None):
     # torch is imported here, so that `import leukolib.segmentation` stays light
     from leukolib.segmentation.ensemble import EnsembleParams
     from leukolib.segmentation.unet import SegmentationPredictor, UNetRun, load_unet_run
 
     t = EnsembleParams().threshold if threshold is None else float(threshold)
     run = model if isinstance(model, UNetRun) else load_unet_run(model)
+    if diameter is not None and not float(diameter) > 0:
+        raise MethodError(f"the nucleus diameter must be a positive number of pixels, "
+                          f"got {diameter}")
+    d = None if diameter is None else float(diameter)
     if dataset is not None:
-        return run.predictor_for(dataset, threshold=t)
-    return SegmentationPredictor(run, "fold-average", "new images: all folds averaged", t)
+        return run.predictor_for(dataset, threshold=t, diameter=d)
+    return SegmentationPredictor(run, "fold-average", "new images: all folds averaged", t, d)
 
 
 def _ensemble_params(options: dict[str, Any]):
@@ -191,11 +196,13 @@ def _ensemble_params(options: dict[str, Any]):
         raise MethodError(f"method 'ensemble': {exc}") from None
 
 
-def _ensemble(model: Any = None, dataset: Any = None, **options: Any) -> Segmenter:
+def _ensemble(model: Any = None, dataset: Any = None, diameter: float | None = None,
+              **options: Any) -> Segmenter:
     from leukolib.segmentation.ensemble import EnsembleSegmenter
 
     params = _ensemble_params(options)
-    return EnsembleSegmenter(_unet_predictor(model, dataset, params.threshold), params=params)
+    return EnsembleSegmenter(_unet_predictor(model, dataset, params.threshold, diameter),
+                             params=params)
 
 
 register_method(
@@ -279,10 +286,11 @@ def methods_for(name: str, model: Any = None, dataset: Any = None, **options: An
         return Methods({"DEEP": lambda _, p: p >= t}, deep=deep, threshold=t,
                        info={"mode": deep.mode, "reason": deep.reason, "threshold": t})
     if key == "ensemble":
+        diameter = options.pop("diameter", None)
         params = _ensemble_params(options)
-        deep = _unet_predictor(model, dataset, params.threshold)
+        deep = _unet_predictor(model, dataset, params.threshold, diameter)
         return Methods({ENSEMBLE: lambda hm, p: fuse(hm, p, params)}, segment_nucleus, deep,
                        threshold=params.threshold,
                        info={"mode": deep.mode, "reason": deep.reason, "ensemble": params.label(),
-                             "fusion": params.fusion})
+                             "fusion": params.fusion, "fallback_iou": params.fallback_iou})
     return Methods(segmenter=get_method(key, model, **options), segmenter_name=key)

@@ -47,10 +47,12 @@ from monai.transforms import (
     Compose,
     MapTransform,
     RandAdjustContrastd,
+    RandCropByPosNegLabeld,
     RandFlipd,
     RandGaussianNoised,
     RandomizableTransform,
     RandRotate90d,
+    RandZoomd,
 )
 
 __all__ = [
@@ -59,10 +61,14 @@ __all__ = [
     "RandTransposed",
     "ClipIntensityd",
     "image_to_tensor",
+    "unet_input",
     "mask_to_tensor",
     "resize_image",
     "resize_mask",
     "training_transforms",
+    "patch_transforms",
+    "pad_to",
+    "ReflectPadd",
     "plain_tensor",
 ]
 
@@ -88,6 +94,29 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
         a = to_rgb_uint8(a)
     # astype copies: read-only inputs (e.g. decoded files) are fine.
     return torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).div_(255.0)
+
+
+def unet_input(image: np.ndarray, colour: str = "rgb") -> torch.Tensor:
+    """The U-Net's input tensor of an RGB image: :func:`image_to_tensor`, after colour handling.
+
+    ``colour="gray-world"`` first applies the handcrafted method's gray-world
+    colour constancy (:func:`~leukolib.segmentation.features.color_constancy`:
+    the three channel means made equal), so that a yellow-background crop and a
+    pink field reach the network in comparable colours; ``"rgb"`` leaves the
+    image as it is (the paper's protocol).
+    """
+    if colour == "rgb":
+        return image_to_tensor(image)
+    if colour != "gray-world":
+        raise ValueError(f"colour must be 'rgb' or 'gray-world', got {colour!r}")
+    from leukolib.segmentation.features import color_constancy
+
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        from leukolib.data.io import to_rgb_uint8
+
+        a = to_rgb_uint8(a)
+    return image_to_tensor(np.round(color_constancy(a)).astype(np.uint8))
 
 
 def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
@@ -126,6 +155,45 @@ def plain_tensor(x) -> torch.Tensor:
     if hasattr(x, "as_tensor"):
         return x.as_tensor()
     return torch.as_tensor(np.asarray(x)) if isinstance(x, np.ndarray) else x
+
+
+def pad_to(x: torch.Tensor, size: int) -> tuple[torch.Tensor, tuple[slice, slice]]:
+    """Pad ``(C, H, W)`` by reflection to at least ``size`` on each side.
+
+    Returns the padded tensor and the slices that cut the original back out.
+    Reflection (numpy's, repeated for pads larger than the image) keeps the
+    border's texture: a constant border is an edge the network never sees in
+    a field. A mask padded the same way stays aligned with its image.
+
+    Examples
+    --------
+    >>> import torch
+    >>> y, cut = pad_to(torch.arange(6.).reshape(1, 2, 3), 4)
+    >>> tuple(y.shape), y[0][cut].tolist()
+    ((1, 4, 4), [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]])
+    """
+    h, w = x.shape[-2:]
+    ph, pw = max(0, size - h), max(0, size - w)
+    if not ph and not pw:
+        return x, (slice(0, h), slice(0, w))
+    top, left = ph // 2, pw // 2
+    a = np.pad(x.cpu().numpy(), ((0, 0), (top, ph - top), (left, pw - left)), mode="reflect")
+    return torch.from_numpy(a).to(x.device), (slice(top, top + h), slice(left, left + w))
+
+
+class ReflectPadd(MapTransform):
+    """Pad every key to at least ``size`` x ``size`` by reflection (:func:`pad_to`)."""
+
+    def __init__(self, keys=KEYS, size: int = 128, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.size = int(size)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        """Pad the keys of ``data``."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = pad_to(plain_tensor(d[key]).float(), self.size)[0]
+        return d
 
 
 class RandTransposed(RandomizableTransform, MapTransform):
@@ -242,6 +310,51 @@ class Augmentation:
                 "gamma/CLAHE/noise (image only), clip [0, 1]", **asdict(self)}
 
 
+def _augment_steps(a: Augmentation) -> list:
+    g, p = a.p_geometric, a.p_photometric
+    return [
+        RandFlipd(keys=KEYS, prob=g, spatial_axis=0),
+        RandFlipd(keys=KEYS, prob=g, spatial_axis=1),
+        RandRotate90d(keys=KEYS, prob=g, max_k=3, spatial_axes=(0, 1)),
+        RandTransposed(keys=KEYS, prob=g),
+        RandAdjustContrastd(keys=("image",), prob=p, gamma=a.gamma_range),
+        RandCLAHEd(keys=("image",), prob=p, clip_limit=a.clahe_clip_limit),
+        RandGaussianNoised(keys=("image",), prob=p, mean=0.0, std=a.noise_std),
+        ClipIntensityd(keys=KEYS),
+    ]
+
+
+def patch_transforms(patch_size: int, zoom: tuple[float, float] = (0.8, 1.25),
+                     seed: int | None = 0, aug: Augmentation | None = None) -> Compose:
+    """Training patches at the nucleus scale: zoom, pad, crop, then the paper's augmentation.
+
+    On an image already resampled to the run's nucleus scale: a random
+    isotropic zoom in ``zoom`` (``RandZoomd``, the spread of nucleus sizes
+    around the median), a reflection pad to at least one patch
+    (:class:`ReflectPadd`), a ``patch_size`` crop centred on a nucleus pixel
+    two times in three and anywhere else otherwise (``RandCropByPosNegLabeld``),
+    then :func:`training_transforms`'s flips, rotations and intensity changes.
+
+    Returns
+    -------
+    monai.transforms.Compose
+        Called on ``{"image": (3, H, W), "mask": (1, H, W)}`` of any size; it
+        returns a list of one dict of ``(3, P, P)`` and ``(1, P, P)`` tensors.
+    """
+    a = aug or Augmentation()
+    pipeline = Compose([
+        RandZoomd(keys=KEYS, prob=1.0, min_zoom=zoom[0], max_zoom=zoom[1],
+                  mode=("bilinear", "nearest"), keep_size=False),
+        ReflectPadd(keys=KEYS, size=patch_size),
+        RandCropByPosNegLabeld(keys=KEYS, label_key="mask", spatial_size=(patch_size, patch_size),
+                               pos=2.0, neg=1.0, num_samples=1, allow_smaller=True),
+        *_augment_steps(a),
+    ])
+    if seed is not None:
+        pipeline.set_random_state(seed=int(seed) % (2**32))
+    return pipeline
+
+
 def training_transforms(seed: int | None = 0, aug: Augmentation | None = None) -> Compose:
     """The paper's on-the-fly augmentation as a seeded MONAI ``Compose``.
 
@@ -266,20 +379,7 @@ def training_transforms(seed: int | None = 0, aug: Augmentation | None = None) -
     >>> tuple(out["image"].shape), tuple(out["mask"].shape)
     ((3, 8, 8), (1, 8, 8))
     """
-    a = aug or Augmentation()
-    g, p = a.p_geometric, a.p_photometric
-    pipeline = Compose(
-        [
-            RandFlipd(keys=KEYS, prob=g, spatial_axis=0),
-            RandFlipd(keys=KEYS, prob=g, spatial_axis=1),
-            RandRotate90d(keys=KEYS, prob=g, max_k=3, spatial_axes=(0, 1)),
-            RandTransposed(keys=KEYS, prob=g),
-            RandAdjustContrastd(keys=("image",), prob=p, gamma=a.gamma_range),
-            RandCLAHEd(keys=("image",), prob=p, clip_limit=a.clahe_clip_limit),
-            RandGaussianNoised(keys=("image",), prob=p, mean=0.0, std=a.noise_std),
-            ClipIntensityd(keys=KEYS),
-        ]
-    )
+    pipeline = Compose(_augment_steps(aug or Augmentation()))
     if seed is not None:
         pipeline.set_random_state(seed=int(seed) % (2**32))
     return pipeline

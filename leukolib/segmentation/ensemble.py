@@ -23,6 +23,14 @@ Every rule is followed by the area opening: connected objects smaller than
 handcrafted filter (:func:`~leukolib.segmentation.handcrafted.min_area_pixels`),
 are removed.
 
+**Out of its domain** a U-Net can be confidently wrong (trained on fields,
+applied to crops), and no fixed rule then protects the fusion. With
+``fallback_iou > 0`` the ensemble measures, per image, how far the two
+methods disagree, the IoU between the handcrafted mask and ``p >= t``
+(:func:`agreement`), and keeps the handcrafted mask alone where it is below
+``fallback_iou`` (:func:`falls_back`). Its value is chosen like the rest, by the
+selection protocol of :mod:`leukolib.segmentation.selection`, across datasets.
+
 **The** ensemble of leukolib (``--method ensemble`` in the command line, the
 ``ENSEMBLE`` row of every report, the book) is :class:`EnsembleParams`'s
 default, and every output names its rule (:meth:`EnsembleParams.label`). Its
@@ -33,6 +41,7 @@ apart from the data that did not choose.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -42,7 +51,8 @@ import numpy as np
 from leukolib.data.sample import Sample
 from leukolib.segmentation.handcrafted import HandcraftedParams, area_filter, min_area_pixels
 
-__all__ = ["ENSEMBLE", "FUSIONS", "EnsembleParams", "EnsembleSegmenter", "fuse"]
+__all__ = ["ENSEMBLE", "FUSIONS", "EnsembleParams", "EnsembleSegmenter", "agreement",
+           "falls_back", "fuse"]
 
 #: Available fusion rules.
 FUSIONS: tuple[str, ...] = ("and", "or", "soft")
@@ -67,6 +77,9 @@ class EnsembleParams:
         Area opening threshold, in pixels at ``reference_area``; 0 disables it.
     reference_area : int or None
         Image area at which ``min_area`` holds (256 * 256); ``None``: absolute.
+    fallback_iou : float
+        Keep the handcrafted mask alone on an image where the IoU of the two
+        methods' masks is below this (0: never).
     """
 
     fusion: str = "and"
@@ -74,6 +87,7 @@ class EnsembleParams:
     soft_weight: float = 0.75
     min_area: int = HandcraftedParams().min_area
     reference_area: int | None = HandcraftedParams().reference_area
+    fallback_iou: float = 0.0
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -84,6 +98,8 @@ class EnsembleParams:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.min_area < 0:
             raise ValueError(f"min_area must be >= 0, got {self.min_area}")
+        if not 0.0 <= self.fallback_iou < 1.0:
+            raise ValueError(f"fallback_iou must be in [0, 1), got {self.fallback_iou}")
 
     def rule(self) -> str:
         """The fusion rule in words: ``"AND"``, ``"OR"`` or ``"SOFT w=0.75"``.
@@ -107,11 +123,38 @@ class EnsembleParams:
             f"area opening {self.min_area} px"
             + (" at 256x256" if self.reference_area == 256 * 256 else
                f" at {self.reference_area} px" if self.reference_area else ""))
-        return f"{self.rule()}, p >= {self.threshold:g}, {area}"
+        fallback = (f", handcrafted alone where IoU(HM, DEEP) < {self.fallback_iou:g}"
+                    if self.fallback_iou else "")
+        return f"{self.rule()}, p >= {self.threshold:g}, {area}{fallback}"
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict."""
         return asdict(self)
+
+
+def agreement(handcrafted: np.ndarray, deep_proba: np.ndarray, threshold: float = 0.5) -> float:
+    """IoU of the handcrafted mask and ``deep_proba >= threshold`` (1 when both are empty).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hm = np.zeros((10, 10), bool); hm[:, :5] = True
+    >>> p = np.zeros((10, 10)); p[:, :4] = 0.9
+    >>> agreement(hm, p)
+    0.8
+    """
+    hm = np.asarray(handcrafted, dtype=bool)
+    deep = np.asarray(deep_proba) >= threshold
+    union = int((hm | deep).sum())
+    return float((hm & deep).sum() / union) if union else 1.0
+
+
+def falls_back(handcrafted: np.ndarray, deep_proba: np.ndarray,
+               params: EnsembleParams | None = None) -> bool:
+    """Whether the ensemble keeps the handcrafted mask alone on this image."""
+    params = params or EnsembleParams()
+    return bool(params.fallback_iou and
+                agreement(handcrafted, deep_proba, params.threshold) < params.fallback_iou)
 
 
 def fuse(
@@ -146,6 +189,8 @@ def fuse(
     p = np.asarray(deep_proba, dtype=np.float32)
     if hm.shape != p.shape:
         raise ValueError(f"handcrafted mask {hm.shape} and probability {p.shape} differ in shape")
+    if falls_back(hm, p, params):  # the U-Net is out of its domain here: no vote
+        return hm.copy()
     if params.fusion == "and":
         mask = hm & (p >= params.threshold)
     elif params.fusion == "or":
@@ -183,6 +228,8 @@ class EnsembleSegmenter:
         self.deep = deep
         self.handcrafted = handcrafted or segment_nucleus
         self.params = params or EnsembleParams()
+        self.fallbacks = 0  # images on which the handcrafted mask was kept alone
+        self._takes_mask = "handcrafted_mask" in inspect.signature(deep.proba).parameters
 
     @property
     def mode(self) -> str:
@@ -196,7 +243,13 @@ class EnsembleSegmenter:
 
     def __call__(self, sample: Sample) -> np.ndarray:
         """The fused nucleus mask of ``sample``."""
-        return fuse(self.handcrafted(sample.image), self.deep.proba(sample), self.params)
+        hm = np.asarray(self.handcrafted(sample.image), dtype=bool)
+        # the handcrafted mask also gives a scale-aware U-Net its nucleus diameter
+        p = (self.deep.proba(sample, handcrafted_mask=hm) if self._takes_mask
+             else self.deep.proba(sample))
+        if falls_back(hm, p, self.params):
+            self.fallbacks += 1
+        return fuse(hm, p, self.params)
 
     def __repr__(self) -> str:
         return f"EnsembleSegmenter({self.params.label()!r}, deep={self.deep!r})"

@@ -244,8 +244,14 @@ def _run_of(deep: Any) -> Any | None:
     return run if run is not None and hasattr(run, "predict_many") else None
 
 
-def _probas(deep: Any, samples: list[Sample], batch_size: int) -> list[np.ndarray | Exception]:
-    """One probability map per sample; a run's predictor is batched by the folds allowed."""
+def _probas(deep: Any, samples: list[Sample], batch_size: int,
+            hms: Sequence[np.ndarray | None] | None = None) -> list[np.ndarray | Exception]:
+    """One probability map per sample; a run's predictor is batched by the folds allowed.
+
+    ``hms``: the samples' handcrafted masks, which give a run in diameter mode
+    each image's nucleus diameter (the predictor's ``diameter`` when the user
+    gave one); the sources are counted in the predictor's ``scale_sources``.
+    """
     out: list[np.ndarray | Exception] = []
     run = _run_of(deep)
     if run is None:
@@ -255,6 +261,9 @@ def _probas(deep: Any, samples: list[Sample], batch_size: int) -> list[np.ndarra
             except Exception as exc:  # noqa: BLE001 - reported per sample
                 out.append(exc)
         return out
+    hms = list(hms) if hms is not None else [None] * len(samples)
+    diameter = getattr(deep, "diameter", None)
+    counts = getattr(deep, "scale_sources", None)
     out = [None] * len(samples)  # type: ignore[list-item]
     groups: dict[tuple[int, ...] | None, list[int]] = {}
     for i, s in enumerate(samples):
@@ -263,17 +272,26 @@ def _probas(deep: Any, samples: list[Sample], batch_size: int) -> list[np.ndarra
         except Exception as exc:  # noqa: BLE001
             out[i] = exc
     for folds, members in groups.items():
+        got: list[str] = []
         try:
-            probs = run.predict_many([samples[i].image for i in members], folds, batch_size)
+            probs = run.predict_many([samples[i].image for i in members], folds, batch_size,
+                                     diameter=diameter, handcrafted_masks=[hms[i] for i in members],
+                                     sources=got)
         except Exception:  # noqa: BLE001 - one bad image must not sink its batch
-            probs = []
+            probs, got = [], []
             for i in members:
                 try:
-                    probs.append(run.predict_proba(samples[i].image, folds))
+                    p, src = run.predict_proba_with_source(samples[i].image, folds, diameter,
+                                                           hms[i])
+                    probs.append(p)
+                    got.append(src)
                 except Exception as exc:  # noqa: BLE001
                     probs.append(exc)
         for i, p in zip(members, probs, strict=True):
             out[i] = p
+        if counts is not None:
+            for src in got:
+                counts[src] = counts.get(src, 0) + 1
     return out
 
 
@@ -293,7 +311,7 @@ def _parts(methods: Methods, samples: list[Sample], batch_size: int, timing: dic
     probs: list[Any] = [None] * n
     if methods.deep is not None:
         t0 = time.perf_counter()
-        for i, p in enumerate(_probas(methods.deep, samples, batch_size)):
+        for i, p in enumerate(_probas(methods.deep, samples, batch_size, hms)):
             if isinstance(p, Exception):
                 errors[i] = errors[i] or f"U-Net prediction failed: {_reason(p)}"
             else:
@@ -399,7 +417,9 @@ def evaluate_segmentation(
     agreement = pd.DataFrame(agree, columns=["dataset", "id", "trained_on", *AGREEMENT_COLUMNS])
     k = per_image[["id"]].drop_duplicates().shape[0]
     predict = timing["seconds_handcrafted"] + timing["seconds_deep"] + timing["seconds_segmenter"]
+    scale = dict(getattr(methods.deep, "scale_sources", None) or {})
     info = {dataset.name: {**methods.info, "trained_on": trained_on, "n_images": k,
+                           **({"scale_sources": scale} if scale else {}),
                            "n_failures": len(failures), **timing,
                            "images_per_s": k / predict if k and predict > 0 else None,
                            "images_per_s_with_io": (k / (predict + timing["seconds_io"])

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "failure_gallery",
+    "plot_scale_views",
     "plot_otsu_histogram",
     "show_method_masks",
     "show_predictions",
@@ -209,3 +210,57 @@ def failure_gallery(
     titles = [f"{s.id} (worst {', '.join(why)})"
               for s, why in zip(samples, picked.values(), strict=True)]
     return show_method_masks(samples, masks, score_lists, titles, metric=metric, size=size)
+
+
+def plot_scale_views(samples: Sequence[tuple[str, Any]], spec: Any, square: int | None = None
+                     ) -> Figure:
+    """What the U-Net sees of each image: the image, the square resize, the nucleus scale.
+
+    One row per ``(label, sample)`` (a sample with a nucleus mask): the image
+    at its own size, the paper's resize to ``square`` x ``square`` (aspect
+    ratio lost), and the patch the network sees at the nucleus scale of
+    ``spec`` (a :class:`~leukolib.segmentation.scale.ScaleSpec`: resampled so
+    that the nucleus spans ``spec.target_diameter`` px, one patch around it).
+    Each title gives the nucleus diameter in that view, in pixels.
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    from leukolib.segmentation.augment import image_to_tensor, mask_to_tensor, pad_to
+    from leukolib.segmentation.scale import nucleus_diameter, resample
+
+    square = int(square or spec.patch_size)
+    fig, axes = plt.subplots(len(samples), 3, figsize=(9.6, 3.3 * len(samples)), squeeze=False)
+    for row, (label, s) in zip(axes, samples, strict=True):
+        mask = np.asarray(s.nucleus, bool)
+        d = nucleus_diameter(mask) or float("nan")
+        h, w = s.image.shape[:2]
+        row[0].imshow(draw_contour(s.image, mask))
+        row[0].set_title(f"{label}: {w} x {h} px\nnucleus {d:.0f} px", fontsize=9)
+        x = torch.nn.functional.interpolate(image_to_tensor(s.image)[None], size=(square, square),
+                                            mode="bilinear", antialias=True)[0]
+        m = torch.nn.functional.interpolate(mask_to_tensor(mask)[None], size=(square, square),
+                                            mode="bilinear")[0, 0] >= 0.5
+        sq = (x.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        dm = nucleus_diameter(m.numpy())
+        row[1].imshow(draw_contour(sq, m.numpy()))
+        row[1].set_title(f"resized to {square} x {square} (x{square / w:.2f} wide, "
+                         f"x{square / h:.2f} high)\nnucleus {dm or 0:.0f} px", fontsize=9)
+        f = spec.factor(d)
+        xi, _ = pad_to(resample(image_to_tensor(s.image), f), spec.patch_size)
+        mi, _ = pad_to(resample(mask_to_tensor(mask), f, mask=True), spec.patch_size)
+        ys, xs = np.nonzero(mi[0].numpy() >= 0.5)
+        cy, cx = (int(ys.mean()), int(xs.mean())) if ys.size else (0, 0)
+        ph, pw = mi.shape[-2:]
+        top = int(np.clip(cy - spec.patch_size // 2, 0, ph - spec.patch_size))
+        left = int(np.clip(cx - spec.patch_size // 2, 0, pw - spec.patch_size))
+        cut = (slice(top, top + spec.patch_size), slice(left, left + spec.patch_size))
+        patch = (xi[:, cut[0], cut[1]].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        pm = mi[0, cut[0], cut[1]].numpy() >= 0.5
+        row[2].imshow(draw_contour(patch, pm))
+        row[2].set_title(f"nucleus scale: x{f:.2f}, a {spec.patch_size} px patch\n"
+                         f"nucleus {nucleus_diameter(pm) or 0:.0f} px", fontsize=9)
+        for ax in row:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -21,7 +21,9 @@ from leukolib import reference
 __all__ = [
     "PARAMETERS",
     "available",
+    "fallback_rates",
     "generalization",
+    "generalization_before",
     "held_out",
     "overall",
     "paired",
@@ -42,6 +44,7 @@ PARAMETERS: dict[str, str] = {
     "fusion_in_domain": "fusion rule, U-Net on its own dataset (out-of-fold)",
     "fusion_cross": "fusion rule, U-Net applied to another dataset",
     "area_opening": "area opening after the fusion",
+    "fallback": "fallback to the handcrafted mask alone (the agreement under which it acts)",
 }
 
 
@@ -137,6 +140,23 @@ def generalization(method: str = "ENSEMBLE") -> pd.DataFrame:
     return pd.DataFrame(results()["generalization"][method]).set_index("trained on")
 
 
+def generalization_before(method: str = "ENSEMBLE") -> pd.DataFrame | None:
+    """:func:`generalization` of the U-Nets that resized every image to one square, if recorded.
+
+    The report keeps the matrices of the report it replaced when that one's
+    U-Nets predate the nucleus scale (``results()["before_scale"]``).
+    """
+    before = results().get("before_scale") or {}
+    rows = (before.get("generalization") or {}).get(method)
+    return pd.DataFrame(rows).set_index("trained on") if rows else None
+
+
+def fallback_rates() -> pd.DataFrame | None:
+    """Share of images on which the ensemble keeps HM alone, per pair and threshold (or None)."""
+    rows = results().get("fallback_rates")
+    return pd.DataFrame(rows).set_index("unit") if rows else None
+
+
 def unet_runs() -> pd.DataFrame:
     """The U-Net runs behind the numbers: out-of-fold IoU, hyper-parameters, time."""
     return pd.DataFrame(results()["unet_runs"]).T
@@ -178,4 +198,23 @@ def findings() -> list[str]:
     ok = sum(g.loc[t, e] >= hm[e] for t, e in pairs)
     out.append(f"Across datasets the ensemble is at least as good as HM alone on {ok} of "
                f"{len(pairs)} ordered pairs.")
+    before = generalization_before("ENSEMBLE")
+    if before is not None:
+        common = [(t, e) for t, e in pairs if t in before.index and e in before.columns]
+        was = sum(before.loc[t, e] >= hm[e] for t, e in common)
+        worst_now = min(common, key=lambda te: g.loc[te] - hm[te[1]], default=None)
+        if worst_now is not None:
+            t, e = worst_now
+            out.append(f"With the U-Nets that resized every image to one square it was so on "
+                       f"{was} of {len(common)}; the weakest pair now, {t} -> {e}, gives "
+                       f"{g.loc[t, e]:.3f} (HM {hm[e]:.3f}, before {before.loc[t, e]:.3f}).")
+    rates = fallback_rates()
+    chosen = r["defaults"]["ensemble"].get("fallback_iou")
+    if rates is not None and chosen:
+        col = f"{chosen:g}"
+        if col in rates:
+            busiest = rates[col].idxmax()
+            out.append(f"The ensemble keeps the handcrafted mask alone where IoU(HM, DEEP) < "
+                       f"{chosen:g}: on {rates[col].max():.1%} of the images of {busiest} at "
+                       f"most, on {rates[col].min():.1%} at least.")
     return out

@@ -198,6 +198,35 @@ def fusion_diagnostics(ev: Evaluation) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fallback_rates(ev: Evaluation, thresholds: Sequence[float]) -> pd.DataFrame:
+    """How often the ensemble would keep the handcrafted mask alone, per U-Net and dataset.
+
+    The agreement of the two methods on an image is the IoU of the handcrafted
+    mask and DEEP (:func:`~leukolib.segmentation.ensemble.agreement`), read
+    off the evaluation's pixel counts; the share of images below each
+    threshold is the fallback rate at that threshold.
+
+    Returns
+    -------
+    DataFrame
+        Rows ``trained_on -> dataset`` (the dataset alone in-domain), a column
+        per threshold, the share of images; ``n`` the number of images.
+    """
+    a = ev.agreement
+    if a.empty:
+        return pd.DataFrame()
+    both = a["hm1_deep1_gt0"] + a["hm1_deep1_gt1"]
+    either = a[[c for c in AGREEMENT_COLUMNS if c.startswith("hm1") or "deep1" in c]].sum(axis=1)
+    iou = np.where(either > 0, both / either.clip(lower=1), 1.0)
+    unit = np.where(a["trained_on"] == a["dataset"], a["dataset"],
+                    a["trained_on"] + " -> " + a["dataset"])
+    frame = pd.DataFrame({"unit": unit, "iou": iou})
+    out = pd.DataFrame({f"{t:g}": frame.groupby("unit", sort=False)["iou"].apply(
+        lambda x, _t=t: float((x < _t).mean())) for t in thresholds if t > 0})
+    out["n"] = frame.groupby("unit", sort=False).size()
+    return out
+
+
 def save_report(ev: Evaluation, folder: str | os.PathLike, n_boot: int = 10_000,
                 seed: int = 0) -> list[Path]:
     """Every table as CSV and JSON, and ``segmentation_report.md``, into ``folder``."""

@@ -12,7 +12,11 @@ order, each with the choices before it fixed:
 2. :data:`THRESHOLDS` for DEEP alone, on each dataset's out-of-fold U-Net;
 3. :func:`fusion_candidates`, both in-domain (out-of-fold) and across
    datasets (a U-Net trained on one dataset, applied to another);
-4. :data:`AREA_OPENINGS` after the chosen fusion.
+4. :data:`AREA_OPENINGS` after the chosen fusion;
+5. :data:`FALLBACKS`, the disagreement (IoU of HM and DEEP) under which the
+   ensemble keeps the handcrafted mask alone, across datasets and in-domain
+   together, by the no-harm rule of a safety switch (:func:`leukolib.selection.
+   choose`): it may not lose on any unit.
 
 ``benchmarks/segmentation_report.py`` runs the protocol on the shared
 datasets, leave-one-dataset-out, and writes the choices and the held-out
@@ -36,6 +40,7 @@ from leukolib.segmentation.handcrafted import HandcraftedParams, segment_nucleus
 
 __all__ = [
     "AREA_OPENINGS",
+    "FALLBACKS",
     "HANDCRAFTED_INCUMBENT",
     "THRESHOLDS",
     "candidate_rules",
@@ -54,6 +59,9 @@ THRESHOLDS: tuple[float, ...] = (0.5, 0.3, 0.4, 0.6, 0.7)
 
 #: Area openings tried after the fusion, pixels at 256 x 256 (150, the paper's, first).
 AREA_OPENINGS: tuple[int, ...] = (150, 0, 75, 300)
+
+#: Fallback IoUs tried (0, never falling back, the paper's ensemble, first).
+FALLBACKS: tuple[float, ...] = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
 
 
 def handcrafted_candidates() -> dict[str, HandcraftedParams]:
@@ -142,6 +150,9 @@ def candidate_rules(base: EnsembleParams | None = None) -> dict[str, Any]:
     for area in AREA_OPENINGS:
         q = replace(b, min_area=area)
         rules[f"area {area}"] = lambda hm, p, _q=q: fuse(hm, p, _q)
+    for f in FALLBACKS:
+        q = replace(b, fallback_iou=f)
+        rules[f"fallback {f:g}"] = lambda hm, p, _q=q: fuse(hm, p, _q)
     return rules
 
 

@@ -14,8 +14,19 @@ Protocol (paper, section 4.1; sizes from the run profile)
   loss and selects the kept model: the epoch with the best validation IoU.
 * Adam (learning rate, weight decay), dropout and the Unified Focal Loss
   parameters come from :func:`leukolib.segmentation.hparams.unet_hparams`.
-* Images are resized once to the profile's ``image_size``, then augmented on
-  the fly (:mod:`leukolib.segmentation.augment`); the loop is the shared
+* How images reach the network is the profile's scale
+  (:class:`~leukolib.segmentation.scale.ScaleSpec`, recorded in
+  ``config["scale"]``). ``"diameter"`` (``smoke`` and ``cpu``): each fold
+  measures the median nucleus diameter of its training and validation masks
+  (never its test fold's), resamples those images so that it becomes the
+  target diameter, and trains on random patches of them
+  (:func:`~leukolib.segmentation.augment.patch_transforms`); validation is on
+  one patch per image centred on its nucleus; the test fold is segmented at
+  each image's own scale, estimated from its handcrafted mask
+  (:meth:`~leukolib.segmentation.unet.UNetRun.diameter_for`), as a new image
+  would be. ``"square"`` (``paper``, the paper's protocol): images are resized
+  once to ``image_size`` x ``image_size``. Both are augmented on the fly
+  (:mod:`leukolib.segmentation.augment`); the loop is the shared
   :func:`leukolib.training.fit`.
 
 Run directory
@@ -59,16 +70,25 @@ from leukolib.profiles import Profile, get_profile
 from leukolib.runs import RunDirectory, RunError, library_versions, now, save_torch
 from leukolib.segmentation.augment import (
     Augmentation,
-    image_to_tensor,
     mask_to_tensor,
+    pad_to,
+    patch_transforms,
     plain_tensor,
     resize_image,
     resize_mask,
     training_transforms,
+    unet_input,
 )
 from leukolib.segmentation.hparams import UNetHParams, unet_hparams
 from leukolib.segmentation.losses import UnifiedFocalLoss
-from leukolib.segmentation.unet import NETWORK, RUN_FORMAT, build_unet, predict_proba
+from leukolib.segmentation.scale import ScaleSpec, choose_diameter, nucleus_diameter, resample
+from leukolib.segmentation.unet import (
+    NETWORK,
+    RUN_FORMAT,
+    build_unet,
+    predict_proba,
+    predict_proba_at_scale,
+)
 from leukolib.training import Task, adam, fit
 
 __all__ = ["SCHEDULER", "segmentation_task", "train_unet"]
@@ -92,9 +112,9 @@ def segmentation_task(hp: UNetHParams) -> Task:
 
 
 class _Pairs(TorchDataset):
-    """Resized image / mask tensors, augmented on access."""
+    """Image / mask tensors (resized, or resampled to the nucleus scale), augmented on access."""
 
-    def __init__(self, images: torch.Tensor, masks: torch.Tensor, transform) -> None:
+    def __init__(self, images, masks, transform) -> None:
         self.images, self.masks, self.transform = images, masks, transform
 
     def __len__(self) -> int:
@@ -102,6 +122,8 @@ class _Pairs(TorchDataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         d = self.transform({"image": self.images[i], "mask": self.masks[i]})
+        if isinstance(d, list):  # a patch sampler returns a list of one
+            d = d[0]
         return plain_tensor(d["image"]).float(), plain_tensor(d["mask"]).float()
 
     def reseed(self, seed: int) -> None:
@@ -114,14 +136,15 @@ class _Data:
     ids: list[str]
     images: list[np.ndarray]  # original uint8 images
     masks: list[np.ndarray]  # original bool nucleus masks
-    x: torch.Tensor  # (N, 3, S, S) float in [0, 1]
-    y: torch.Tensor  # (N, 1, S, S) float {0, 1}
+    x: torch.Tensor | None  # square mode: (N, 3, S, S) float in [0, 1]
+    y: torch.Tensor | None  # square mode: (N, 1, S, S) float {0, 1}
     fingerprints: list[str]
     thumbnails: np.ndarray  # (N, T, T) near-duplicate thumbnails of the original images
     near_duplicates: np.ndarray  # near-duplicate group of every image
+    diameters: list[float | None]  # each ground-truth mask's median nucleus diameter
 
 
-def _load_data(dataset: Dataset, size: int, progress: bool) -> _Data:
+def _load_data(dataset: Dataset, spec: ScaleSpec, progress: bool) -> _Data:
     images, masks, xs, ys = [], [], [], []
     for s in tqdm(dataset, total=len(dataset), desc=f"load {dataset.name}", disable=not progress,
                   leave=False):
@@ -129,12 +152,46 @@ def _load_data(dataset: Dataset, size: int, progress: bool) -> _Data:
             raise RunError(f"{dataset.name}: sample {s.id!r} has no nucleus mask")
         images.append(s.image)
         masks.append(np.asarray(s.nucleus, dtype=bool))
-        xs.append(resize_image(image_to_tensor(s.image), size))
-        ys.append(resize_mask(mask_to_tensor(s.nucleus), size))
+        if spec.mode == "square":
+            xs.append(resize_image(unet_input(s.image, spec.colour), spec.patch_size))
+            ys.append(resize_mask(mask_to_tensor(s.nucleus), spec.patch_size))
     thumbs, prints = image_thumbnails(images)
     near = thumbnail_groups(thumbs, prints)
-    return _Data(list(dataset.ids), images, masks, torch.stack(xs), torch.stack(ys), prints,
-                 thumbs, near)
+    square = spec.mode == "square"
+    return _Data(list(dataset.ids), images, masks, torch.stack(xs) if square else None,
+                 torch.stack(ys) if square else None, prints, thumbs, near,
+                 [nucleus_diameter(m) for m in masks])
+
+
+def _fold_median(data: _Data, members: Sequence[int]) -> float:
+    """The median nucleus diameter of some images' ground truth (the fold's own)."""
+    d = [data.diameters[i] for i in members if data.diameters[i] is not None]
+    if not d:
+        raise RunError("no nucleus in any training mask of the fold: no scale to train at")
+    return float(np.median(d))
+
+
+def _at_scale(data: _Data, members: Sequence[int], factor: float, colour: str = "rgb"):
+    """Images and masks of ``members`` resampled by ``factor`` (lists of tensors)."""
+    xs = [resample(unet_input(data.images[i], colour), factor) for i in members]
+    ys = [resample(mask_to_tensor(data.masks[i]), factor, mask=True) for i in members]
+    return xs, ys
+
+
+def _centred_patches(xs, ys, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One ``size`` patch per image, centred on its nucleus (validation, deterministic)."""
+    px, py = [], []
+    for x, y in zip(xs, ys, strict=True):
+        x, _ = pad_to(x, size)
+        y, _ = pad_to(y, size)
+        h, w = y.shape[-2:]
+        rows, cols = np.nonzero(y[0].numpy() >= 0.5)
+        cy, cx = (int(rows.mean()), int(cols.mean())) if rows.size else (h // 2, w // 2)
+        top = int(np.clip(cy - size // 2, 0, h - size))
+        left = int(np.clip(cx - size // 2, 0, w - size))
+        px.append(x[:, top:top + size, left:left + size])
+        py.append(y[:, top:top + size, left:left + size])
+    return torch.stack(px), torch.stack(py)
 
 
 def _dataset_root(dataset: Dataset) -> str | None:
@@ -159,11 +216,23 @@ def _train_fold(fold: Fold, data: _Data, cfg: dict[str, Any], hp: UNetHParams, d
     opt = adam(model.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode=SCHEDULER["mode"], factor=SCHEDULER["factor"], patience=SCHEDULER["patience"])
-    transform = training_transforms(seed=None, aug=Augmentation(**_aug_fields(cfg)))
-    pairs = _Pairs(data.x[fold.train], data.y[fold.train], transform)
+    spec = ScaleSpec.from_config(cfg)
+    aug = Augmentation(**_aug_fields(cfg))
+    scale: dict[str, Any] = {"mode": spec.mode}
+    if spec.mode == "square":
+        pairs = _Pairs(data.x[fold.train], data.y[fold.train],
+                       training_transforms(seed=None, aug=aug))
+        val = (data.x[fold.val], data.y[fold.val])
+    else:  # the fold's own scale: its training and validation masks, never its test fold's
+        median = _fold_median(data, [*fold.train, *fold.val])
+        factor = spec.factor(median)
+        scale.update(median_diameter=median, factor=factor)
+        xs, ys = _at_scale(data, fold.train, factor, spec.colour)
+        pairs = _Pairs(xs, ys, patch_transforms(spec.patch_size, spec.zoom, seed=None, aug=aug))
+        val = _centred_patches(*_at_scale(data, fold.val, factor, spec.colour), spec.patch_size)
     result = fit(
         model, segmentation_task(hp), pairs,
-        (data.x[fold.val], data.y[fold.val]), epochs=cfg["epochs"], batch_size=bs,
+        val, epochs=cfg["epochs"], batch_size=bs,
         optimizer=opt, scheduler=sched, device=device, seed=derive_seed(cfg["seed"], k),
         checkpoint=rundir.checkpoint(k), reseed=pairs.reseed, num_workers=num_workers,
         checkpoint_every=60.0 * checkpoint_minutes, progress=progress,
@@ -173,16 +242,28 @@ def _train_fold(fold: Fold, data: _Data, cfg: dict[str, Any], hp: UNetHParams, d
     t_test = time.perf_counter()
     save_torch(result.best_state, rundir.weights(k))
     model.load_state_dict(result.best_state)
-    probs = predict_proba([model.eval()], [data.images[i] for i in fold.test], cfg["image_size"],
-                          device, 2 * bs)
-    rows = [{"id": data.ids[i], "fold": k, **segmentation_metrics(p >= 0.5, data.masks[i])}
-            for i, p in zip(fold.test, probs, strict=True)]
+    model.eval()
+    if spec.mode == "square":
+        probs = predict_proba([model], [data.images[i] for i in fold.test], cfg["image_size"],
+                              device, 2 * bs, colour=spec.colour)
+        sources = ["square resize"] * len(fold.test)
+    else:  # each test image at its own estimated scale, as a new image would be
+        probs, sources = [], []
+        for i in fold.test:
+            d, src = choose_diameter(data.images[i], fallback=scale["median_diameter"])
+            probs.append(predict_proba_at_scale([model], data.images[i], spec.factor(d), spec,
+                                                device))
+            sources.append(src)
+    rows = [{"id": data.ids[i], "fold": k, **segmentation_metrics(p >= 0.5, data.masks[i]),
+             "scale_source": src}
+            for i, p, src in zip(fold.test, probs, sources, strict=True)]
     train_seconds = float(sum(h["seconds"] for h in result.history))
     return {
         "fold": k,
         "train_ids": [data.ids[i] for i in fold.train],
         "val_ids": [data.ids[i] for i in fold.val],
         "test_ids": [data.ids[i] for i in fold.test],
+        "scale": scale,
         "best_epoch": result.best_epoch,
         "best_val_iou": result.best_score,
         "test_iou": float(np.mean([r["iou"] for r in rows])),
@@ -206,9 +287,12 @@ def _config(dataset: Dataset, prof: Profile, hp: UNetHParams, seed: int, overrid
     size = int(overrides.get("image_size") or sp.image_size)
     if size < 8 or size % 8:
         raise ValueError(f"the U-Net image size must be a positive multiple of 8, got {size}")
+    spec = ScaleSpec.for_patch(size, overrides.get("scale") or sp.scale,
+                               overrides.get("colour") or sp.colour)
     config = {
         "profile": prof.name,
         "image_size": size,
+        "scale": spec.to_dict(),
         "folds": int(overrides.get("folds") or sp.folds),
         "epochs": int(overrides.get("epochs") or sp.epochs),
         "batch_size": int(overrides.get("batch_size") or sp.batch_size),
@@ -223,6 +307,8 @@ def _config(dataset: Dataset, prof: Profile, hp: UNetHParams, seed: int, overrid
         "scheduler": dict(SCHEDULER),
         "selection": "best validation IoU",
         "augmentation": Augmentation().to_dict(),
+        "validation": ("the whole image, resized" if spec.mode == "square" else
+                       "one patch per image, centred on its nucleus"),
         "dataset": {"name": dataset.name, "ids": [str(i) for i in dataset.ids]},
     }
     return json.loads(json.dumps(config))  # as it reads back from run.json
@@ -244,6 +330,8 @@ def train_unet(
     folds: int | None = None,
     image_size: int | None = None,
     batch_size: int | None = None,
+    scale: str | None = None,
+    colour: str | None = None,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train the U-Net by grouped k-fold cross-validation into a run directory (resumable).
@@ -273,7 +361,13 @@ def train_unet(
     data_root : path, optional
         The dataset folder, recorded in ``run.json`` (guessed when not given).
     epochs, folds, image_size, batch_size : int, optional
-        Override the profile.
+        Override the profile (``image_size`` is the patch side in diameter mode).
+    scale : {"diameter", "square"}, optional
+        Override the profile's scale mode (:mod:`leukolib.segmentation.scale`):
+        ``"square"`` is the paper's resize of every image to one square.
+    colour : {"rgb", "gray-world"}, optional
+        Override the profile's colour handling of the U-Net's input
+        (:func:`~leukolib.segmentation.augment.unet_input`).
     on_epoch_end : callable, optional
         ``on_epoch_end(fold, epoch_row)`` after each epoch.
 
@@ -299,13 +393,13 @@ def train_unet(
     grouped_by = grouping_record(DEFAULT_RULE, dataset_groups=dataset.groups is not None,
                                  caller_groups=groups is not None)
     overrides = {"epochs": epochs, "folds": folds, "image_size": image_size,
-                 "batch_size": batch_size}
+                 "batch_size": batch_size, "scale": scale, "colour": colour}
     config = _config(dataset, prof, hp, seed, overrides, grouped_by)
     rundir = RunDirectory(out_dir, RUN_FORMAT)
     record = rundir.prepare(config, overwrite)
     dev = select_device(device)
     t0 = time.perf_counter()
-    data = _load_data(dataset, config["image_size"], progress)
+    data = _load_data(dataset, ScaleSpec.from_config(config), progress)
     stored = (record or {}).get("dataset", {}).get("fingerprints")
     if stored and stored != dict(zip(ids, data.fingerprints, strict=True)):
         if not overwrite:  # ids alone can lie: the run must have seen these very pixels
@@ -333,6 +427,9 @@ def train_unet(
     record.update(versions=library_versions(), device=dev)
     record["timings"]["load_seconds"].append(time.perf_counter() - t0)
     record["dataset"]["fingerprints"] = dict(zip(ids, data.fingerprints, strict=True))
+    known = [d for d in data.diameters if d is not None]
+    # the scale a new image falls back to when its handcrafted mask is empty
+    record["dataset"]["median_nucleus_diameter"] = float(np.median(known)) if known else None
     save_thumbnails(rundir.path / THUMBNAILS, ids, data.thumbnails)
     rundir.write(record)  # from now on, an interruption resumes
     num_workers = prof.workers_for(dev)

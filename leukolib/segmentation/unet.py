@@ -22,9 +22,21 @@ run, so a run trained with another value loads correctly. The paper does not
 state this detail.
 
 The strides downsample by 2 three times, so the input side must be a multiple
-of 8: images are resized to the profile's size (``seg_image_size``) and the
-predicted probabilities are mapped back to the original size by bilinear
-interpolation, then thresholded at 0.5 (:func:`predict_proba`).
+of 8. How an image reaches the network is the run's :class:`~leukolib.
+segmentation.scale.ScaleSpec` (``config["scale"]``):
+
+* ``"diameter"`` (leukolib's default): the image is resampled, its aspect
+  ratio kept, so that its nucleus has the run's target diameter, segmented in
+  overlapping patches blended with a Gaussian window
+  (``monai.inferers.sliding_window_inference``), and the probabilities are
+  resampled back (:func:`predict_proba_at_scale`); the diameter is the
+  caller's, else the handcrafted mask's, else the run's training median
+  (:func:`~leukolib.segmentation.scale.choose_diameter`);
+* ``"square"`` (the paper's protocol, and every run written before leukolib
+  recorded a scale): the image is resized to ``patch_size`` x ``patch_size``
+  and the probabilities mapped back to the original size (:func:`predict_proba`).
+
+Either way the probabilities are thresholded at 0.5 for a mask.
 
 Trained runs
 ------------
@@ -43,7 +55,7 @@ saw gets the average of all folds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +70,8 @@ from leukolib.data.fingerprint import image_fingerprint
 from leukolib.data.sample import Sample
 from leukolib.device import select_device
 from leukolib.runs import RunDirectory, RunError, load_torch
-from leukolib.segmentation.augment import image_to_tensor, resize_image
+from leukolib.segmentation.augment import pad_to, resize_image, unet_input
+from leukolib.segmentation.scale import ScaleSpec, choose_diameter, resample
 
 __all__ = [
     "NETWORK",
@@ -69,6 +82,7 @@ __all__ = [
     "build_unet",
     "load_unet_run",
     "predict_proba",
+    "predict_proba_at_scale",
 ]
 
 #: MONAI ``num_res_units`` (see the module docstring for why 0).
@@ -150,6 +164,7 @@ def predict_proba(
     size: int,
     device: str | torch.device = "cpu",
     batch_size: int = 16,
+    colour: str = "rgb",
 ) -> list[np.ndarray]:
     """Nucleus probabilities of images, averaged over ``models``, at original size.
 
@@ -168,6 +183,8 @@ def predict_proba(
     device : str or torch.device
     batch_size : int
         Images per forward pass (images of different sizes are fine).
+    colour : str
+        The run's colour handling (:func:`~leukolib.segmentation.augment.unet_input`).
 
     Returns
     -------
@@ -179,7 +196,7 @@ def predict_proba(
     out: list[np.ndarray] = []
     for start in range(0, len(items), batch_size):
         chunk = [_as_image(im) for im in items[start : start + batch_size]]
-        x = torch.stack([resize_image(image_to_tensor(im), size) for im in chunk]).to(device)
+        x = torch.stack([resize_image(unet_input(im, colour), size) for im in chunk]).to(device)
         prob = torch.zeros(x.shape[0], 1, size, size, device=device)
         for m in models:
             prob += torch.sigmoid(m(x).float())
@@ -189,6 +206,55 @@ def predict_proba(
             back = F.interpolate(p[None], size=(h, w), mode="bilinear", align_corners=False)
             out.append(back[0, 0].clamp_(0, 1).cpu().numpy().astype(np.float32))
     return out
+
+
+@torch.no_grad()
+def predict_proba_at_scale(
+    models: Sequence[nn.Module],
+    image: np.ndarray,
+    factor: float,
+    spec: ScaleSpec,
+    device: str | torch.device = "cpu",
+    sw_batch_size: int = 8,
+) -> np.ndarray:
+    """Nucleus probability of one image at a nucleus scale, at the image's own size.
+
+    The image is resampled by ``factor`` (its aspect ratio kept), padded by
+    reflection to at least one patch, segmented in ``spec.patch_size``
+    patches overlapping by ``spec.overlap`` and blended with a Gaussian
+    window (``monai.inferers.sliding_window_inference``; every model's
+    sigmoid averaged), and resampled back to ``(H, W)`` bilinearly.
+
+    Parameters
+    ----------
+    models : sequence of nn.Module
+        Networks in eval mode, on ``device``.
+    image : ndarray (H, W, 3)
+    factor : float
+        Resampling factor (:meth:`ScaleSpec.factor` of the nucleus diameter).
+    spec : ScaleSpec
+    device : str or torch.device
+    sw_batch_size : int
+        Patches per forward pass.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W)
+    """
+    from monai.inferers import sliding_window_inference
+
+    im = _as_image(image)
+    h, w = im.shape[:2]
+    x, cut = pad_to(resample(unet_input(im, spec.colour), factor), spec.patch_size)
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        return sum(torch.sigmoid(m(t).float()) for m in models) / len(models)
+
+    p = sliding_window_inference(x[None].to(device), (spec.patch_size, spec.patch_size),
+                                 sw_batch_size, net, overlap=spec.overlap, mode="gaussian")
+    p = p[..., cut[0], cut[1]]
+    back = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
+    return back[0, 0].clamp_(0, 1).cpu().numpy().astype(np.float32)
 
 
 @dataclass
@@ -205,16 +271,31 @@ class SegmentationPredictor:
     reason : str
         Why this mode was chosen, in words.
     threshold : float
+    diameter : float, optional
+        The nucleus diameter of the images in pixels, when the user knows it
+        (a run in diameter mode estimates it per image otherwise).
+    scale_sources : dict
+        How many images took their diameter from each source (what was done).
     """
 
     run: UNetRun
     mode: str
     reason: str
     threshold: float = 0.5
+    diameter: float | None = None
+    scale_sources: dict[str, int] = field(default_factory=dict)
 
-    def proba(self, sample: Sample) -> np.ndarray:
-        """Nucleus probability map of a sample, at its own size."""
-        return self.run.predict_proba(sample.image, folds=self.run.folds_for(sample.image))
+    def proba(self, sample: Sample, handcrafted_mask: np.ndarray | None = None) -> np.ndarray:
+        """Nucleus probability map of a sample, at its own size.
+
+        ``handcrafted_mask``: the sample's handcrafted mask when already
+        computed (the ensemble has it), for the diameter estimate.
+        """
+        p, source = self.run.predict_proba_with_source(
+            sample.image, folds=self.run.folds_for(sample.image), diameter=self.diameter,
+            handcrafted_mask=handcrafted_mask)
+        self.scale_sources[source] = self.scale_sources.get(source, 0) + 1
+        return p
 
     def __call__(self, sample: Sample) -> np.ndarray:
         """The nucleus mask of a sample (bool, at its own size)."""
@@ -237,7 +318,12 @@ class UNetRun:
         The content of ``run.json``.
     device : str
     image_size : int
-        Network input side.
+        Network input side (the patch side in diameter mode).
+    scale : ScaleSpec
+        How images reach the network (``config["scale"]``; a run without one
+        resized them to a square).
+    median_diameter : float or None
+        The training images' median nucleus diameter in pixels (diameter mode).
     n_folds : int
     dataset_name : str
     ids : list of str
@@ -250,6 +336,8 @@ class UNetRun:
         self.device = device
         cfg = record["config"]
         self.image_size = int(cfg["image_size"])
+        self.scale = ScaleSpec.from_config(cfg)
+        self.median_diameter = record["dataset"].get("median_nucleus_diameter")
         self.n_folds = int(cfg["folds"])
         self.network = dict(cfg["network"])
         self.dropout = float(cfg["hparams"]["dropout"])
@@ -295,7 +383,10 @@ class UNetRun:
     # --------------------------------------------------------------- inference
 
     def predict_proba(
-        self, image: np.ndarray | Sample, folds: int | Sequence[int] | None = None
+        self,
+        image: np.ndarray | Sample,
+        folds: int | Sequence[int] | None = None,
+        diameter: float | None = None,
     ) -> np.ndarray:
         """Nucleus probability ``(H, W)`` float32 at the image's own size.
 
@@ -304,9 +395,42 @@ class UNetRun:
         image : ndarray (H, W, 3) or Sample
         folds : int, sequence of int, optional
             Average these folds' models; ``None`` averages all of them.
+        diameter : float, optional
+            The image's nucleus diameter in pixels (diameter mode); default:
+            the handcrafted estimate, else the training median.
         """
-        return predict_proba(self.models(folds), [_as_image(image)], self.image_size,
-                             self.device)[0]
+        return self.predict_proba_with_source(image, folds, diameter)[0]
+
+    def diameter_for(self, image: np.ndarray, diameter: float | None = None,
+                     handcrafted_mask: np.ndarray | None = None) -> tuple[float, str]:
+        """The nucleus diameter an image is resampled by, and its source.
+
+        :func:`~leukolib.segmentation.scale.choose_diameter` with the run's
+        training median as the last resort.
+        """
+        hm = None if handcrafted_mask is None else (lambda _im: handcrafted_mask)
+        return choose_diameter(_as_image(image), diameter, hm, self.median_diameter)
+
+    def predict_proba_with_source(
+        self,
+        image: np.ndarray | Sample,
+        folds: int | Sequence[int] | None = None,
+        diameter: float | None = None,
+        handcrafted_mask: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, str]:
+        """:meth:`predict_proba` and where the scale came from.
+
+        The source is one of :data:`~leukolib.segmentation.scale.DIAMETER_SOURCES`,
+        or ``"square resize"`` for a run in square mode.
+        """
+        im = _as_image(image)
+        if self.scale.mode == "square":
+            return predict_proba(self.models(folds), [im], self.image_size, self.device,
+                                 colour=self.scale.colour)[0], "square resize"
+        d, source = self.diameter_for(im, diameter, handcrafted_mask)
+        p = predict_proba_at_scale(self.models(folds), im, self.scale.factor(d), self.scale,
+                                   self.device)
+        return p, source
 
     def predict(
         self,
@@ -322,10 +446,30 @@ class UNetRun:
         images: Sequence[np.ndarray],
         folds: int | Sequence[int] | None = None,
         batch_size: int = 16,
+        diameter: float | None = None,
+        handcrafted_masks: Sequence[np.ndarray | None] | None = None,
+        sources: list[str] | None = None,
     ) -> list[np.ndarray]:
-        """:meth:`predict_proba` of several images by the same folds, batched."""
-        return predict_proba(self.models(folds), [_as_image(i) for i in images],
-                             self.image_size, self.device, batch_size)
+        """:meth:`predict_proba` of several images by the same folds.
+
+        Batched in square mode; in diameter mode each image at its own scale
+        (``handcrafted_masks``: the images' handcrafted masks when already
+        computed, for the estimate). ``sources``, when given, receives where
+        each image's scale came from.
+        """
+        ims = [_as_image(i) for i in images]
+        if self.scale.mode == "square":
+            out = predict_proba(self.models(folds), ims, self.image_size, self.device,
+                                batch_size, colour=self.scale.colour)
+            got = ["square resize"] * len(ims)
+        else:
+            hms = list(handcrafted_masks) if handcrafted_masks is not None else [None] * len(ims)
+            pairs = [self.predict_proba_with_source(im, folds, diameter, hm)
+                     for im, hm in zip(ims, hms, strict=True)]
+            out, got = [p for p, _ in pairs], [src for _, src in pairs]
+        if sources is not None:
+            sources.extend(got)
+        return out
 
     # ------------------------------------------------------------ out of fold
 
@@ -393,7 +537,8 @@ class UNetRun:
         return [s if s is not None else self._near_seen.get(p) for s, p in zip(out, prints,
                                                                              strict=True)]
 
-    def predictor_for(self, dataset: Dataset, threshold: float = 0.5) -> SegmentationPredictor:
+    def predictor_for(self, dataset: Dataset, threshold: float = 0.5,
+                      diameter: float | None = None) -> SegmentationPredictor:
         """A ``callable(sample) -> bool mask`` suited to ``dataset``.
 
         Each training image of this run (recognised by its pixels, or as a
@@ -425,7 +570,7 @@ class UNetRun:
             f"{known} of {len(folds)} images of {dataset.name!r} were trained on by this run: "
             "each gets only the fold models that never saw it, the others the average of all folds"
         )
-        return SegmentationPredictor(self, mode, reason, threshold)
+        return SegmentationPredictor(self, mode, reason, threshold, diameter)
 
     # ------------------------------------------------------------------ record
 
@@ -451,7 +596,7 @@ class UNetRun:
         tail = f", OOF IoU {iou:.3f}" if iou is not None else ""
         return (
             f"<UNetRun {self.run_dir} {self.dataset_name!r}: {self.n_folds} folds, "
-            f"{self.image_size} px{tail}>"
+            f"{self.scale.label()}{tail}>"
         )
 
 
