@@ -334,6 +334,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         fig = failure_gallery(ev, ds, standard_methods(runs[name].predictor_for(ds), final,
                                                        handcrafted=_hm))
         fig.savefig(out / "report" / f"failure_gallery_{name}.png", dpi=110)
+    # the U-Nets' out-of-fold numbers from this evaluation (one inference rule for every table)
+    own = ev.per_image[(ev.per_image["method"] == "DEEP")
+                       & (ev.per_image["trained_on"] == ev.per_image["dataset"])]
+    for d, g in own.groupby("dataset"):
+        results["unet_runs"][d].update(oof_iou=float(g["iou"].mean()),
+                                       oof_iou_std=float(g["iou"].std()),
+                                       oof_from="this report's evaluation")
     summary = ev.summary().reset_index()
     results["summary"] = summary.to_dict(orient="records")
     results["overall_iou"] = overall_table(ev).reset_index().to_dict(orient="records")

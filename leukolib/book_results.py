@@ -68,13 +68,31 @@ def segmentation_glance() -> pd.DataFrame | None:
     return frame
 
 
-def _generalization() -> pd.DataFrame:
+def _generalization(before: bool = False) -> pd.DataFrame | None:
     from leukolib.segmentation import reference as seg
 
-    g = seg.generalization("ENSEMBLE")
+    g = seg.generalization_before("ENSEMBLE") if before else seg.generalization("ENSEMBLE")
+    if g is None:
+        return None
     g = g.rename(index=lambda r: DATASET_NAMES.get(r, r), columns=lambda c: DATASET_NAMES.get(c, c))
     g.index.name = "ENSEMBLE: U-Net trained on"
     return g
+
+
+def _unet_scale_sentence() -> str:
+    """How the shipped report's U-Nets saw their images, in words."""
+    from leukolib.segmentation import reference as seg
+    from leukolib.segmentation.scale import ScaleSpec
+
+    scales = seg.results().get("scale") or {}
+    specs = {d: (v or {}).get("scale") for d, v in scales.items()}
+    if not specs or not all(specs.values()):
+        size = seg.results().get("unet_runs", {}).get("jtsc", {}).get("image_size", 128)
+        return (f"These U-Nets resized every image to {size} x {size} px (the paper's way, "
+                "before the nucleus scale of chapter 3).")
+    spec = ScaleSpec(**{**next(iter(specs.values())),
+                        "zoom": tuple(next(iter(specs.values()))["zoom"])})
+    return f"These U-Nets work at the nucleus scale: {spec.label()} (chapter 3)."
 
 
 def classification_glance() -> pd.DataFrame | None:
@@ -203,9 +221,14 @@ def write_glance(folder: str | Path) -> Path:
             "",
             _markdown(_generalization()),
             "",
-            f"Source: {reference.provenance('segmentation')}.",
+            _unet_scale_sentence(),
             "",
         ]
+        before = _generalization(before=True)
+        if before is not None:
+            parts += ["The same matrix with the U-Nets of the report this one replaced, which "
+                      "resized every image to one square:", "", _markdown(before), ""]
+        parts += [f"Source: {reference.provenance('segmentation')}.", ""]
     if cls is not None:
         parts += [
             "### Classification",

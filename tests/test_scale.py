@@ -70,9 +70,9 @@ def test_the_diameter_comes_from_the_user_then_the_handcrafted_mask_then_the_run
     mask = disc((50, 50), (25, 25), 10)
     assert choose_diameter(image, 33.0, lambda _: mask, 70.0) == (33.0, DIAMETER_SOURCES[0])
     d, src = choose_diameter(image, None, lambda _: mask, 70.0)
-    assert src == DIAMETER_SOURCES[1] and d == pytest.approx(20, abs=1)
+    assert src == DIAMETER_SOURCES[2] and d == pytest.approx(20, abs=1)
     empty = np.zeros((50, 50), bool)
-    assert choose_diameter(image, None, lambda _: empty, 70.0) == (70.0, DIAMETER_SOURCES[2])
+    assert choose_diameter(image, None, lambda _: empty, 70.0) == (70.0, DIAMETER_SOURCES[3])
     with pytest.raises(ValueError, match="no nucleus diameter"):
         choose_diameter(image, None, lambda _: empty, None)
     with pytest.raises(ValueError, match="positive"):
@@ -140,9 +140,43 @@ def test_the_same_cell_at_twice_the_size_gets_the_same_mask(scale_run):
     assert big_p.shape == (128, 128)
     down = big_p.reshape(64, 2, 64, 2).mean(axis=(1, 3))
     assert np.corrcoef(small_p.ravel(), down.ravel())[0, 1] > 0.95
-    # the handcrafted estimate is what a new image gets, and the output says so
+    # a single new image gets its own handcrafted estimate, and the output says so
     _, source = run.predict_proba_with_source(image)
-    assert source in DIAMETER_SOURCES[1:]
+    assert source in DIAMETER_SOURCES[2:]
+
+
+def test_a_set_of_images_is_segmented_at_one_scale_estimated_once(scale_run, tmp_path, capsys):
+    from leukolib.cli import main
+    from leukolib.cli.common import write_png
+    from leukolib.segmentation.evaluate import evaluate_segmentation, standard_methods
+    from leukolib.segmentation.scale import estimate_diameter
+
+    data, run_dir, record = scale_run
+    run = load_unet_run(run_dir, device="cpu")
+    pred = run.predictor_for(data)
+    d, n = estimate_diameter(data)
+    assert pred.diameter == pytest.approx(d) and n == len(data)
+    assert pred.diameter_source == DIAMETER_SOURCES[1] and "median of the handcrafted" in \
+        pred.reason
+    ev = evaluate_segmentation(data, standard_methods(pred), progress=False)
+    assert ev.info[data.name]["scale_sources"] == {DIAMETER_SOURCES[1]: len(data)}
+    # training scored its test folds the same way: the evaluation reproduces the run's rows
+    deep = ev.per_image[ev.per_image["method"] == "DEEP"].set_index("id")["iou"]
+    for row in record["oof"]["per_image"]:
+        assert row["scale_source"] == DIAMETER_SOURCES[1]
+        assert deep[row["id"]] == pytest.approx(row["iou"], abs=1e-3)
+    for f in record["folds"]:
+        assert f["scale"]["test_diameter"] == pytest.approx(d)
+    # the command line estimates the scale of a folder once, and says so
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for s in data:
+        write_png(folder / f"{s.id}.png", s.image)
+    assert main(["segment", str(folder), "--method", "unet", "--model", str(run_dir),
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"nucleus diameter {d:.1f} px, the median of the handcrafted masks of {n}" in err
+    assert f"{len(data)} image(s) by {DIAMETER_SOURCES[1]}" in err
 
 
 def test_square_mode_is_the_papers_resize_and_old_runs_read_as_square(tmp_path):

@@ -290,7 +290,9 @@ def _probas(deep: Any, samples: list[Sample], batch_size: int,
         for i, p in zip(members, probs, strict=True):
             out[i] = p
         if counts is not None:
+            label = getattr(deep, "diameter_source", "given")
             for src in got:
+                src = label if src == "given" else src
                 counts[src] = counts.get(src, 0) + 1
     return out
 

@@ -227,16 +227,16 @@ def plot_scale_views(samples: Sequence[tuple[str, Any]], spec: Any, square: int 
     import torch
 
     from leukolib.segmentation.augment import image_to_tensor, mask_to_tensor, pad_to
-    from leukolib.segmentation.scale import nucleus_diameter, resample
+    from leukolib.segmentation.scale import nucleus_centre, nucleus_diameter, resample
 
     square = int(square or spec.patch_size)
-    fig, axes = plt.subplots(len(samples), 3, figsize=(9.6, 3.3 * len(samples)), squeeze=False)
+    fig, axes = plt.subplots(len(samples), 3, figsize=(8.4, 3.2 * len(samples)), squeeze=False)
     for row, (label, s) in zip(axes, samples, strict=True):
         mask = np.asarray(s.nucleus, bool)
         d = nucleus_diameter(mask) or float("nan")
         h, w = s.image.shape[:2]
         row[0].imshow(draw_contour(s.image, mask))
-        row[0].set_title(f"{label}: {w} x {h} px\nnucleus {d:.0f} px", fontsize=9)
+        row[0].set_title(f"{label}: {w} x {h} px\nnucleus {d:.0f} px", fontsize=10)
         x = torch.nn.functional.interpolate(image_to_tensor(s.image)[None], size=(square, square),
                                             mode="bilinear", antialias=True)[0]
         m = torch.nn.functional.interpolate(mask_to_tensor(mask)[None], size=(square, square),
@@ -245,12 +245,11 @@ def plot_scale_views(samples: Sequence[tuple[str, Any]], spec: Any, square: int 
         dm = nucleus_diameter(m.numpy())
         row[1].imshow(draw_contour(sq, m.numpy()))
         row[1].set_title(f"resized to {square} x {square} (x{square / w:.2f} wide, "
-                         f"x{square / h:.2f} high)\nnucleus {dm or 0:.0f} px", fontsize=9)
+                         f"x{square / h:.2f} high)\nnucleus {dm or 0:.0f} px", fontsize=10)
         f = spec.factor(d)
         xi, _ = pad_to(resample(image_to_tensor(s.image), f), spec.patch_size)
         mi, _ = pad_to(resample(mask_to_tensor(mask), f, mask=True), spec.patch_size)
-        ys, xs = np.nonzero(mi[0].numpy() >= 0.5)
-        cy, cx = (int(ys.mean()), int(xs.mean())) if ys.size else (0, 0)
+        cy, cx = nucleus_centre(mi[0].numpy() >= 0.5) or (0, 0)
         ph, pw = mi.shape[-2:]
         top = int(np.clip(cy - spec.patch_size // 2, 0, ph - spec.patch_size))
         left = int(np.clip(cx - spec.patch_size // 2, 0, pw - spec.patch_size))
@@ -259,7 +258,7 @@ def plot_scale_views(samples: Sequence[tuple[str, Any]], spec: Any, square: int 
         pm = mi[0, cut[0], cut[1]].numpy() >= 0.5
         row[2].imshow(draw_contour(patch, pm))
         row[2].set_title(f"nucleus scale: x{f:.2f}, a {spec.patch_size} px patch\n"
-                         f"nucleus {nucleus_diameter(pm) or 0:.0f} px", fontsize=9)
+                         f"nucleus {nucleus_diameter(pm) or 0:.0f} px", fontsize=10)
         for ax in row:
             ax.axis("off")
     fig.tight_layout()

@@ -16,10 +16,20 @@ at a physical scale instead (Cellpose's ``diameter``, StarDist's tiling):
   (``monai.inferers.sliding_window_inference``), and the probabilities are
   resampled back to the image's own size.
 
-The diameter of a new image comes, in this order, from the user (a value in
-pixels), from the handcrafted mask of that image (:func:`nucleus_diameter`), or
-from the run's recorded training median; :func:`choose_diameter` returns the
-value and where it came from, and every output says which.
+The diameter comes, in this order, from the user (a value in pixels); for a
+set of images (a dataset, a folder), from the handcrafted masks of up to 32 of
+them (:func:`estimate_diameter`: the median, one scale for the whole set, as
+the run's training images had one); for a single image, from its own
+handcrafted mask (:func:`nucleus_diameter`); or from the run's recorded
+training median. :func:`choose_diameter` returns the value and where it came
+from, and every output says which.
+
+One scale per set, not one per image: a network trained at its dataset's
+median sees small and large nuclei at their own sizes. Resampling every image
+so that *its* nucleus has the target size blows a small lymphocyte up two and a
+half times, context and all, beyond anything the network trained on (measured on
+ALL-IDB2's out-of-fold U-Net: DEEP 0.909 mean IoU per image against 0.931 at
+the dataset's scale).
 
 The target is a rule, not a score: a nucleus spans 3/8 of the patch side
 (:data:`TARGET_FRACTION`), so a patch holds the nucleus with about one nucleus
@@ -58,7 +68,9 @@ __all__ = [
     "TARGET_FRACTION",
     "ScaleSpec",
     "choose_diameter",
+    "estimate_diameter",
     "median_diameter",
+    "nucleus_centre",
     "nucleus_diameter",
     "nucleus_diameters",
     "resample",
@@ -72,7 +84,11 @@ TARGET_FRACTION = 3 / 8
 MAX_FACTOR = 8.0
 
 #: Where the diameter used at inference came from, in the order they are tried.
-DIAMETER_SOURCES = ("given", "handcrafted estimate", "run's training median")
+DIAMETER_SOURCES = ("given", "estimated for the image set", "handcrafted estimate",
+                    "run's training median")
+
+#: Images whose handcrafted masks estimate the scale of a set (evenly spaced over it).
+ESTIMATE_SAMPLE = 32
 
 
 def nucleus_diameters(mask: np.ndarray) -> np.ndarray:
@@ -109,6 +125,31 @@ def nucleus_diameters(mask: np.ndarray) -> np.ndarray:
     areas = np.bincount(linked[m], minlength=n + 1)[1:]
     areas = areas[areas > 0]
     return np.sqrt(4.0 * areas / np.pi)
+
+
+def nucleus_centre(mask: np.ndarray) -> tuple[int, int] | None:
+    """Centre ``(row, col)`` of the largest nucleus of a mask (lobes merged), ``None`` if empty.
+
+    A patch centred here shows one whole nucleus; the centre of all the mask's
+    pixels may fall between two cells.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.zeros((50, 80), bool); m[10:14, 5:9] = True; m[30:40, 60:70] = True
+    >>> nucleus_centre(m)
+    (34, 64)
+    """
+    m = np.asarray(mask, dtype=bool)
+    area = int(m.sum())
+    if area == 0:
+        return None
+    radius = max(1, int(round(0.15 * np.sqrt(4.0 * area / np.pi))))
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    linked, n = ndi.label(ndi.binary_dilation(m, yy ** 2 + xx ** 2 <= radius ** 2))
+    areas = np.bincount(linked[m], minlength=n + 1)
+    rows, cols = np.nonzero(m & (linked == int(np.argmax(areas[1:]) + 1)))
+    return int(rows.mean()), int(cols.mean())
 
 
 def nucleus_diameter(mask: np.ndarray) -> float | None:
@@ -234,6 +275,44 @@ def resample(x: torch.Tensor, factor: float, *, mask: bool = False) -> torch.Ten
     return (y >= 0.5).float() if mask else y
 
 
+def estimate_diameter(images: Sequence[Any], handcrafted: Callable | None = None,
+                      n: int = ESTIMATE_SAMPLE) -> tuple[float | None, int]:
+    """The nucleus diameter of a set of images: the median over up to ``n`` of them.
+
+    Each image's diameter is its handcrafted mask's (:func:`nucleus_diameter`);
+    the images are evenly spaced over the set, so the estimate is the same
+    whenever the set is.
+
+    Parameters
+    ----------
+    images : sequence
+        Images ``(H, W, 3)``, or samples (anything with an ``image``), e.g. a
+        :class:`~leukolib.data.Dataset`.
+    handcrafted : callable, optional
+        ``handcrafted(image) -> bool mask`` (default: the handcrafted defaults).
+    n : int
+
+    Returns
+    -------
+    (float or None, int)
+        The median diameter (``None`` when no mask has a nucleus) and how many
+        images gave one.
+    """
+    if handcrafted is None:
+        from leukolib.segmentation.handcrafted import segment_nucleus as handcrafted
+    total = len(images)
+    if total == 0:
+        return None, 0
+    picks = sorted({int(i) for i in np.linspace(0, total - 1, min(int(n), total))})
+    found = []
+    for i in picks:
+        item = images[i]
+        d = nucleus_diameter(handcrafted(getattr(item, "image", item)))
+        if d is not None:
+            found.append(d)
+    return (float(np.median(found)) if found else None), len(found)
+
+
 def choose_diameter(
     image: np.ndarray,
     given: float | None = None,
@@ -271,7 +350,7 @@ def choose_diameter(
         from leukolib.segmentation.handcrafted import segment_nucleus as handcrafted
     d = nucleus_diameter(handcrafted(image))
     if d is not None:
-        return d, DIAMETER_SOURCES[1]
+        return d, DIAMETER_SOURCES[2]
     if fallback:
-        return float(fallback), DIAMETER_SOURCES[2]
+        return float(fallback), DIAMETER_SOURCES[3]
     raise ValueError("no nucleus diameter: the handcrafted mask is empty and no fallback given")

@@ -22,9 +22,9 @@ Protocol (paper, section 4.1; sizes from the run profile)
   target diameter, and trains on random patches of them
   (:func:`~leukolib.segmentation.augment.patch_transforms`); validation is on
   one patch per image centred on its nucleus; the test fold is segmented at
-  each image's own scale, estimated from its handcrafted mask
-  (:meth:`~leukolib.segmentation.unet.UNetRun.diameter_for`), as a new image
-  would be. ``"square"`` (``paper``, the paper's protocol): images are resized
+  the scale estimated for the image set from its handcrafted masks
+  (:func:`~leukolib.segmentation.scale.estimate_diameter`), as a new set of
+  images would be. ``"square"`` (``paper``, the paper's protocol): images are resized
   once to ``image_size`` x ``image_size``. Both are augmented on the fly
   (:mod:`leukolib.segmentation.augment`); the loop is the shared
   :func:`leukolib.training.fit`.
@@ -81,7 +81,14 @@ from leukolib.segmentation.augment import (
 )
 from leukolib.segmentation.hparams import UNetHParams, unet_hparams
 from leukolib.segmentation.losses import UnifiedFocalLoss
-from leukolib.segmentation.scale import ScaleSpec, choose_diameter, nucleus_diameter, resample
+from leukolib.segmentation.scale import (
+    DIAMETER_SOURCES,
+    ScaleSpec,
+    choose_diameter,
+    estimate_diameter,
+    nucleus_diameter,
+    resample,
+)
 from leukolib.segmentation.unet import (
     NETWORK,
     RUN_FORMAT,
@@ -142,6 +149,7 @@ class _Data:
     thumbnails: np.ndarray  # (N, T, T) near-duplicate thumbnails of the original images
     near_duplicates: np.ndarray  # near-duplicate group of every image
     diameters: list[float | None]  # each ground-truth mask's median nucleus diameter
+    set_diameter: float | None = None  # the set's handcrafted estimate (no labels), for inference
 
 
 def _load_data(dataset: Dataset, spec: ScaleSpec, progress: bool) -> _Data:
@@ -160,7 +168,8 @@ def _load_data(dataset: Dataset, spec: ScaleSpec, progress: bool) -> _Data:
     square = spec.mode == "square"
     return _Data(list(dataset.ids), images, masks, torch.stack(xs) if square else None,
                  torch.stack(ys) if square else None, prints, thumbs, near,
-                 [nucleus_diameter(m) for m in masks])
+                 [nucleus_diameter(m) for m in masks],
+                 None if square else estimate_diameter(images)[0])
 
 
 def _fold_median(data: _Data, members: Sequence[int]) -> float:
@@ -226,7 +235,7 @@ def _train_fold(fold: Fold, data: _Data, cfg: dict[str, Any], hp: UNetHParams, d
     else:  # the fold's own scale: its training and validation masks, never its test fold's
         median = _fold_median(data, [*fold.train, *fold.val])
         factor = spec.factor(median)
-        scale.update(median_diameter=median, factor=factor)
+        scale.update(median_diameter=median, factor=factor, test_diameter=data.set_diameter)
         xs, ys = _at_scale(data, fold.train, factor, spec.colour)
         pairs = _Pairs(xs, ys, patch_transforms(spec.patch_size, spec.zoom, seed=None, aug=aug))
         val = _centred_patches(*_at_scale(data, fold.val, factor, spec.colour), spec.patch_size)
@@ -247,10 +256,11 @@ def _train_fold(fold: Fold, data: _Data, cfg: dict[str, Any], hp: UNetHParams, d
         probs = predict_proba([model], [data.images[i] for i in fold.test], cfg["image_size"],
                               device, 2 * bs, colour=spec.colour)
         sources = ["square resize"] * len(fold.test)
-    else:  # each test image at its own estimated scale, as a new image would be
+    else:  # the test fold at the scale estimated for the image set, as new images would be
         probs, sources = [], []
         for i in fold.test:
-            d, src = choose_diameter(data.images[i], fallback=scale["median_diameter"])
+            d, src = ((data.set_diameter, DIAMETER_SOURCES[1]) if data.set_diameter else
+                      choose_diameter(data.images[i], fallback=scale["median_diameter"]))
             probs.append(predict_proba_at_scale([model], data.images[i], spec.factor(d), spec,
                                                 device))
             sources.append(src)

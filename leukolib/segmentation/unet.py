@@ -71,7 +71,13 @@ from leukolib.data.sample import Sample
 from leukolib.device import select_device
 from leukolib.runs import RunDirectory, RunError, load_torch
 from leukolib.segmentation.augment import pad_to, resize_image, unet_input
-from leukolib.segmentation.scale import ScaleSpec, choose_diameter, resample
+from leukolib.segmentation.scale import (
+    DIAMETER_SOURCES,
+    ScaleSpec,
+    choose_diameter,
+    estimate_diameter,
+    resample,
+)
 
 __all__ = [
     "NETWORK",
@@ -272,8 +278,12 @@ class SegmentationPredictor:
         Why this mode was chosen, in words.
     threshold : float
     diameter : float, optional
-        The nucleus diameter of the images in pixels, when the user knows it
-        (a run in diameter mode estimates it per image otherwise).
+        The nucleus diameter of the images in pixels: the user's, or the
+        estimate for the image set (:meth:`UNetRun.predictor_for`); without
+        one, a run in diameter mode estimates it per image.
+    diameter_source : str
+        Where ``diameter`` came from (one of
+        :data:`~leukolib.segmentation.scale.DIAMETER_SOURCES`).
     scale_sources : dict
         How many images took their diameter from each source (what was done).
     """
@@ -283,6 +293,7 @@ class SegmentationPredictor:
     reason: str
     threshold: float = 0.5
     diameter: float | None = None
+    diameter_source: str = DIAMETER_SOURCES[0]
     scale_sources: dict[str, int] = field(default_factory=dict)
 
     def proba(self, sample: Sample, handcrafted_mask: np.ndarray | None = None) -> np.ndarray:
@@ -294,6 +305,7 @@ class SegmentationPredictor:
         p, source = self.run.predict_proba_with_source(
             sample.image, folds=self.run.folds_for(sample.image), diameter=self.diameter,
             handcrafted_mask=handcrafted_mask)
+        source = self.diameter_source if source == DIAMETER_SOURCES[0] else source
         self.scale_sources[source] = self.scale_sources.get(source, 0) + 1
         return p
 
@@ -545,7 +557,9 @@ class UNetRun:
         near duplicate of one: :meth:`seen_by`) is
         segmented by its out-of-fold model, so that no image is segmented by
         a model that trained on it; any other image by the average of all
-        folds.
+        folds. A run in diameter mode segments the whole set at one scale:
+        ``diameter`` when given, else the set's estimate
+        (:func:`~leukolib.segmentation.scale.estimate_diameter`).
 
         Returns
         -------
@@ -570,7 +584,15 @@ class UNetRun:
             f"{known} of {len(folds)} images of {dataset.name!r} were trained on by this run: "
             "each gets only the fold models that never saw it, the others the average of all folds"
         )
-        return SegmentationPredictor(self, mode, reason, threshold, diameter)
+        source = DIAMETER_SOURCES[0]
+        if diameter is None and self.scale.mode == "diameter":
+            # one scale for the set, as the training set had one (see leukolib.segmentation.scale)
+            diameter, n = estimate_diameter(dataset)
+            source = DIAMETER_SOURCES[1]
+            if diameter is not None:
+                reason += (f"; nucleus diameter {diameter:.1f} px, the median of the handcrafted "
+                           f"masks of {n} of its images")
+        return SegmentationPredictor(self, mode, reason, threshold, diameter, source)
 
     # ------------------------------------------------------------------ record
 
