@@ -213,7 +213,7 @@ def test_the_ensemble_keeps_the_handcrafted_mask_where_the_unet_disagrees():
     elsewhere = disc((64, 64), (10, 50), 8).astype(float)  # the U-Net sees another object
     near = disc((64, 64), (32, 33), 12).astype(float)
     assert agreement(hm, elsewhere) == 0.0 and agreement(hm, near) > 0.8
-    never, guarded = EnsembleParams(), EnsembleParams(fallback_iou=0.5)
+    never, guarded = EnsembleParams(fallback_iou=0.0), EnsembleParams(fallback_iou=0.5)
     assert not fuse(hm, elsewhere, never).any()  # AND alone loses the nucleus
     assert (fuse(hm, elsewhere, guarded) == hm).all() and falls_back(hm, elsewhere, guarded)
     assert (fuse(hm, near, guarded) == fuse(hm, near, never)).all()

@@ -34,7 +34,7 @@ def _arrays():
 
 def test_and_or_soft_on_hand_made_arrays():
     hm, p = _arrays()
-    no_opening = {"min_area": 0}
+    no_opening = {"min_area": 0, "fallback_iou": 0.0}  # the rules alone, no fallback
     assert fuse(hm, p, EnsembleParams("and", **no_opening)).sum() == 16
     assert fuse(hm, p, EnsembleParams("or", **no_opening)).sum() == 36 + 36 - 16 + 1
     # soft, w = 0.75: inside HM p must reach 1/3 (the doubtful 0.4 passes), outside 2/3
@@ -45,14 +45,16 @@ def test_and_or_soft_on_hand_made_arrays():
     assert not fuse(hm, p, EnsembleParams("soft", soft_weight=0.9, **no_opening))[2, 2]
     # the threshold moves DEEP's cut
     assert fuse(hm, p, EnsembleParams("and", threshold=0.3, **no_opening)).sum() == 16 + 12
+    # the two masks agree with IoU 16/56 < 0.3: the default ensemble keeps HM alone
+    assert (fuse(hm, p, EnsembleParams(min_area=0)) == hm).all()
 
 
 def test_the_area_opening_removes_small_objects_after_the_fusion():
     hm, p = _arrays()
-    absolute = EnsembleParams("or", min_area=2, reference_area=None)
+    absolute = EnsembleParams("or", min_area=2, reference_area=None, fallback_iou=0.0)
     out = fuse(hm, p, absolute)
     assert not out[0, 0] and out.sum() == 36 + 36 - 16  # the lone pixel goes
-    scaled = EnsembleParams("or", min_area=150)  # 150 px at 256 x 256 -> 1 px at 12 x 12
+    scaled = EnsembleParams("or", min_area=150, fallback_iou=0.0)  # 1 px at 12 x 12
     assert fuse(hm, p, scaled)[0, 0]
     with pytest.raises(ValueError, match="differ in shape"):
         fuse(hm, p[:5])

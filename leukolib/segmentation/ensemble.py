@@ -85,9 +85,9 @@ class EnsembleParams:
     fusion: str = "and"
     threshold: float = 0.5
     soft_weight: float = 0.75
-    min_area: int = HandcraftedParams().min_area
+    min_area: int = 300  # chosen by the protocol: segmentation.json
     reference_area: int | None = HandcraftedParams().reference_area
-    fallback_iou: float = 0.0
+    fallback_iou: float = 0.3  # chosen by the protocol (no-harm rule)
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -116,8 +116,8 @@ class EnsembleParams:
 
         Examples
         --------
-        >>> EnsembleParams().label()
-        'AND, p >= 0.5, area opening 150 px at 256x256'
+        >>> EnsembleParams(fallback_iou=0.0).label()
+        'AND, p >= 0.5, area opening 300 px at 256x256'
         """
         area = "no area opening" if not self.min_area else (
             f"area opening {self.min_area} px"
