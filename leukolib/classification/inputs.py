@@ -135,28 +135,25 @@ def auto_crop(dataset: Sequence, handcrafted: Callable[[np.ndarray], np.ndarray]
     >>> crop, round(crop_min, 3), why.split(":")[0]
     (0.0, 0.251, 'fields')
     """
-    from leukolib.segmentation.scale import TARGET_FRACTION, nucleus_diameter
+    from leukolib.segmentation.scale import TARGET_FRACTION, estimate_diameter
 
     if handcrafted is None:
         from leukolib.segmentation.handcrafted import segment_nucleus as handcrafted
-    total = len(dataset)
-    if total == 0:
+    if len(dataset) == 0:
         return None, 0.0, "no images: used whole"
-    picks = sorted({int(i) for i in np.linspace(0, total - 1, min(n, total))})
-    diameters, sides = [], []
-    for i in picks:
-        image = dataset[i].image
+    sides: list[int] = []
+
+    def measured(image: np.ndarray) -> np.ndarray:  # the image sides, read in the same pass
         sides.append(min(image.shape[:2]))
-        d = nucleus_diameter(handcrafted(image))
-        if d is not None:
-            diameters.append(d)
+        return handcrafted(image)
+
+    d, found = estimate_diameter(dataset, measured, n)
     side = float(np.median(sides))
-    if not diameters:
-        return None, 0.0, (f"cell crops: no nucleus found in {len(picks)} image(s) measured; "
+    if d is None:
+        return None, 0.0, (f"cell crops: no nucleus found in {len(sides)} image(s) measured; "
                            "used whole")
-    d = float(np.median(diameters))
     window = d / TARGET_FRACTION
-    what = (f"median nucleus diameter {d:.0f} px in {len(diameters)} image(s), window "
+    what = (f"median nucleus diameter {d:.0f} px in {found} image(s), window "
             f"{window:.0f} px against a shorter side of {side:.0f} px")
     if window < 0.9 * side:
         return 0.0, window / side, f"fields: {what}; a fixed window around the nucleus"

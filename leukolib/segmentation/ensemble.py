@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -229,6 +229,7 @@ class EnsembleSegmenter:
         self.handcrafted = handcrafted or segment_nucleus
         self.params = params or EnsembleParams()
         self.fallbacks = 0  # images on which the handcrafted mask was kept alone
+        self._no_fallback = replace(self.params, fallback_iou=0.0)
         self._takes_mask = "handcrafted_mask" in inspect.signature(deep.proba).parameters
 
     @property
@@ -247,9 +248,10 @@ class EnsembleSegmenter:
         # the handcrafted mask also gives a scale-aware U-Net its nucleus diameter
         p = (self.deep.proba(sample, handcrafted_mask=hm) if self._takes_mask
              else self.deep.proba(sample))
-        if falls_back(hm, p, self.params):
+        if falls_back(hm, p, self.params):  # counted here, decided once
             self.fallbacks += 1
-        return fuse(hm, p, self.params)
+            return hm.copy()
+        return fuse(hm, p, self._no_fallback)
 
     def __repr__(self) -> str:
         return f"EnsembleSegmenter({self.params.label()!r}, deep={self.deep!r})"

@@ -91,6 +91,17 @@ DIAMETER_SOURCES = ("given", "estimated for the image set", "handcrafted estimat
 ESTIMATE_SAMPLE = 32
 
 
+def _nuclei(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of the nuclei of a bool mask (lobes merged) and each label's own pixel count."""
+    area = int(m.sum())
+    if area == 0:
+        return np.zeros(m.shape, np.int32), np.zeros(0, np.int64)
+    radius = max(1, int(round(0.15 * np.sqrt(4.0 * area / np.pi))))
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    linked, n = ndi.label(ndi.binary_dilation(m, yy ** 2 + xx ** 2 <= radius ** 2))
+    return linked, np.bincount(linked[m], minlength=n + 1)[1:]
+
+
 def nucleus_diameters(mask: np.ndarray) -> np.ndarray:
     """Equivalent diameters ``sqrt(4 A / pi)`` of the nuclei of a mask, in pixels.
 
@@ -116,13 +127,7 @@ def nucleus_diameters(mask: np.ndarray) -> np.ndarray:
     array([16.])
     """
     m = np.asarray(mask, dtype=bool)
-    area = int(m.sum())
-    if area == 0:
-        return np.zeros(0)
-    radius = max(1, int(round(0.15 * np.sqrt(4.0 * area / np.pi))))
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    linked, n = ndi.label(ndi.binary_dilation(m, yy ** 2 + xx ** 2 <= radius ** 2))
-    areas = np.bincount(linked[m], minlength=n + 1)[1:]
+    linked, areas = _nuclei(m)
     areas = areas[areas > 0]
     return np.sqrt(4.0 * areas / np.pi)
 
@@ -141,14 +146,10 @@ def nucleus_centre(mask: np.ndarray) -> tuple[int, int] | None:
     (34, 64)
     """
     m = np.asarray(mask, dtype=bool)
-    area = int(m.sum())
-    if area == 0:
+    linked, areas = _nuclei(m)
+    if not areas.size:
         return None
-    radius = max(1, int(round(0.15 * np.sqrt(4.0 * area / np.pi))))
-    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
-    linked, n = ndi.label(ndi.binary_dilation(m, yy ** 2 + xx ** 2 <= radius ** 2))
-    areas = np.bincount(linked[m], minlength=n + 1)
-    rows, cols = np.nonzero(m & (linked == int(np.argmax(areas[1:]) + 1)))
+    rows, cols = np.nonzero(m & (linked == int(np.argmax(areas)) + 1))
     return int(rows.mean()), int(cols.mean())
 
 
