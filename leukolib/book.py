@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from leukolib.book_checks import check_html
+from leukolib.book_checks import check_html, page_lengths
 
 __all__ = [
     "check_html",
@@ -437,6 +437,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in problems:
                 print(f"[book]   {problem}", file=sys.stderr)
             return 1
+        for page, n in page_lengths(html).items():  # reported; enforced once chapters are cut
+            over = f"  OVER {' and '.join(n['over'])}" if n["over"] else ""
+            print(f"[book]   {page}: {n['words']} words, {n['tables']} tables, {n['figures']} "
+                  f"figures, about {n['minutes']} min to read{over}")
         print(f"[book] built {html} in {time.perf_counter() - t0:.0f} s; its pages are clean")
     return 0
 

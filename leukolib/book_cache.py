@@ -81,6 +81,7 @@ DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "05_classification": (),
     "06_explanations": ("05_classification",),
     "07_clusters_robustness": ("03_deep_segmentation", "05_classification"),
+    "08_claims": (),  # reads committed results only
 }
 
 #: Cell tags that change what papermill executes (the others only change display).

@@ -17,7 +17,17 @@ from collections.abc import Iterable, Sequence
 from html.parser import HTMLParser
 from pathlib import Path
 
-__all__ = ["check_html"]
+__all__ = ["CHAPTER_LIMITS", "check_html", "page_lengths"]
+
+#: A chapter's banner (:meth:`leukolib.notebook.Run.banner`, or the committed-only one).
+BANNERS = ("What this page ran on", "What this page shows")
+#: The length a chapter's main text should keep to (folded blocks excluded): words, tables.
+CHAPTER_LIMITS = {"words": 3000, "tables": 10}
+#: Reading speed of the "Time to learn" estimate, and the minutes a figure adds.
+WORDS_PER_MINUTE = 200
+MINUTES_PER_FIGURE = 0.5
+# "nan" printed where a number should be (a glued NaN, a formatted missing value)
+_NAN = re.compile(r"(?<![\w.])nan(?![\w])")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -301,6 +311,10 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
       link or image that points at such a path;
     - a notebook error output (a traceback as myst-nb renders it, papermill's
       error marker, or a printed ``Traceback (most recent call last)``);
+    - a chapter (a page under ``notebooks/``) without its banner saying
+      what the page ran on;
+    - ``nan`` in the text outside code (a missing number glued or formatted
+      into a sentence or a table);
     - a confidence interval of zero width, in the text (prose and cell
       outputs, not code): an estimate followed by equal bounds
       (``1.000 [1.000, 1.000]``, ``+0.000 [+0.000, +0.000]``), or equal bounds
@@ -334,6 +348,9 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
     page.html: raw markdown table (not rendered): '| a | b |'
     page.html: absolute path of the build machine: 'see /tmp/x/y.json'
     page.html: an interval of zero width: 'accuracy 1.000 [1.000, 1.000]'
+    >>> _ = (site / "page.html").write_text("<p>between nan and 0.5</p><pre>x = nan</pre>")
+    >>> check_html(site)
+    ["page.html: 'nan' where a number should be: 'between nan and 0.5'"]
     """
     html_dir = Path(html_dir)
     root_list = [str(REPO_ROOT), str(Path.home()), *(str(r) for r in roots)]
@@ -361,6 +378,10 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
                 found[f"a printed traceback: {last[:120]!r}"] = None
             for excerpt in _zero_width(text if in_output else prose):
                 found[f"an interval of zero width: {excerpt[:120]!r}"] = None
+            m = _NAN.search(prose)  # once per block: the excerpt shows its neighbours
+            if m:
+                excerpt = _excerpt(prose, *m.span())[:120]
+                found[f"'nan' where a number should be: {excerpt!r}"] = None
         tables = _TableScanner()
         tables.feed(page.read_text(encoding="utf-8", errors="replace"))
         tables.close()
@@ -372,7 +393,89 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
                 found[f"a link to the build machine's files: {link[:120]!r}"] = None
         for error in scanner.errors:
             found[error] = None
+        if rel.startswith("notebooks/") and not any(
+                banner in text for _, text, _, _ in scanner.blocks for banner in BANNERS):
+            found["no banner saying what the page ran on (Run.banner() after setup)"] = None
         problems += [f"{rel}: {what}" for what in found]
     return problems
 
 
+
+
+class _LengthScanner(HTMLParser):
+    """A page's main text: words outside code and folded blocks, tables, figures."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.words = self.tables = self.figures = 0
+        self.depth = {"skip": 0, "code": 0, "folded": 0, "main": 0}
+        self.stack: list[tuple[str, dict[str, int]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID_TAGS:
+            if tag == "img" and self.depth["main"] and not self.depth["folded"]:
+                self.figures += 1
+            return
+        a = dict(attrs)
+        classes = set((a.get("class") or "").split())
+        flags = {
+            "skip": int(tag in _SKIP_TAGS),
+            "code": int(tag in _CODE_TAGS or "math" in classes or "cell_input" in classes),
+            # a dropdown, a <details> or a cell folded by its tags
+            "folded": int(tag == "details" or "dropdown" in classes or "toggle" in classes
+                          or "tag_hide-output" in classes or "tag_hide-cell" in classes),
+            "main": int(tag == "article" or a.get("role") == "main"),
+        }
+        self.stack.append((tag, flags))
+        for key, n in flags.items():
+            self.depth[key] += n
+        if tag == "table" and self.depth["main"] and not self.depth["folded"]:
+            self.tables += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _VOID_TAGS or not any(t[0] == tag for t in self.stack):
+            return
+        while self.stack:
+            name, flags = self.stack.pop()
+            for key, n in flags.items():
+                self.depth[key] -= n
+            if name == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        d = self.depth
+        if d["main"] and not (d["skip"] or d["code"] or d["folded"]):
+            self.words += len(re.findall(r"[A-Za-z][A-Za-z'\-]*", data))
+
+
+def page_lengths(html_dir: str | Path, pattern: str = "notebooks/*.html") -> dict[str, dict]:
+    """Words, tables and figures of each chapter's main text, and an honest reading time.
+
+    Folded blocks (dropdowns, ``<details>``, cells hidden by their tags) and
+    code are not main text. The reading time is :data:`WORDS_PER_MINUTE`
+    words a minute plus :data:`MINUTES_PER_FIGURE` per figure; ``over``
+    names the limits of :data:`CHAPTER_LIMITS` a page exceeds.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> site = Path(tempfile.mkdtemp()); (site / "notebooks").mkdir()
+    >>> _ = (site / "notebooks" / "a.html").write_text(
+    ...     "<article><p>one two three</p><table></table><details><p>four</p></details></article>")
+    >>> a = page_lengths(site)["notebooks/a.html"]
+    >>> a["words"], a["tables"], a["over"]
+    (3, 1, [])
+    """
+    html_dir = Path(html_dir)
+    out = {}
+    for page in sorted(html_dir.glob(pattern)):
+        scanner = _LengthScanner()
+        scanner.feed(page.read_text(encoding="utf-8", errors="replace"))
+        scanner.close()
+        minutes = scanner.words / WORDS_PER_MINUTE + scanner.figures * MINUTES_PER_FIGURE
+        over = [k for k, limit in CHAPTER_LIMITS.items()
+                if {"words": scanner.words, "tables": scanner.tables}[k] > limit]
+        out[page.relative_to(html_dir).as_posix()] = {
+            "words": scanner.words, "tables": scanner.tables, "figures": scanner.figures,
+            "minutes": round(minutes), "over": over}
+    return out

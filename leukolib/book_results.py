@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from leukolib.classification.best import best_model
+from leukolib.data.datasets import display_name
 
 __all__ = [
     "classification_glance",
@@ -26,7 +27,7 @@ __all__ = [
     "write_gpu_check",
 ]
 
-DATASET_NAMES = {"jtsc": "JTSC", "all_idb2": "ALL-IDB2", "bloodseg": "SMC_IDB"}
+DATASET_NAMES = {d: display_name(d) for d in ("jtsc", "all_idb2", "bloodseg")}
 
 
 def _held_out(parameter: str) -> pd.Series:
@@ -172,6 +173,24 @@ def _figure(seg: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def _claims_glance() -> list[str]:
+    """The paper's claims and our verdicts on real data: the front page's first table."""
+    from leukolib import findings
+
+    table = findings.verdict_summary()
+    if not len(table):
+        return []
+    return [
+        "### The paper's claims, and what our real data say",
+        "Each claim of the paper, our verdict and its reason, from the committed real-data "
+        "results under the `cpu` profile ({doc}`chapter 8 <../notebooks/08_claims>` gives each "
+        "claim's evidence, with its numbers, intervals and tests, and what would change it).",
+        "",
+        _markdown(table),
+        "",
+    ]
+
+
 def write_glance(folder: str | Path) -> Path:
     """Write ``results_at_a_glance.md`` (and its figure under ``images/``) into ``folder``.
 
@@ -199,7 +218,8 @@ def write_glance(folder: str | Path) -> Path:
             "profile (the U-Net of each dataset trained by 5-fold cross-validation on it, each "
             "image segmented by the fold that did not see it). The defaults (the handcrafted "
             "dilation, the fusion rule, the threshold and the area opening) were chosen on the "
-            "three datasets by the rule of chapter 4. The columns *chosen without it* are the "
+            "three datasets by the selection rule of chapter 2 (applied in chapter 4). The "
+            "columns *chosen without it* are the "
             "numbers of data that chose nothing: the choice made on the other two datasets, "
             "scored on this one (leave-one-dataset-out).",
             "",
@@ -244,6 +264,9 @@ def write_glance(folder: str | Path) -> Path:
         note = reference.split_note(*(f"classification_{d}_cpu.json" for d in DATASET_NAMES))
         if note:
             parts += ["```{warning}", note, "```", ""]
+    verdicts = _claims_glance()
+    if verdicts:
+        parts = verdicts + parts
     if not parts:
         parts = ["No reference results are shipped with this copy of leukolib: run the "
                  "scripts of `benchmarks/` (see the README)."]

@@ -11,10 +11,13 @@ tables read back.
 
 from __future__ import annotations
 
+import base64
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,7 +27,11 @@ from leukolib.profiles import Profile, get_profile
 from leukolib.run_cache import run_folder
 from leukolib.runs import library_versions, write_json
 
-__all__ = ["Run", "glue", "save_results", "setup"]
+if TYPE_CHECKING:
+    from IPython.display import HTML
+
+__all__ = ["Run", "claim_box", "committed_banner", "glue", "measured", "real_data_findings",
+           "save_results", "sentence", "setup"]
 
 
 @dataclass
@@ -64,6 +71,23 @@ class Run:
         name = f"unet_{self.dataset.name}_{self.profile.name}_seed{self.seed}"
         settings = {"segmentation": self.profile.segmentation, "seed": self.seed}
         return run_folder(self.output_dir, name, settings, self.dataset)
+
+    def banner(self) -> HTML:
+        """What this page ran on: profile, dataset, number of images, seed (an HTML box).
+
+        Shown at the top of every chapter, so that a reader never takes a live
+        number of a smoke or synthetic build for a measurement on real data:
+        those are committed results, shown in :func:`measured` boxes.
+        """
+        from leukolib.data.datasets import display_name
+
+        what = (f"the <code>{escape(self.profile.name)}</code> profile, "
+                f"{escape(display_name(self.dataset.name))} ({len(self.dataset)} images), "
+                f"seed {self.seed}, on {escape(self.device)}")
+        body = (f"This page ran on {what}. Its live numbers, tables and figures are for that data "
+                f"only. Results measured on real data are committed results: they are shown in "
+                f"boxes titled <em>Measured on ...</em>, with the commit that made them.")
+        return _box("What this page ran on", body, "note")
 
     def path(self, filename: str) -> Path:
         """A file inside this run's output folder."""
@@ -165,6 +189,130 @@ def save_results(
         "results": results,
     }
     return write_json(Path(output_dir) / f"{name}.json", payload)
+
+
+def _inline(text: str) -> str:
+    """Plain text to HTML, with ``code`` spans kept (provenance lines quote commands)."""
+    parts = escape(str(text)).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _box(title: str, body: str, kind: str = "note") -> HTML:
+    from IPython.display import HTML
+
+    return HTML(f'<div class="admonition {kind} leukolib-box"><p class="admonition-title">'
+                f"{escape(title)}</p>{body}</div>")
+
+
+def committed_banner() -> HTML:
+    """The banner of a page that shows committed results only (nothing ran on the build's data)."""
+    return _box("What this page shows",
+                "Only committed results, measured on real data by the benchmarks; nothing on this "
+                "page ran on this build's data, whatever its profile.", "note")
+
+
+def measured(
+    dataset: str,
+    items: Sequence[Any],
+    source: str = "",
+    profile: str = "cpu",
+    commit: str | None = None,
+    alt: str = "a figure of committed results",
+) -> HTML:
+    """Committed real-data results in one titled box: "Measured on ALL-IDB2 with the cpu profile".
+
+    Parameters
+    ----------
+    dataset : str
+        The dataset's name (shown by its display name).
+    items : sequence
+        What the box holds, in order: DataFrames or Stylers (tables), PNG
+        bytes (a figure, described by ``alt``), or strings (a sentence;
+        backticks mark code).
+    source : str
+        Where the numbers come from (command, date, commit): the box's last line.
+    profile : str
+        The profile the benchmark ran under.
+    commit : str, optional
+        Named in the title when given.
+    alt : str
+        The text of a figure for a reader who cannot see it.
+
+    Returns
+    -------
+    IPython.display.HTML
+    """
+    from leukolib.data.datasets import display_name
+
+    parts = []
+    for item in items:
+        if hasattr(item, "to_html"):  # a DataFrame or a Styler
+            parts.append(item.to_html())
+        elif isinstance(item, bytes):  # a PNG figure, inlined
+            data = base64.b64encode(item).decode("ascii")
+            parts.append(f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}" '
+                         'style="max-width: 100%">')
+        else:
+            parts.append(f"<p>{_inline(item)}</p>")
+    if source:
+        parts.append(f'<p class="leukolib-source">{_inline(source)}</p>')
+    title = f"Measured on {display_name(dataset)} with the {profile} profile"
+    if commit:
+        title += f", commit {commit}"
+    return _box(title, "".join(parts), "tip")
+
+
+def real_data_findings(chapter: int) -> HTML:
+    """A chapter's "What we found on real data": sentences computed from the committed results.
+
+    See :func:`leukolib.findings.chapter_findings`; the box names the files
+    and commits the sentences come from.
+    """
+    from leukolib import findings
+
+    data = findings.shipped(findings.CHAPTER_SOURCES[chapter])
+    sentences = findings.chapter_findings(chapter, data)
+    if not sentences:
+        return _box("What we found on real data",
+                    "<p>No committed real-data results are shipped with this copy of leukolib "
+                    "(run the scripts of <code>benchmarks/</code>).</p>", "note")
+    items = "".join(f"<li>{_inline(s)}</li>" for s in sentences)
+    source = findings.source_line(findings.CHAPTER_SOURCES[chapter], data)
+    return _box("What we found on real data (committed results)",
+                f'<ul>{items}</ul><p class="leukolib-source">{_inline(source)}</p>', "tip")
+
+
+def claim_box(number: int, claim: Any) -> HTML:
+    """One claim of the paper (:class:`leukolib.findings.Claim`), a titled box with its verdict.
+
+    The box is green for *supported*, yellow for *cannot tell*, red for *not supported*.
+    """
+    kind = {"supported": "tip", "cannot tell": "warning"}.get(claim.verdict, "danger")
+    rows = [("The paper", claim.paper), ("Our evidence on real data", claim.evidence),
+            ("Verdict", f"{claim.verdict}: {claim.why}"),
+            ("What would change it", claim.would_change), ("Source", claim.source)]
+    body = "".join(f"<p><strong>{escape(k)}</strong>: {_inline(v)}</p>" for k, v in rows)
+    return _box(f"Claim {number}: {claim.claim}", body, kind)
+
+
+def sentence(template: str, missing: str, **values: Any) -> str:
+    """``template`` filled with ``values``, or ``missing`` when one of them is not a number.
+
+    What a chapter glues into its prose where a number may not exist on the
+    page's data (a constant map on a one-cell grid, a degenerate bootstrap):
+    the reader gets a sentence saying why, never "nan".
+
+    Examples
+    --------
+    >>> sentence("it covers {a:.2f}.", "not measured here.", a=0.5)
+    'it covers 0.50.'
+    >>> sentence("it covers {a:.2f}.", "not measured here.", a=float("nan"))
+    'not measured here.'
+    """
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float | np.number) and bool(np.isfinite(v))
+
+    return template.format(**values) if all(number(v) for v in values.values()) else missing
 
 
 def glue(name: str, value: Any, display: bool = False) -> Any:

@@ -47,12 +47,38 @@ __all__ = [
     "best_mask",
     "format_cell",
     "format_interval",
+    "format_number",
     "save_table",
     "styled",
     "to_markdown",
 ]
 
 MISSING = "n/a"
+
+
+def format_number(x: Any, digits: int = 3) -> str:
+    """A table cell: floats to ``digits`` decimals, never a non-zero value shown as zero.
+
+    A value that would round to zero (a learning rate, a p-value) keeps two
+    significant digits instead; a missing one is ``"n/a"``; anything else is
+    shown as it is.
+
+    Examples
+    --------
+    >>> format_number(0.91234), format_number(1e-05), format_number(-0.0004), format_number(0.0)
+    ('0.912', '1e-05', '-0.0004', '0.000')
+    >>> format_number(float("nan")), format_number(None), format_number(7), format_number("AND")
+    ('n/a', 'n/a', '7', 'AND')
+    """
+    if x is None:
+        return MISSING
+    if isinstance(x, float | np.floating):
+        if not np.isfinite(x):
+            return MISSING
+        if x != 0 and abs(x) < 0.5 * 10.0 ** -digits:
+            return f"{x:.2g}"
+        return f"{x:.{digits}f}"
+    return str(x)
 
 
 def format_cell(mean: Any, std: Any = None, digits: int = 3) -> str:
@@ -94,6 +120,8 @@ def format_interval(mean: Any, low: Any, high: Any, digits: int = 2,
     '+0.000 (no interval)'
     >>> format_interval(-0.0001, -0.0003, 0.0002, 3)  # not [-0.000, 0.000]
     '-0.0001 [-0.0003, 0.0002]'
+    >>> format_interval(-0.006, -0.014, -0.0003, 3)  # not [-0.014, -0.000]
+    '-0.0060 [-0.0140, -0.0003]'
     """
     def number(x: Any) -> bool:
         return x is not None and isinstance(x, int | float | np.number) and bool(np.isfinite(x))
@@ -103,7 +131,11 @@ def format_interval(mean: Any, low: Any, high: Any, digits: int = 2,
     if number(low) and number(high) and float(high) > float(low):
         # more digits until the bounds differ as printed: an interval of positive width is
         # never shown as one of zero width
-        while digits < 8 and round(float(low), digits) == round(float(high), digits):
+        def vanishes(b: float) -> bool:  # a non-zero bound printed as zero
+            return b != 0 and round(b, digits) == 0
+
+        while digits < 8 and (round(float(low), digits) == round(float(high), digits)
+                              or vanishes(float(low)) or vanishes(float(high))):
             digits += 1
     spec = f"{'+' if signed else ''}.{digits}f"
     text = f"{float(mean) + 0.0:{spec}}"
@@ -184,7 +216,7 @@ def styled(
     True
     """
     mask = best_mask(frame, best, higher, digits)
-    sty = frame.style.format(precision=digits, na_rep=MISSING)
+    sty = frame.style.format(lambda x: format_number(x, digits))
     sty = sty.apply(lambda _: np.where(mask, "font-weight: bold", ""), axis=None)
     note = frame.attrs.get("note")
     if caption and note:

@@ -37,6 +37,11 @@ Cell <span class="nn">In[3], line 1</span>
 </pre></div></div>"""
 
 
+#: A chapter's banner as Run.banner() renders it.
+BANNER = ('<div class="admonition note leukolib-box"><p class="admonition-title">What this '
+          'page ran on</p>This page ran on the smoke profile.</div>')
+
+
 def check(tmp_path: Path, body: str, name: str = "page.html", **kw) -> list[str]:
     site = tmp_path / "html"
     (site / name).parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +129,7 @@ def test_machine_paths_fail_in_text(tmp_path, path):
 
 def test_the_tmp_path_of_the_issue_fails_in_an_output(tmp_path):
     output = STREAM.format(text="saved /tmp/x/_build/outputs/foo.json")
-    problems = check(tmp_path, cell(output=output), name="notebooks/01_datasets.html")
+    problems = check(tmp_path, BANNER + cell(output=output), name="notebooks/01_datasets.html")
     assert problems == [
         "notebooks/01_datasets.html: absolute path of the build machine: "
         "'saved /tmp/x/_build/outputs/foo.json'"
@@ -213,8 +218,8 @@ def test_several_pages_are_reported_page_by_page(tmp_path):
     site = tmp_path / "html"
     (site / "notebooks").mkdir(parents=True)
     (site / "index.html").write_text(PAGE.format(body="<p>fine</p>"))
-    (site / "notebooks" / "a.html").write_text(PAGE.format(body="<p>| a | b |</p>"))
-    (site / "notebooks" / "b.html").write_text(PAGE.format(body=cell("1", ERROR)))
+    (site / "notebooks" / "a.html").write_text(PAGE.format(body=BANNER + "<p>| a | b |</p>"))
+    (site / "notebooks" / "b.html").write_text(PAGE.format(body=BANNER + cell("1", ERROR)))
     problems = check_html(site)
     assert [p.split(":")[0] for p in problems] == ["notebooks/a.html", "notebooks/b.html"]
 
@@ -309,3 +314,21 @@ def test_injected_parameters_show_relative_paths(tmp_path):
     assert 'output_dir = "_build/outputs"' in out.cells[0].source
     assert str(tmp_path) not in out.cells[0].source
     assert out.metadata["papermill"]["parameters"]["output_dir"] == "_build/outputs"
+
+
+# --- banners and missing numbers -----------------------------------------------------------------
+
+
+def test_a_chapter_without_its_banner_fails(tmp_path):
+    problems = check(tmp_path, "<p>fine</p>", name="notebooks/02_x.html")
+    assert problems == ["notebooks/02_x.html: no banner saying what the page ran on "
+                        "(Run.banner() after setup)"]
+    assert check(tmp_path, BANNER + "<p>fine</p>", name="notebooks/02_x.html") == []
+    assert check(tmp_path, "<p>fine</p>", name="book/intro.html") == []  # not a chapter
+
+
+def test_nan_in_prose_fails_but_not_in_code_or_words(tmp_path):
+    problems = check(tmp_path, "<p>Segmented models put between nan and nan of it.</p>")
+    assert problems == ["page.html: 'nan' where a number should be: "
+                        "'Segmented models put between nan and nan of it.'"]
+    assert check(tmp_path, cell("float('nan')") + "<p>a nanometre, NaN-safe code</p>") == []

@@ -1,7 +1,14 @@
 """Datasets: real ones by name, the user's own folders, and synthetic smears."""
 
 from leukolib.data.base import Dataset, Subset
-from leukolib.data.datasets import DATASETS, FileDataset, Record, load_dataset
+from leukolib.data.datasets import (
+    DATASETS,
+    DISPLAY_NAMES,
+    FileDataset,
+    Record,
+    display_name,
+    load_dataset,
+)
 from leukolib.data.download import data_dir, download, fetch
 from leukolib.data.duplicates import DuplicateRule, near_duplicate_groups, near_duplicate_pairs
 from leukolib.data.fingerprint import duplicate_groups, image_fingerprint, merge_groups
@@ -11,6 +18,7 @@ from leukolib.data.subsets import limit_dataset, profile_dataset
 
 __all__ = [
     "DATASETS",
+    "DISPLAY_NAMES",
     "Dataset",
     "DuplicateRule",
     "FileDataset",
@@ -19,6 +27,7 @@ __all__ = [
     "Sample",
     "Subset",
     "data_dir",
+    "display_name",
     "download",
     "duplicate_groups",
     "fetch",

@@ -67,6 +67,8 @@ from leukolib.errors import DatasetError, DownloadError, MaskError
 
 __all__ = [
     "DATASETS",
+    "DISPLAY_NAMES",
+    "display_name",
     "FileDataset",
     "Record",
     "load_dataset",
@@ -354,6 +356,29 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "paired": paired,
     "imagefolder": imagefolder,
 }
+
+
+#: One display name per dataset, used by every page and table of the book.
+DISPLAY_NAMES: dict[str, str] = {
+    "synthetic": "synthetic smears",
+    "jtsc": "JTSC",
+    "cellavision": "CellaVision",
+    "all_idb2": "ALL-IDB2",
+    "bloodseg": "SMC_IDB (BloodSeg)",
+    "leukemia_fab": "Leukemia FAB",
+    "raabin": "Raabin-WBC",
+}
+
+
+def display_name(name: str) -> str:
+    """The name a reader sees for a dataset (its own name when it has no display name).
+
+    Examples
+    --------
+    >>> display_name("bloodseg"), display_name("all_idb2"), display_name("my_folder")
+    ('SMC_IDB (BloodSeg)', 'ALL-IDB2', 'my_folder')
+    """
+    return DISPLAY_NAMES.get(str(name), str(name))
 
 
 def load_dataset(name: str, root: str | Path | None = None, **kwargs) -> Dataset:

@@ -201,3 +201,44 @@ def committed_explanations(name: str) -> dict[str, Any] | None:
     note = reanalysis_note(reference.load(stem))
     source = reference.provenance(stem) + (f"; {note}" if note else "")
     return {"source": source, "summary": _summary(r), "tables": tables, "results": r}
+
+
+def committed_cells(name: str = "explain_jtsc_cells") -> dict[str, Any] | None:
+    """A shipped figure of real test cells with their maps (``None`` when it is not shipped).
+
+    ``benchmarks/explain_figures.py`` writes it (JTSC only: its images are
+    GPL-3.0; ALL-IDB2 may not be redistributed, so no figure of its cells is
+    shipped).
+
+    Returns
+    -------
+    dict or None
+        ``png`` (bytes), ``table`` (each cell's class, the nucleus's share of
+        the image and each model's share of the map's energy on the nucleus),
+        ``caption``, ``licence`` and ``source``.
+    """
+    import json
+    from importlib.resources import files
+
+    from leukolib.data.datasets import display_name
+    from leukolib.explain.figures import method_label
+
+    folder = files("leukolib.reference").joinpath("figures")
+    meta = folder.joinpath(f"{name}.json")
+    if not meta.is_file():
+        return None
+    r = json.loads(meta.read_text())
+    png = folder.joinpath(r["figure"]).read_bytes()
+    table = pd.DataFrame({"class": r["labels"], "nucleus area share": r["area_nucleus"],
+                          **{f"{k}: energy on the nucleus": v
+                             for k, v in r["energy_nucleus"].items()}})
+    table.index.name = "cell"
+    p = r["provenance"]
+    caption = (f"{method_label(r['method'])} maps of {len(r['ids'])} test cells of "
+               f"{display_name(r['dataset'])} (one "
+               f"per class in turn), for the best segmented and the best raw model by validation "
+               f"accuracy; the nucleus (ground truth) is outlined in cyan. Images: "
+               f"{r['licence']}.")
+    source = f"from `{p['command']}`, {p['date']}, commit {p['commit']} ({p['runs']})"
+    return {"png": png, "table": table, "caption": caption, "licence": r["licence"],
+            "source": source, "dataset": r["dataset"]}

@@ -1,0 +1,115 @@
+"""The book's findings and verdicts follow the committed numbers (leukolib.findings)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from leukolib import findings
+from leukolib.notebook import claim_box, measured, real_data_findings
+
+DATA = findings.shipped()
+pytestmark = pytest.mark.skipif(DATA["segmentation"] is None,
+                                reason="the committed segmentation results are not shipped")
+
+
+def changed(name: str) -> dict:
+    data = copy.deepcopy(DATA)
+    return data, data[name]
+
+
+@pytest.mark.parametrize("chapter", sorted(findings.CHAPTERS))
+def test_every_chapter_says_something_without_nan(chapter):
+    sentences = findings.chapter_findings(chapter, DATA)
+    assert sentences
+    for s in sentences:
+        assert "nan" not in s.split() and "nan," not in s, s
+
+
+def test_a_changed_interval_changes_the_sentence():
+    data, seg = changed("segmentation")
+    row = next(r for r in seg["results"]["intervals"]
+               if r["dataset"] == "jtsc" and r["method"] == "HM")
+    before = findings.chapter_findings(2, DATA)[0]
+    row["mean"], row["ci_low"], row["ci_high"] = 0.5, 0.4, 0.6
+    after = findings.chapter_findings(2, data)[0]
+    assert "JTSC 0.500 [0.400, 0.600]" in after and after != before
+
+
+def test_the_word_better_follows_the_verdict():
+    data, seg = changed("segmentation")
+    row = next(r for r in seg["results"]["paired"] if r["dataset"] == "bloodseg"
+               and r["trained_on"] == "bloodseg" and r["comparison"] == "ENSEMBLE - HM")
+    row["verdict"] = "no significant difference"
+    text = next(s for s in findings.chapter_findings(4, data) if s.startswith("SMC_IDB"))
+    assert "Against HM: no significant difference" in text
+    row["verdict"] = "ENSEMBLE better"
+    text = next(s for s in findings.chapter_findings(4, data) if s.startswith("SMC_IDB"))
+    assert "Against HM: ENSEMBLE better" in text
+
+
+def test_the_paper_value_is_placed_against_our_interval():
+    data, seg = changed("segmentation")
+    row = next(r for r in seg["results"]["intervals"]
+               if r["dataset"] == "bloodseg" and r["method"] == "ENSEMBLE")
+    row["ci_low"], row["ci_high"] = 0.90, 0.93  # holds the paper's 0.920
+    claim = findings.claims(data)[0]
+    assert "SMC_IDB" in claim.evidence
+    inside = findings.chapter_findings(4, data)
+    assert any("0.920 (Table 2) lies inside our interval" in s for s in inside)
+    row["ci_low"], row["ci_high"] = 0.80, 0.85
+    below = findings.chapter_findings(4, data)
+    assert any("0.920 (Table 2) lies above our interval" in s for s in below)
+    assert findings.claims(data)[0].verdict == "not supported"
+
+
+@pytest.mark.skipif(DATA["classification_all_idb2_cpu"] is None, reason="not shipped")
+def test_segmented_claim_turns_with_the_mcnemar_counts():
+    data, rep = changed("classification_all_idb2_cpu")
+    rows = rep["grid"]["segmented_vs_raw"]
+    for r in rows:  # every pair now won by the segmented model, by a wide margin
+        r["segmented only right"], r["raw only right"] = 20, 0
+        r["difference"], r["McNemar p"] = 0.5, 1e-6
+    claim = next(c for c in findings.claims(data) if "segmented nucleus" in c.claim)
+    assert claim.verdict == "supported"
+    for r in rows:
+        r["segmented only right"], r["raw only right"] = 0, 20
+        r["difference"], r["McNemar p"] = -0.5, 1e-6
+    claim = next(c for c in findings.claims(data) if "segmented nucleus" in c.claim)
+    assert claim.verdict == "not supported" and "go against it" in claim.why
+
+
+def test_tally_rule():
+    assert findings._tally(2, 0, 4, 3)[0] == "supported"
+    assert findings._tally(0, 1, 4, 3)[0] == "not supported"
+    assert findings._tally(1, 1, 4, 3)[0] == "not supported"
+    assert findings._tally(0, 0, 4, 3)[0] == "cannot tell"
+    assert findings._tally(0, 0, 4, 2)[0] == "not supported"
+
+
+def test_99_99_needs_tens_of_thousands_of_images():
+    claim = next(c for c in findings.claims(DATA) if "99.99" in c.claim)
+    assert claim.verdict == "cannot tell"
+    assert str(findings.images_for_accuracy(0.9999)) in claim.why
+
+
+def test_every_claim_has_a_known_verdict_and_a_source():
+    table = findings.claims_table(DATA)
+    assert len(table) >= 6
+    assert set(table["verdict"]) <= set(findings.VERDICTS)
+    assert table["source"].str.contains("commit").all()
+
+
+def test_boxes_render_html():
+    claim = findings.claims(DATA)[0]
+    html = claim_box(1, claim).data
+    assert "Claim 1" in html and claim.verdict in html
+    html = real_data_findings(4).data
+    assert "What we found on real data" in html and "segmentation.json (commit" in html
+    import pandas as pd
+
+    box = measured("bloodseg", [pd.DataFrame({"a": [1.0]}), "from `cmd`"], "source line", "cpu",
+                   "abc1234").data
+    assert "Measured on SMC_IDB (BloodSeg) with the cpu profile, commit abc1234" in box
+    assert "<table" in box and "<code>cmd</code>" in box
