@@ -26,18 +26,16 @@ rate (3e-4) and the whole field at 64 px instead of the window. ResNet-50 is
 not a candidate, by a rule of cost rather than a score: eight of its models
 do not train within the ``cpu`` book's time on two cores
 (``benchmarks/bench_classify.py speed``). The decision goes to
-``benchmarks/results/classification_cpu_tuning.json`` with the command, date
-and commit.
+``leukolib/reference/classification_cpu_tuning.json`` (package data: chapter 5
+renders it) with the command, date and commit.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,15 +64,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, required=True)
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--n", type=int, default=500, help="tuning smears (the cpu book's number)")
-    ap.add_argument("--out", type=Path,
-                    default=ROOT / "benchmarks" / "results" / "classification_cpu_tuning.json")
+    ap.add_argument("--results", type=Path, default=ROOT / "leukolib" / "reference",
+                    help="where classification_cpu_tuning.json goes (default: the package data "
+                         "of chapter 5)")
     args = ap.parse_args(argv)
 
     import pandas as pd
     from bench_classify import learn
 
     from leukolib.profiles import TUNING_SEED_BASE
-    from leukolib.reference import source_commit
+    from leukolib.reference import write
     from leukolib.selection import choose
 
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -103,10 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     choice = choose(wide, incumbent)
     print(table.to_string(index=False))
     print(f"chosen: {choice.chosen} ({choice.reason})")
-    record = {
-        "command": "python benchmarks/cpu_tuning.py " + shlex.join(
-            ["--runs", "RUNS", "--seeds", args.seeds, "--n", str(args.n)]),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"), "commit": source_commit(),
+    command = "python benchmarks/cpu_tuning.py " + shlex.join(
+        ["--runs", "RUNS", "--seeds", args.seeds, "--n", str(args.n)])
+    results = {
         "rule": "the validation accuracy of the last epoch (mean over 2 folds) on smears of "
                 f"the tuning range (generator seed {TUNING_SEED_BASE} + seed); a candidate "
                 "replaces the incumbent only if it gains on every (model, seed) beyond the "
@@ -115,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         "table": choice.table.reset_index(names="setting").to_dict(orient="records"),
         "rows": rows, "seconds": time.time() - t0,
     }
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {args.out.relative_to(ROOT)}")
+    path = write("classification_cpu_tuning", results, command, "cpu", folder=args.results)
+    print(f"wrote {path}")
     return 0
 
 

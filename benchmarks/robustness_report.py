@@ -95,7 +95,9 @@ def classification_steps(name, args, prof, out: Path, log: dict) -> dict:
     missing = [k for k in grid_keys() if k not in runs]
     log[f"{name}: classifier runs"] = (f"{len(runs)} complete in {folder}"
                                        + (f"; missing {', '.join(missing)}" if missing else ""))
-    results: dict = {"runs": str(folder), "complete": list(runs), "missing": missing}
+    # the folder's own name only: a shipped result never shows the build machine's paths
+    results: dict = {"runs": f"RUNS_DIR/{folder.name}", "complete": list(runs),
+                     "missing": missing}
     if not runs:
         return results
 
@@ -154,6 +156,31 @@ def segmentation_step(name, args, prof, out: Path, log: dict) -> dict | None:
     return numbers
 
 
+#: Options whose value is a folder of the machine that ran the report, and what is shown instead.
+_FOLDERS = {"--shared": "../shared/data", "--runs": "RUNS_DIR", "--out": "OUT",
+            "--results": "RESULTS"}
+
+
+def _placeholders(argv: list[str]) -> list[str]:
+    """The command line as recorded: the folders of this machine replaced by placeholders.
+
+    Examples
+    --------
+    >>> _placeholders(["--runs", "/work/x/runs", "--out=/tmp/o", "--quiet"])
+    ['--runs', 'RUNS_DIR', '--out=OUT', '--quiet']
+    """
+    out: list[str] = []
+    for i, a in enumerate(argv):
+        key = a.split("=", 1)[0]
+        if "=" in a and key in _FOLDERS:
+            out.append(f"{key}={_FOLDERS[key]}")
+        elif i and argv[i - 1] in _FOLDERS:
+            out.append(_FOLDERS[argv[i - 1]])
+        else:
+            out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
@@ -197,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seg_images is not None:
         prof = replace(prof, robustness=replace(prof.robustness,
                                                 segmentation_images=args.seg_images or None))
-    command = shlex.join(["python", "benchmarks/robustness_report.py", *(argv or sys.argv[1:])])
+    command = shlex.join(["python", "benchmarks/robustness_report.py",
+                          *_placeholders(argv or sys.argv[1:])])
     log: dict[str, str] = {}
     per_dataset: dict[str, dict] = {}
     for name in filter(None, args.datasets.split(",")):

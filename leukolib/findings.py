@@ -441,7 +441,7 @@ def _chapter5(data: Mapping[str, Any]) -> list[str]:
             beaten = int((vs["verdict"] == "model better").sum()) if vs is not None else 0
             out.append(f"{name}: a random forest on the colour histogram alone scores "
                        f"{_acc_text(base['test_acc'], *base['test_acc_ci'], n)}, the best CNN "
-                       f"{top:.3f}; {_count(beaten, 'model')} of {len(grid)} beat it "
+                       f"{top:.3f}; {beaten} of the {len(grid)} models beat it "
                        f"significantly (McNemar, Holm-adjusted).")
     splits = _results(data.get("classification_all_idb2_cpu_splits"))
     if splits.get("splits"):

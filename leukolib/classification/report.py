@@ -542,6 +542,35 @@ def committed(name: str) -> dict[str, Any] | None:
     return reference.load(stem) if reference.available(stem) else None
 
 
+def committed_tuning(name: str = "classification_cpu_tuning") -> dict[str, Any] | None:
+    """The ``cpu`` settings re-decided on the tuning smears (``benchmarks/cpu_tuning.py``).
+
+    Returns
+    -------
+    dict or None
+        ``text`` (the decision and its reason), ``table`` (each candidate's
+        last-epoch validation accuracy per model and seed, its gains and
+        whether it passes the rule), ``source``; ``None`` when not shipped.
+
+    Examples
+    --------
+    >>> committed_tuning("classification_nothing_cpu_tuning") is None
+    True
+    """
+    from leukolib import reference
+
+    shipped = committed(name)
+    if shipped is None:
+        return None
+    r = shipped["results"]
+    table = pd.DataFrame(r["table"]).set_index("setting")
+    kept = r["chosen"] == r["incumbent"]
+    outcome = "is kept" if kept else f"is replaced by {r['chosen']!r}"
+    text = (f"On smears of the tuning range, the setting in force ({r['incumbent']}) {outcome}: "
+            f"{r['reason']}. The rule: {r['rule']}.")
+    return {"text": text, "table": table, "source": reference.provenance(name)}
+
+
 def committed_splits(name: str) -> dict[str, Any] | None:
     """A shipped :func:`across_splits` result: its table, a sentence and where it came from.
 

@@ -338,14 +338,31 @@ def reference_tables(results: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
             seg.append({"dataset": dataset, **row})
     out = {}
     if t7:
-        out["table7"] = pd.DataFrame(t7).set_index(["dataset", "model", "way"])
+        out["Table 7: accuracy under the paper's blur and noise (corruption before or after "
+            "segmentation, or raw)"] = (pd.DataFrame(t7).set_index(["dataset", "model", "way"])
+                                         .rename(columns=READABLE))
     if clusters:
-        out["clusters"] = pd.DataFrame(clusters).set_index(["dataset", "model"])
+        out["Table 8 and bounded scores: how the logits cluster by class"] = (
+            pd.DataFrame(clusters).set_index(["dataset", "model"]).rename(columns=READABLE))
     if seg:
         frame = pd.DataFrame(seg)
         top = frame.groupby("dataset")["severity"].transform("max")
         frame = frame[(frame["severity"] == 0) | (frame["severity"] == top)]
-        frame = frame.assign(level=np.where(frame["severity"] == 0, "clean", "strongest"))
-        out["segmentation"] = frame.pivot_table(index=["dataset", "corruption"],
-                                                columns=["method", "level"], values="iou")
-    return out
+        frame = frame.assign(level=np.where(frame["severity"] == 0, "clean", "strongest"),
+                             corruption=frame["corruption"].str.replace("_", " "))
+        out["mean IoU of the segmentation, clean and at the strongest corruption"] = (
+            frame.pivot_table(index=["dataset", "corruption"], columns=["method", "level"],
+                              values="iou"))
+    from leukolib.data.datasets import DISPLAY_NAMES, display_name
+
+    return {k: t.rename(index=lambda x: display_name(x) if x in DISPLAY_NAMES else x)
+            for k, t in out.items()}
+
+
+#: Column names of the shipped tables as a reader reads them.
+READABLE = {"acc": "accuracy", "pre": "precision", "rec": "recall", "f1": "F1",
+            "clean_acc": "clean accuracy", "ratio_dist_sd": "Dist/SD ratio",
+            "normalized_ratio": "normalised ratio", "davies_bouldin": "Davies-Bouldin",
+            "dist_l1_l2": "distance 1-2", "dist_l1_l3": "distance 1-3",
+            "dist_l2_l3": "distance 2-3", "dist_total": "total distance",
+            "sd_total": "total SD"}
