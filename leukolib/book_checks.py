@@ -26,6 +26,7 @@ CHAPTER_LIMITS = {"words": 3000, "tables": 10}
 #: Reading speed of the "Time to learn" estimate, and the minutes a figure adds.
 WORDS_PER_MINUTE = 200
 MINUTES_PER_FIGURE = 0.5
+_TIME_TO_LEARN = re.compile(r"Time to learn\s*:\s*(?:about\s+)?(\d+)\s*min")
 # "nan" printed where a number should be (a glued NaN, a formatted missing value)
 _NAN = re.compile(r"(?<![\w.])nan(?![\w])")
 
@@ -312,7 +313,8 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
     - a notebook error output (a traceback as myst-nb renders it, papermill's
       error marker, or a printed ``Traceback (most recent call last)``);
     - a chapter (a page under ``notebooks/``) without its banner saying
-      what the page ran on;
+      what the page ran on, or whose "Time to learn" is off by more than half
+      the reading time of its main text (:func:`page_lengths`) and 3 minutes;
     - ``nan`` in the text outside code (a missing number glued or formatted
       into a sentence or a table);
     - a confidence interval of zero width, in the text (prose and cell
@@ -393,6 +395,18 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
                 found[f"a link to the build machine's files: {link[:120]!r}"] = None
         for error in scanner.errors:
             found[error] = None
+        if rel.startswith("notebooks/"):
+            said = _TIME_TO_LEARN.search(" ".join(text for _, text, _, _ in scanner.blocks))
+            if said:
+                length = _LengthScanner()
+                length.feed(page.read_text(encoding="utf-8", errors="replace"))
+                length.close()
+                measured = _minutes(length)
+                stated = int(said.group(1))
+                if abs(stated - measured) > max(3.0, 0.5 * measured):
+                    found[f"'Time to learn' says {stated} minutes; the page reads in about "
+                          f"{measured:.0f} ({WORDS_PER_MINUTE} words a minute, "
+                          f"{MINUTES_PER_FIGURE} per figure)"] = None
         if rel.startswith("notebooks/") and not any(
                 banner in text for _, text, _, _ in scanner.blocks for banner in BANNERS):
             found["no banner saying what the page ran on (Run.banner() after setup)"] = None
@@ -448,6 +462,11 @@ class _LengthScanner(HTMLParser):
             self.words += len(re.findall(r"[A-Za-z][A-Za-z'\-]*", data))
 
 
+def _minutes(scanner: _LengthScanner) -> float:
+    """Reading time of a page's main text: its words, and a little per figure."""
+    return scanner.words / WORDS_PER_MINUTE + scanner.figures * MINUTES_PER_FIGURE
+
+
 def page_lengths(html_dir: str | Path, pattern: str = "notebooks/*.html") -> dict[str, dict]:
     """Words, tables and figures of each chapter's main text, and an honest reading time.
 
@@ -472,7 +491,7 @@ def page_lengths(html_dir: str | Path, pattern: str = "notebooks/*.html") -> dic
         scanner = _LengthScanner()
         scanner.feed(page.read_text(encoding="utf-8", errors="replace"))
         scanner.close()
-        minutes = scanner.words / WORDS_PER_MINUTE + scanner.figures * MINUTES_PER_FIGURE
+        minutes = _minutes(scanner)
         over = [k for k, limit in CHAPTER_LIMITS.items()
                 if {"words": scanner.words, "tables": scanner.tables}[k] > limit]
         out[page.relative_to(html_dir).as_posix()] = {

@@ -124,6 +124,13 @@ def sources(data: Mapping[str, Any] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("file") if rows else pd.DataFrame()
 
 
+def _named(text: str) -> str:
+    """``text`` with leukolib's dataset names (in a shipped reason) as a reader reads them."""
+    import re
+
+    return re.sub(r"\b(jtsc|all_idb2|bloodseg)\b", lambda m: display_name(m.group(1)), str(text))
+
+
 def _ci(mean: float, low: float, high: float, digits: int = 3) -> str:
     return format_interval(mean, low, high, digits)
 
@@ -208,10 +215,11 @@ def _chapter2(data: Mapping[str, Any]) -> list[str]:
     if hc:
         if hc.get("chosen") == hc.get("incumbent"):
             out.append(f"The selection protocol kept the paper's settings "
-                       f"({hc.get('incumbent')}): {hc.get('reason')}.")
+                       f"({hc.get('incumbent')}): {_named(hc.get('reason'))}.")
         else:
             out.append(f"The selection protocol replaced the paper's settings "
-                       f"({hc.get('incumbent')}) by {hc.get('chosen')}: {hc.get('reason')}.")
+                       f"({hc.get('incumbent')}) by {hc.get('chosen')}: "
+                       f"{_named(hc.get('reason'))}.")
     return out
 
 

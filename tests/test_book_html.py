@@ -332,3 +332,11 @@ def test_nan_in_prose_fails_but_not_in_code_or_words(tmp_path):
     assert problems == ["page.html: 'nan' where a number should be: "
                         "'Segmented models put between nan and nan of it.'"]
     assert check(tmp_path, cell("float('nan')") + "<p>a nanometre, NaN-safe code</p>") == []
+
+
+def test_a_time_to_learn_far_from_the_reading_time_fails(tmp_path):
+    words = "<p>" + "word " * 2000 + "</p>"  # ten minutes at 200 words a minute
+    page = BANNER + "<p>Time to learn: about {} minutes of reading.</p>" + words
+    assert check(tmp_path, page.format(10), name="notebooks/02_x.html") == []
+    problems = check(tmp_path, page.format(40), name="notebooks/02_x.html")
+    assert len(problems) == 1 and "'Time to learn' says 40 minutes" in problems[0]
