@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/cpu_tuning.py --runs RUNS [--seeds 0,1] [--settings incumbent,lr3e-4,field64]
+    python benchmarks/cpu_tuning.py --runs RUNS [--seeds 0,1] [--n 500] [--results DIR]
 
 The settings of the ``cpu`` profile for the synthetic smears (ResNet-18, a
 48 px window around the nucleus, Adam at 1e-3 from random initialisation,

@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     area = loc[(loc["model"] == detail[0]) & (loc["method"] == METHOD)].set_index("id")
     record = {
         "provenance": {"command": "python benchmarks/explain_figures.py "
-                                  + shlex.join(["--runs", "RUNS", "--cache", "OUT"]),
+                                  + shlex.join(["--runs", "RUNS", "--cache", "OUT", "--n",
+                                                str(args.n)]),
                        "date": datetime.now(UTC).date().isoformat(), "commit": source_commit(),
                        "runs": note},
         "dataset": name, "licence": LICENCE[name], "method": METHOD, "models": detail,
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "figure": png.name,
     }
     (args.out / f"explain_{name}_cells.json").write_text(json.dumps(record, indent=1) + "\n")
-    print(f"wrote {png.relative_to(ROOT)} ({', '.join(detail)}; cells {', '.join(ids)})")
+    print(f"wrote {png.name} in {args.out.name}/ ({', '.join(detail)}; cells {', '.join(ids)})")
     return 0
 
 

@@ -93,7 +93,7 @@ def classification_steps(name, args, prof, out: Path, log: dict) -> dict:
     runs = classifier_grid(data, args.runs, prof, args.seed, train=args.train,
                            progress=not args.quiet)
     missing = [k for k in grid_keys() if k not in runs]
-    log[f"{name}: classifier runs"] = (f"{len(runs)} complete in {folder}"
+    log[f"{name}: classifier runs"] = (f"{len(runs)} complete in RUNS_DIR/{folder.name}"
                                        + (f"; missing {', '.join(missing)}" if missing else ""))
     # the folder's own name only: a shipped result never shows the build machine's paths
     results: dict = {"runs": f"RUNS_DIR/{folder.name}", "complete": list(runs),
@@ -182,7 +182,7 @@ def _placeholders(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "paper"])
     ap.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")

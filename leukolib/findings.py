@@ -15,13 +15,17 @@ sentence change.
 The verdict of a claim is one of :data:`VERDICTS`:
 
 * **supported**: at least one of our tests (Holm-adjusted within its table)
-  agrees with the claim and none goes against it, or the paper's number lies
-  inside our interval;
-* **not supported**: no test agrees, and a test goes against it, or our
-  estimates point the other way at least as often as the claim's way, or our
+  agrees with the claim and none goes against it; for a claim about each of
+  several things (the ensemble beats *each* part), every one of them on every
+  dataset; for a claimed number, our exact interval lies on its side;
+* **not supported**: a test goes against the claim (also when others agree:
+  the tests disagree), or no test agrees and our estimates point the other
+  way at least as often as the claim's way (a tie points neither way), or our
   interval lies wholly on the wrong side of the paper's number;
-* **cannot tell**: no test agrees or disagrees and our estimates lean the
-  claim's way, or the data cannot reach the claimed precision.
+* **cannot tell**: no test is significant and our estimates lean the claim's
+  way, or the claim holds on some datasets and no test goes against it
+  elsewhere, or the paper's number lies inside an interval too wide to
+  resolve it.
 
 Examples
 --------
@@ -178,10 +182,17 @@ def _iou_text(row: Mapping[str, Any]) -> str:
 
 def _paired_text(row: Mapping[str, Any]) -> str:
     """``ENSEMBLE better (+0.017 [+0.013, +0.022], Holm p = 5e-27)`` or ``no significant ...``."""
-    p = row.get("wilcoxon_p_holm", row.get("wilcoxon_p"))
-    diff = format_interval(row["mean_diff"], row.get("ci_low"), row.get("ci_high"), 3,
-                           signed=True)
-    return f"{row['verdict']} ({diff}, Holm-adjusted Wilcoxon p = {p:.2g})"
+    holm = row.get("wilcoxon_p_holm")
+    p = holm if holm is not None else row.get("wilcoxon_p")
+    lo, hi = row.get("ci_low"), row.get("ci_high")
+    diff = format_interval(row["mean_diff"], lo, hi, 3, signed=True)
+    test = ("" if p is None else
+            f", {'Holm-adjusted ' if holm is not None else ''}Wilcoxon p = {p:.2g}")
+    note = ""
+    if (row["verdict"] == "no significant difference" and lo is not None and hi is not None
+            and (lo > 0 or hi < 0)):
+        note = "; the mean differs, the image-by-image ranks do not"
+    return f"{row['verdict']} ({diff}{test}{note})"
 
 
 def _generalization(seg: Mapping[str, Any], method: str) -> pd.DataFrame | None:
@@ -207,7 +218,7 @@ def _chapter2(data: Mapping[str, Any]) -> list[str]:
     for d in SEG_SETS:
         row = _interval(seg, d, "HM")
         if row:
-            parts.append(f"{display_name(d)} {_iou_text(row)} ({row['n']} images)")
+            parts.append(f"{display_name(d)} {_iou_text(row)} ({row.get('n', '?')} images)")
     if parts:
         out.append("The handcrafted method (HM) reaches a mean IoU of " + "; ".join(parts)
                    + " (95 % bootstrap intervals over images).")
@@ -246,8 +257,9 @@ def _chapter3(data: Mapping[str, Any]) -> list[str]:
                    f"{_paired_text(comp).replace('defaults better', 'the defaults better')}.")
     g = _generalization(seg, "DEEP")
     if g is not None:
-        pairs = _cross_pairs(g)
-        worst = min(pairs, key=lambda te: g.loc[te])
+        pairs = [te for te in _cross_pairs(g) if pd.notna(g.loc[te])]
+        worst = min(pairs, key=lambda te: g.loc[te]) if pairs else None
+    if g is not None and worst is not None:
         out.append(f"Applied to another dataset, the U-Net alone falls as low as "
                    f"{g.loc[worst]:.3f} ({display_name(worst[0])} -> {display_name(worst[1])}, "
                    f"where HM gives {_hm_row(g)[worst[1]]:.3f}).")
@@ -283,13 +295,18 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
     g = _generalization(seg, "ENSEMBLE")
     if g is not None:
         hm = _hm_row(g)
-        pairs = _cross_pairs(g)
-        ok = [te for te in pairs if g.loc[te] >= hm[te[1]]]
-        worst = min(pairs, key=lambda te: g.loc[te] - hm[te[1]])
-        out.append(f"With the U-Net trained on another dataset, the ensemble is at least as good "
-                   f"as HM alone on {_share(len(ok), len(pairs))} ordered pairs; the weakest, "
-                   f"{display_name(worst[0])} -> {display_name(worst[1])}, gives "
-                   f"{g.loc[worst]:.3f} against HM's {hm[worst[1]]:.3f}.")
+        pairs = [te for te in _cross_pairs(g) if pd.notna(g.loc[te])]
+        verdicts = [(_paired(seg, e, t, "ENSEMBLE - HM") or {}).get("verdict") for t, e in pairs]
+        better = sum(v == "ENSEMBLE better" for v in verdicts)
+        worse = sum(v == "HM better" for v in verdicts)
+        if pairs:
+            worst = min(pairs, key=lambda te: g.loc[te] - hm[te[1]])
+            out.append(f"With the U-Net trained on another dataset, the ensemble against HM "
+                       f"alone (paired Wilcoxon, Holm-adjusted): better on {better}, worse on "
+                       f"{worse}, no significant difference on {len(pairs) - better - worse} of "
+                       f"{len(pairs)} ordered pairs; the weakest, {display_name(worst[0])} -> "
+                       f"{display_name(worst[1])}, gives {g.loc[worst]:.3f} against HM's "
+                       f"{hm[worst[1]]:.3f}.")
     return out
 
 
@@ -333,41 +350,53 @@ def _ensemble_claim(data: Mapping[str, Any]) -> Claim | None:
 
 
 def _fusion_claim(data: Mapping[str, Any]) -> Claim | None:
+    """The ensemble beats *each* part: on a dataset, both paired tests must say so."""
     seg = _seg(data)
     if not seg:
         return None
-    favour = against = 0
-    parts = []
+    both, against, parts, n = [], 0, [], 0
     for d in SEG_SETS:
-        for comp in ("ENSEMBLE - HM", "ENSEMBLE - DEEP"):
-            row = _paired(seg, d, d, comp)
-            if not row:
-                continue
-            if row["verdict"] == "ENSEMBLE better":
-                favour += 1
-            elif row["verdict"] != "no significant difference":
-                against += 1
-            parts.append(f"{display_name(d)} {comp}: {row['verdict']} "
-                         f"({row['mean_diff']:+.3f})")
-    n = len(parts)
+        rows = [_paired(seg, d, d, comp) for comp in ("ENSEMBLE - HM", "ENSEMBLE - DEEP")]
+        if not all(rows):
+            continue
+        n += 1
+        if all(r["verdict"] == "ENSEMBLE better" for r in rows):
+            both.append(display_name(d))
+        against += sum(r["verdict"] not in ("ENSEMBLE better", "no significant difference")
+                       for r in rows)
+        parts.append(f"{display_name(d)}: against HM {rows[0]['verdict']} "
+                     f"({rows[0]['mean_diff']:+.3f}), against DEEP {rows[1]['verdict']} "
+                     f"({rows[1]['mean_diff']:+.3f})")
     if not n:
         return None
-    verdict, why = _tally(favour, against, n, favour)
+    if against:
+        verdict, why = "not supported", f"a part beats the ensemble in {against} test(s)"
+    elif len(both) == n:
+        verdict, why = "supported", f"it beats both parts on every one of the {n} datasets"
+    else:
+        verdict = "cannot tell"
+        why = (f"it beats both parts on {len(both)} of {n} datasets"
+               f"{' (' + ', '.join(both) + ')' if both else ''}; elsewhere a test finds no "
+               f"difference, and none finds a part better")
     return Claim(
         claim="Fusing the handcrafted and the deep mask beats each of them alone.",
         paper="Tables 2 and 3 (ensemble above HM and DEEP)",
-        evidence="Paired Wilcoxon tests over images, Holm within the table: " + "; ".join(parts)
-                 + ".",
+        evidence="Paired Wilcoxon tests over images (out-of-fold), Holm within the table: "
+                 + "; ".join(parts) + ".",
         verdict=verdict, why=why,
         would_change="more datasets; the paper profile's U-Net",
         source=f"segmentation.json (commit {_commit(data.get('segmentation'))})")
 
 
-def _tally(favour: int, against: int, n: int, lean: int) -> tuple[str, str]:
+def _tally(favour: int, against: int, n: int, lean: int,
+           other: int | None = None) -> tuple[str, str]:
     """A verdict from the tests that favour the claim, those against it, and the leaning estimates.
 
-    ``lean`` counts the comparisons whose estimate points the claim's way.
+    ``lean`` counts the comparisons whose estimate points the claim's way,
+    ``other`` those pointing the other way (default ``n - lean``); a tie
+    (a difference of exactly zero) points neither way.
     """
+    other = n - lean if other is None else other
     if favour and not against:
         return "supported", f"{_share(favour, n)} tests agree with it and none goes against it"
     if against and not favour:
@@ -375,11 +404,11 @@ def _tally(favour: int, against: int, n: int, lean: int) -> tuple[str, str]:
     if favour and against:
         return "not supported", (f"the tests disagree: {_share(favour, n)} agree with it, "
                                  f"{against} go against it")
-    if lean * 2 > n:
+    if lean > other:
         return "cannot tell", (f"no test is significant; the estimates lean the claim's way in "
-                               f"{_share(lean, n)} comparisons")
-    return "not supported", (f"no test is significant and the estimates lean the claim's way "
-                             f"in only {_share(lean, n)} comparisons")
+                               f"{_share(lean, n)} comparisons, the other way in {other}")
+    return "not supported", (f"no test is significant, and the estimates lean the other way as "
+                             f"often as the claim's ({other} against {lean} of {n})")
 
 
 # ---------------------------------------------------------------- classification
@@ -442,7 +471,7 @@ def _chapter5(data: Mapping[str, Any]) -> list[str]:
             out.append(f"{name}, segmented against raw (same head and activation): {said}.")
         base = (payload.get("baselines") or {}).get("color")
         grid = (payload.get("grid") or {}).get("table") or []
-        if base and grid:
+        if base and grid and base.get("test_acc_ci") and payload["grid"].get("n_test"):
             top = max(r["test acc"] for r in grid)
             n = int(payload["grid"]["n_test"])
             vs = tables.get("every model against the colour-only baseline (McNemar)")
@@ -462,22 +491,23 @@ def _chapter5(data: Mapping[str, Any]) -> list[str]:
 
 
 def images_for_accuracy(accuracy: float, confidence: float = 0.95) -> int:
-    """Test images, all classified correctly, that an exact interval needs to exclude ``accuracy``.
+    """Test images, all classified correctly, for an exact interval to reach up from ``accuracy``.
 
-    The lower Clopper-Pearson bound of n/n is ``(1 - confidence) ** (1 / n)``
-    (one-sided at ``1 - confidence``); it reaches ``accuracy`` from this n on.
+    The lower bound of the two-sided Clopper-Pearson interval of n/n (the
+    interval the book prints) is ``((1 - confidence) / 2) ** (1 / n)``; it
+    reaches ``accuracy`` from this n on.
 
     Examples
     --------
     >>> images_for_accuracy(0.9999)
-    29956
+    36887
     """
-    alpha = 1.0 - confidence
+    alpha = (1.0 - confidence) / 2
     return math.ceil(math.log(alpha) / math.log(accuracy))
 
 
 def _segmented_claim(data: Mapping[str, Any]) -> Claim | None:
-    favour = against = lean = n = 0
+    favour = against = lean = other = n = 0
     parts = []
     for d in CLS_SETS:
         payload = data.get(f"classification_{d}_cpu")
@@ -489,6 +519,7 @@ def _segmented_claim(data: Mapping[str, Any]) -> Claim | None:
         favour += int((svr["verdict"] == "segmented better").sum())
         against += int((svr["verdict"] == "raw better").sum())
         lean += int((svr["difference"] > 0).sum())
+        other += int((svr["difference"] < 0).sum())
         n += len(svr)
         seg_acc = ", ".join(f"{v:.3f}" for v in svr["segmented"])
         raw_acc = ", ".join(f"{v:.3f}" for v in svr["raw"])
@@ -496,7 +527,7 @@ def _segmented_claim(data: Mapping[str, Any]) -> Claim | None:
                      f"({len(svr)} pairs: {', '.join(map(str, svr.index))})")
     if not n:
         return None
-    verdict, why = _tally(favour, against, n, lean)
+    verdict, why = _tally(favour, against, n, lean, other)
     return Claim(
         claim="A classifier trained on the segmented nucleus is better than one trained on the "
               "raw image.",
@@ -511,6 +542,9 @@ def _segmented_claim(data: Mapping[str, Any]) -> Claim | None:
 
 
 def _accuracy_claim(data: Mapping[str, Any]) -> Claim | None:
+    """99.99 %: every test split of ALL-IDB2 pooled (each split's model chosen on validation)."""
+    from leukolib.stats import proportion_ci
+
     payload = data.get("classification_all_idb2_cpu")
     splits = _results(data.get("classification_all_idb2_cpu_splits"))
     if payload is None:
@@ -518,29 +552,35 @@ def _accuracy_claim(data: Mapping[str, Any]) -> Claim | None:
     best = _best_model(payload)
     if not best:
         return None
-    need = images_for_accuracy(0.9999)
-    evidence = (f"{display_name('all_idb2')}: the model chosen on validation "
-                f"({best['model']}) scores "
-                f"{_acc_text(best['test'], best['low'], best['high'], best['n'])}")
+    target, need = 0.9999, images_for_accuracy(0.9999)
+    k, n, said = best["k"], best["n"], "its test split"
     if splits.get("splits"):
-        acc = pd.DataFrame(splits["splits"])["its test acc"]
-        evidence += f"; over {len(acc)} test splits {acc.min():.3f} to {acc.max():.3f}"
-    reached = best["low"] >= 0.9999
-    verdict = "supported" if reached else "cannot tell"
-    why = (f"an exact interval of {best['n']} test images reaches down to {best['low']:.3f}: "
-           f"{best['n']} images cannot show 99.99 %; {need} images all classified correctly "
-           f"would be needed")
-    if best["high"] < 0.9999:
+        table = pd.DataFrame(splits["splits"])
+        ks = (table["its test acc"] * table["n test"]).round().astype(int)
+        k, n = int(ks.sum()), int(table["n test"].sum())
+        said = f"the {len(table)} test splits pooled"
+    low, high = proportion_ci(k, n)
+    evidence = (f"{display_name('all_idb2')}: the model chosen on validation, on {said}: "
+                f"{_acc_text(k / n, low, high, n)}")
+    if high < target:
         verdict = "not supported"
-        why = f"our whole interval lies below 0.9999 (upper bound {best['high']:.3f})"
+        why = (f"the whole exact interval of {k}/{n} lies below 0.9999 (upper bound "
+               f"{high:.4f}): {n - k} error(s) in {n} images is not what 99.99 % predicts")
+    elif low >= target:
+        verdict, why = "supported", f"the exact interval of {k}/{n} lies above 0.9999"
+    else:  # the number lies inside our interval, but the interval cannot resolve it
+        verdict = "cannot tell"
+        why = (f"the exact interval of {k}/{n} reaches down to {low:.3f}: a test set this small "
+               f"cannot show 99.99 %; {need} images all classified correctly would be needed")
     return Claim(
         claim="The system classifies ALL blasts with 99.99 % accuracy.",
         paper="Tables 5 and 6: 99.99 % (validation accuracy of the best fold)",
         evidence=evidence + ".",
         verdict=verdict, why=why,
         would_change=f"a test set of about {need} images (or the paper's own, with its splits)",
-        source=f"classification_all_idb2_cpu.json (commit "
-               f"{_commit(payload)}), classification_all_idb2_cpu_splits.json")
+        source=f"classification_all_idb2_cpu.json (commit {_commit(payload)}), "
+               f"classification_all_idb2_cpu_splits.json (commit "
+               f"{_commit(data.get('classification_all_idb2_cpu_splits'))})")
 
 
 # ------------------------------------------------------------------ explanations
@@ -577,7 +617,7 @@ def _chapter6(data: Mapping[str, Any]) -> list[str]:
 
 
 def _nucleus_claim(data: Mapping[str, Any]) -> Claim | None:
-    favour = against = lean = n = 0
+    favour = against = lean = other = n = 0
     parts = []
     for d in CLS_SETS:
         e = _explain(data, d)
@@ -588,6 +628,7 @@ def _nucleus_claim(data: Mapping[str, Any]) -> Claim | None:
         favour += int((svr["verdict"] == "segmented better").sum())
         against += int((svr["verdict"] == "raw better").sum())
         lean += int((svr["difference"] > 0).sum())
+        other += int((svr["difference"] < 0).sum())
         n += len(svr)
         parts.append(f"{display_name(d)}: nucleus share of the CAM energy "
                      f"{h['segmented_share_min']:.2f}-{h['segmented_share_max']:.2f} segmented, "
@@ -597,7 +638,7 @@ def _nucleus_claim(data: Mapping[str, Any]) -> Claim | None:
         return None
     top = max(_explain(data, d).get("headline", {}).get("segmented_share_max", 1.0)
               for d in CLS_SETS if _explain(data, d))
-    verdict, why = _tally(favour, against, n, lean)
+    verdict, why = _tally(favour, against, n, lean, other)
     return Claim(
         claim="The segmented models look at the nucleus (their Grad-CAMs lie on it).",
         paper="Figures 8 and 9 (maps of a few cells, no measure)",
@@ -682,7 +723,7 @@ def _holds_zero(comp: Mapping[str, Any]) -> bool:
 
 def _robustness_claim(data: Mapping[str, Any]) -> Claim | None:
     rob = _robust(data)
-    favour = against = lean = n = 0
+    favour = against = lean = other = n = 0
     parts = []
     for d, r in rob.items():
         deg = ((r.get("robustness") or {}).get("degradation") or {}).get("segmented_vs_raw")
@@ -693,6 +734,7 @@ def _robustness_claim(data: Mapping[str, Any]) -> Claim | None:
         favour += int(frame["verdict"].str.startswith("segmented").sum())
         against += int(frame["verdict"].str.startswith("raw").sum())
         lean += int((frame["mean_diff"] > 0).sum())
+        other += int((frame["mean_diff"] < 0).sum())
         n += len(frame)
         parts.append(f"{display_name(d)}: accuracy change segmented minus raw, per corruption, "
                      + ", ".join(f"{c} {m:+.3f}" for c, m in zip(frame["corruption"],
@@ -700,7 +742,7 @@ def _robustness_claim(data: Mapping[str, Any]) -> Claim | None:
                                                                    strict=True)))
     if not n:
         return None
-    verdict, why = _tally(favour, against, n, lean)
+    verdict, why = _tally(favour, against, n, lean, other)
     return Claim(
         claim="The segmented models keep their accuracy under blur and noise better than the "
               "raw ones.",
@@ -729,9 +771,11 @@ def _cluster_claim(data: Mapping[str, Any]) -> Claim | None:
                      f"{format_interval(comp['diff'], lo, hi, 2, signed=True)}")
     if not n:
         return None
-    lean = sum(1 for r in rob.values()
-               if ((r.get("clusters") or {}).get("comparison") or {}).get("diff", 0) > 0)
-    verdict, why = _tally(favour, against, n, lean)
+    diffs = [((r.get("clusters") or {}).get("comparison") or {}).get("diff")
+             for r in rob.values()]
+    diffs = [x for x in diffs if x is not None]
+    verdict, why = _tally(favour, against, n, sum(x > 0 for x in diffs),
+                          sum(x < 0 for x in diffs))
     return Claim(
         claim="The segmented models' logits form tighter, better separated clusters.",
         paper="Table 8: distance-over-spread ratio 25.8 and 24.1 segmented, 12.5 and 11.6 raw",
@@ -841,9 +885,18 @@ def source_line(names: Sequence[str], data: Mapping[str, Any] | None = None) -> 
         if payload is None:
             continue
         p = payload.get("provenance") or payload
-        said.append(f"{n}.json (commit {p.get('commit', '?')}, {str(p.get('date', ''))[:10]})")
-    return ("From " + "; ".join(said) + ", measured under the cpu profile "
-            "(`python -m leukolib.findings` prints every finding).") if said else ""
+        said.append(f"{n}.json ({p.get('profile') or _profile_of(p)} profile, commit "
+                    f"{p.get('commit', '?')}, {str(p.get('date', ''))[:10]})")
+    return ("From " + "; ".join(said) + " (`python -m leukolib.findings` prints every "
+            "finding).") if said else ""
+
+
+def _profile_of(p: Mapping[str, Any]) -> str:
+    """A flat report's profile, from its command line (``--profile cpu``)."""
+    import re
+
+    m = re.search(r"--profile[ =](\w+)", str(p.get("command", "")))
+    return m.group(1) if m else "cpu"
 
 
 def main() -> int:  # pragma: no cover - a convenience for authors

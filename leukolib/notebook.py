@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from leukolib.data import Dataset, profile_dataset
 from leukolib.device import seed_everything, select_device
@@ -246,7 +247,9 @@ def measured(
 
     parts = []
     for item in items:
-        if hasattr(item, "to_html"):  # a DataFrame or a Styler
+        if isinstance(item, pd.DataFrame):  # missing values as the tables show them
+            parts.append(item.to_html(na_rep="n/a"))
+        elif hasattr(item, "to_html"):  # a Styler (styled: numbers formatted, none missing)
             parts.append(item.to_html())
         elif isinstance(item, bytes):  # a PNG figure, inlined
             data = base64.b64encode(item).decode("ascii")

@@ -69,15 +69,17 @@ def format_number(x: Any, digits: int = 3) -> str:
     ('0.912', '1e-05', '-0.0004', '0.000')
     >>> format_number(float("nan")), format_number(None), format_number(7), format_number("AND")
     ('n/a', 'n/a', '7', 'AND')
+    >>> format_number(-0.0), format_number(pd.NA)
+    ('0.000', 'n/a')
     """
-    if x is None:
+    if x is None or x is pd.NA or x is pd.NaT:
         return MISSING
     if isinstance(x, float | np.floating):
         if not np.isfinite(x):
             return MISSING
         if x != 0 and abs(x) < 0.5 * 10.0 ** -digits:
             return f"{x:.2g}"
-        return f"{x:.{digits}f}"
+        return f"{x + 0.0:.{digits}f}" if x != 0 else f"{0.0:.{digits}f}"
     return str(x)
 
 

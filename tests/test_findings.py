@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from leukolib import findings
+from leukolib.book_checks import _NAN
 from leukolib.notebook import claim_box, measured, real_data_findings
 
 DATA = findings.shipped()
@@ -24,7 +25,7 @@ def test_every_chapter_says_something_without_nan(chapter):
     sentences = findings.chapter_findings(chapter, DATA)
     assert sentences
     for s in sentences:
-        assert "nan" not in s.split() and "nan," not in s, s
+        assert not _NAN.search(s), s
 
 
 def test_a_changed_interval_changes_the_sentence():
@@ -86,12 +87,34 @@ def test_tally_rule():
     assert findings._tally(1, 1, 4, 3)[0] == "not supported"
     assert findings._tally(0, 0, 4, 3)[0] == "cannot tell"
     assert findings._tally(0, 0, 4, 2)[0] == "not supported"
+    assert findings._tally(0, 0, 6, 3, 1)[0] == "cannot tell"  # ties point neither way
+    assert findings._tally(0, 0, 6, 2, 2)[0] == "not supported"
 
 
-def test_99_99_needs_tens_of_thousands_of_images():
+def test_99_99_follows_the_pooled_splits():
     claim = next(c for c in findings.claims(DATA) if "99.99" in c.claim)
+    splits = DATA["classification_all_idb2_cpu_splits"]["results"]["splits"]
+    errors = sum(round((1 - r["its test acc"]) * r["n test"]) for r in splits)
+    assert claim.verdict == ("not supported" if errors else "cannot tell")
+    data, rep = changed("classification_all_idb2_cpu_splits")
+    for r in rep["results"]["splits"]:
+        r["its test acc"] = 1.0  # no error on any split: too few images to tell
+    claim = next(c for c in findings.claims(data) if "99.99" in c.claim)
     assert claim.verdict == "cannot tell"
     assert str(findings.images_for_accuracy(0.9999)) in claim.why
+
+
+def test_fusion_needs_both_parts_beaten_on_every_dataset():
+    data, seg = changed("segmentation")
+    rows = [r for r in seg["results"]["paired"] if r["dataset"] == r["trained_on"]]
+    for r in rows:
+        r["verdict"] = "ENSEMBLE better"
+    assert next(c for c in findings.claims(data) if "Fusing" in c.claim).verdict == "supported"
+    rows[0]["verdict"] = "no significant difference"
+    assert next(c for c in findings.claims(data) if "Fusing" in c.claim).verdict == "cannot tell"
+    rows[0]["verdict"] = "HM better"
+    assert next(c for c in findings.claims(data) if "Fusing" in c.claim).verdict == \
+        "not supported"
 
 
 def test_every_claim_has_a_known_verdict_and_a_source():
@@ -106,7 +129,7 @@ def test_boxes_render_html():
     html = claim_box(1, claim).data
     assert "Claim 1" in html and claim.verdict in html
     html = real_data_findings(4).data
-    assert "What we found on real data" in html and "segmentation.json (commit" in html
+    assert "What we found on real data" in html and "segmentation.json (cpu profile, commit" in html
     import pandas as pd
 
     box = measured("bloodseg", [pd.DataFrame({"a": [1.0]}), "from `cmd`"], "source line", "cpu",
