@@ -256,10 +256,9 @@ def _chapter3(data: Mapping[str, Any]) -> list[str]:
                    f"the paper's Table A2 hyper-parameters (the same folds): "
                    f"{_paired_text(comp).replace('defaults better', 'the defaults better')}.")
     g = _generalization(seg, "DEEP")
-    if g is not None:
-        pairs = [te for te in _cross_pairs(g) if pd.notna(g.loc[te])]
-        worst = min(pairs, key=lambda te: g.loc[te]) if pairs else None
-    if g is not None and worst is not None:
+    pairs = [] if g is None else [te for te in _cross_pairs(g) if pd.notna(g.loc[te])]
+    if pairs:
+        worst = min(pairs, key=lambda te: g.loc[te])
         out.append(f"Applied to another dataset, the U-Net alone falls as low as "
                    f"{g.loc[worst]:.3f} ({display_name(worst[0])} -> {display_name(worst[1])}, "
                    f"where HM gives {_hm_row(g)[worst[1]]:.3f}).")
@@ -412,10 +411,6 @@ def _tally(favour: int, against: int, n: int, lean: int,
 
 
 # ---------------------------------------------------------------- classification
-
-def _mcnemar(table: pd.DataFrame) -> list[dict[str, Any]]:
-    return table.reset_index().to_dict("records")
-
 
 def _cls_tables(payload: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
     from leukolib.classification.report import committed_tables
@@ -878,6 +873,8 @@ CHAPTER_SOURCES: dict[int, tuple[str, ...]] = {
 
 def source_line(names: Sequence[str], data: Mapping[str, Any] | None = None) -> str:
     """``From segmentation.json (commit a44c76b, 2026-12-04); ...``: where findings come from."""
+    from leukolib.classification.report import report_profile
+
     data = shipped(names) if data is None else data
     said = []
     for n in names:
@@ -885,18 +882,11 @@ def source_line(names: Sequence[str], data: Mapping[str, Any] | None = None) -> 
         if payload is None:
             continue
         p = payload.get("provenance") or payload
-        said.append(f"{n}.json ({p.get('profile') or _profile_of(p)} profile, commit "
+        said.append(f"{n}.json ({p.get('profile') or report_profile(p)} profile, commit "
                     f"{p.get('commit', '?')}, {str(p.get('date', ''))[:10]})")
     return ("From " + "; ".join(said) + " (`python -m leukolib.findings` prints every "
             "finding).") if said else ""
 
-
-def _profile_of(p: Mapping[str, Any]) -> str:
-    """A flat report's profile, from its command line (``--profile cpu``)."""
-    import re
-
-    m = re.search(r"--profile[ =](\w+)", str(p.get("command", "")))
-    return m.group(1) if m else "cpu"
 
 
 def main() -> int:  # pragma: no cover - a convenience for authors

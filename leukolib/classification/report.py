@@ -44,6 +44,7 @@ __all__ = [
     "committed_settings",
     "committed_splits",
     "committed_tables",
+    "report_profile",
     "describe_input",
     "grid_table",
     "holm_mcnemar",
@@ -602,6 +603,18 @@ def committed_splits(name: str) -> dict[str, Any] | None:
             "table": table, "text": text + "."}
 
 
+def report_profile(result: Mapping[str, Any]) -> str:
+    """The profile a shipped report ran under, from its command line (``cpu`` when unnamed).
+
+    Examples
+    --------
+    >>> report_profile({"command": "python benchmarks/x.py --profile smoke"})
+    'smoke'
+    """
+    m = re.search(r"--profile[ =](\w+)", str(result.get("command", "")))
+    return m.group(1) if m else "cpu"
+
+
 def committed_tables(result: Mapping[str, Any]) -> dict[str, Any]:
     """The tables of a committed ``classification_report`` result, and where it came from.
 
@@ -622,9 +635,7 @@ def committed_tables(result: Mapping[str, Any]) -> dict[str, Any]:
     from leukolib import reference
 
     seed = _seed(result, 0)
-    profile = re.search(r"--profile[ =](\w+)", str(result.get("command", "")))
-    note = reference.split_note(f"classification_{d.get('name')}_"
-                                f"{profile.group(1) if profile else 'cpu'}"
+    note = reference.split_note(f"classification_{d.get('name')}_{report_profile(result)}"
                                 + (f"_seed{seed}" if seed else "") + ".json")
     source = f"{source} {note}" if note else source
     tables: dict[str, pd.DataFrame] = {}
