@@ -6,7 +6,8 @@ text), absolute paths of the machine that built the book, notebook error
 outputs, and confidence intervals of zero width (``1.000 [1.000, 1.000]``, a
 table whose ``CI low`` equals its ``CI high``): a finite sample never gives
 one, so it is a wrong interval or a degenerate bootstrap printed as if it
-were one. ``python -m leukolib.book build`` runs it after jupyter-book and
+were one; tables whose cells run together, and chapters whose main text is
+over :data:`CHAPTER_LIMITS`. ``python -m leukolib.book build`` runs it after jupyter-book and
 fails when it finds anything; the test suite runs it on the smoke build.
 """
 
@@ -83,6 +84,11 @@ _NAMED = re.compile(
 # Table columns holding an interval's bounds: "CI low" / "CI high", "ci_low" / "ci_high",
 # "iou_low" / "iou_high", "gray CI low" / "gray CI high" ...
 _LOW_HEADER = re.compile(r"(?<![a-z])low(?![a-z])", re.IGNORECASE)
+# Two numbers of a table cell printed without a separator ("0.9230.915"): a decimal with
+# three or more digits glued to the next one. Version numbers ("1.26.4") do not match.
+_GLUED = re.compile(r"(?<![\d.])[+\-\u2212]?\d\.\d{3,}[+\-\u2212]?\d\.\d")
+# A data frame printed as text: pandas' footer, or a header wrapped with a trailing "\".
+_TEXT_FRAME = re.compile(r"\[\d+ rows x \d+ columns\]|^\s*\S+(?:\s{2,}\S+)+\s+\\$", re.M)
 
 
 class _PageScanner(HTMLParser):
@@ -313,8 +319,14 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
     - a notebook error output (a traceback as myst-nb renders it, papermill's
       error marker, or a printed ``Traceback (most recent call last)``);
     - a chapter (a page under ``notebooks/``) without its banner saying
-      what the page ran on, or whose "Time to learn" is off by more than half
-      the reading time of its main text (:func:`page_lengths`) and 3 minutes;
+      what the page ran on, whose "Time to learn" is off by more than half
+      the reading time of its main text (:func:`page_lengths`) and 3 minutes,
+      or whose main text (folded blocks and code excluded) is over
+      :data:`CHAPTER_LIMITS` (3,000 words, 10 tables);
+    - a table whose cells run together: a cell holding two numbers without
+      a separator (``0.9230.915``), or a data frame printed as text in an
+      output (pandas' ``[5 rows x 9 columns]`` footer, or its header wrapped
+      with a trailing backslash);
     - ``nan`` in the text outside code (a missing number glued or formatted
       into a sentence or a table);
     - a confidence interval of zero width, in the text (prose and cell
@@ -378,6 +390,10 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
             if in_output and not in_error and _TRACEBACK in text:
                 last = [ln.strip() for ln in text.splitlines() if ln.strip()][-1]
                 found[f"a printed traceback: {last[:120]!r}"] = None
+            m = _TEXT_FRAME.search(text) if in_output else None
+            if m:
+                found["a table printed as text (its columns run together or wrap): "
+                      f"{_excerpt(text, *m.span())[:80]!r}; display the DataFrame"] = None
             for excerpt in _zero_width(text if in_output else prose):
                 found[f"an interval of zero width: {excerpt[:120]!r}"] = None
             m = _NAN.search(prose)  # once per block: the excerpt shows its neighbours
@@ -390,23 +406,27 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
         for table in tables.tables:
             for row in _zero_width_rows(table):
                 found[f"an interval of zero width in a table: {row[:120]!r}"] = None
+            for text in _glued_cells(table):
+                found[f"a table whose cells run together: {text[:120]!r}"] = None
         for link in scanner.links:
             if link.startswith("file:") or _find_paths(link, root_list, anywhere=False):
                 found[f"a link to the build machine's files: {link[:120]!r}"] = None
         for error in scanner.errors:
             found[error] = None
         if rel.startswith("notebooks/"):
+            length = _LengthScanner()
+            length.feed(page.read_text(encoding="utf-8", errors="replace"))
+            length.close()
             said = _TIME_TO_LEARN.search(" ".join(text for _, text, _, _ in scanner.blocks))
-            if said:
-                length = _LengthScanner()
-                length.feed(page.read_text(encoding="utf-8", errors="replace"))
-                length.close()
-                measured = _minutes(length)
-                stated = int(said.group(1))
-                if abs(stated - measured) > max(3.0, 0.5 * measured):
-                    found[f"'Time to learn' says {stated} minutes; the page reads in about "
-                          f"{measured:.0f} ({WORDS_PER_MINUTE} words a minute, "
-                          f"{MINUTES_PER_FIGURE} per figure)"] = None
+            measured = _minutes(length)
+            if said and abs(int(said.group(1)) - measured) > max(3.0, 0.5 * measured):
+                found[f"'Time to learn' says {said.group(1)} minutes; the page reads in about "
+                      f"{measured:.0f} ({WORDS_PER_MINUTE} words a minute, "
+                      f"{MINUTES_PER_FIGURE} per figure)"] = None
+            over = _over_limits(length)
+            if over:
+                found[f"main text over the chapter's limits: {over}; fold the details "
+                      "({dropdown}, a hide-output cell) or move them to an appendix page"] = None
         if rel.startswith("notebooks/") and not any(
                 banner in text for _, text, _, _ in scanner.blocks for banner in BANNERS):
             found["no banner saying what the page ran on (Run.banner() after setup)"] = None
@@ -460,6 +480,18 @@ class _LengthScanner(HTMLParser):
         d = self.depth
         if d["main"] and not (d["skip"] or d["code"] or d["folded"]):
             self.words += len(re.findall(r"[A-Za-z][A-Za-z'\-]*", data))
+
+
+def _over_limits(scanner: _LengthScanner) -> str:
+    """The limits of :data:`CHAPTER_LIMITS` a page's main text exceeds, in words ('' if none)."""
+    counts = {"words": scanner.words, "tables": scanner.tables}
+    return ", ".join(f"{counts[k]} {k} (at most {limit})" for k, limit in CHAPTER_LIMITS.items()
+                     if counts[k] > limit)
+
+
+def _glued_cells(table: list[list[str]]) -> list[str]:
+    """Cells of a table that hold two numbers printed without a separator."""
+    return [text for row in table for text in row if _GLUED.search(text)]
 
 
 def _minutes(scanner: _LengthScanner) -> float:

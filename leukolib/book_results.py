@@ -371,7 +371,10 @@ def paper_profile_table() -> pd.DataFrame:
            else "leukolib's default hyper-parameters"),
         "classifiers (chapter 5)": f"{c.summary()}; resize {c.resize} then centre crop; Adam at "
         f"{_rate(c.lr)} (weight decay {_rate(c.weight_decay)}) from ImageNet weights"
-        + (" (required)" if c.pretrained else "") + f"; a {c.test_fraction:.0%} test split",
+        + (" (required)" if c.pretrained else "") + f"; a {c.test_fraction:.0%} test split; "
+        + ("segmented models see the ensemble's mask, its U-Net trained on the training-"
+           "validation images only" if c.segmenter == "ensemble"
+           else "segmented models see the handcrafted mask"),
         "explanations (chapter 6)": ("every test image" if e.max_images is None
                                      else f"{e.max_images} test images")
         + f", {e.n_boot:,} bootstrap resamples",

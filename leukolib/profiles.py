@@ -200,6 +200,16 @@ class ClassificationProfile:
         (:func:`~leukolib.classification.inputs.input_size`). ``cpu``: a
         48 px window on the synthetic smears, 112 px for JTSC's 120 px cells
         and ALL-IDB2's 257 px crops.
+    segmenter : {"handcrafted", "ensemble"}
+        The nucleus mask a segmented model sees
+        (:class:`~leukolib.classification.masks.MaskSource`). ``paper``: its
+        system's, the ensemble (handcrafted AND a U-Net), with a U-Net that
+        :func:`~leukolib.classification.masks.train_segmenter_for` trains on
+        the classifier's training-validation part only, so no test image (or
+        near duplicate) is ever seen; a dataset without nucleus masks falls
+        back to the handcrafted mask with a warning. ``cpu`` and ``smoke``:
+        the handcrafted mask, which needs no training (a U-Net per grid would
+        not fit their time).
 
     Notes
     -----
@@ -241,6 +251,12 @@ class ClassificationProfile:
     native_size: bool = False
     min_steps: int | None = None
     synthetic_min_steps: int | None = None
+    segmenter: str = "handcrafted"
+
+    def __post_init__(self) -> None:
+        if self.segmenter not in ("handcrafted", "ensemble"):
+            raise ValueError(f"segmenter must be 'handcrafted' or 'ensemble', got "
+                             f"{self.segmenter!r}")
 
     def steps_for(self, dataset: str | None = None) -> int | None:
         """The least optimizer steps of a fold's model on ``dataset`` (a dataset's name).
@@ -482,7 +498,7 @@ PROFILES: dict[str, Profile] = {
         classification=ClassificationProfile(
             image_size=224, resize=232, folds=10, epochs=30, batch_size=8, lr=1e-5,
             weight_decay=1e-4, test_fraction=0.1, pretrained=True, patience=None,
-            synthetic_images=651, synthetic_size=256, lr_scratch=1e-3),
+            synthetic_images=651, synthetic_size=256, lr_scratch=1e-3, segmenter="ensemble"),
         explanation=ExplanationProfile(max_images=None, road_percentiles=(10, 20, 40, 60, 80),
                                        curve_steps=20, n_boot=10_000),
         robustness=RobustnessProfile(severities=5, max_images=None, segmentation_images=None,

@@ -340,3 +340,41 @@ def test_a_time_to_learn_far_from_the_reading_time_fails(tmp_path):
     assert check(tmp_path, page.format(10), name="notebooks/02_x.html") == []
     problems = check(tmp_path, page.format(40), name="notebooks/02_x.html")
     assert len(problems) == 1 and "'Time to learn' says 40 minutes" in problems[0]
+
+
+# --- length limits and tables that read badly ----------------------------------------------------
+
+
+def test_a_chapter_over_its_length_limits_fails_unless_folded(tmp_path):
+    words = "<p>" + "word " * 3100 + "</p>"
+    problems = check(tmp_path, BANNER + words, name="notebooks/02_x.html")
+    assert len(problems) == 1 and "words (at most 3000)" in problems[0]
+    tables = TABLE * 11
+    problems = check(tmp_path, BANNER + tables, name="notebooks/02_x.html")
+    assert len(problems) == 1 and "11 tables (at most 10)" in problems[0]
+    folded = f"<details><summary>Show</summary>{words}{tables}</details>"
+    assert check(tmp_path, BANNER + folded, name="notebooks/02_x.html") == []
+    hidden = f'<div class="cell tag_hide-output">{tables}</div>'
+    assert check(tmp_path, BANNER + hidden, name="notebooks/02_x.html") == []
+    assert check(tmp_path, words + tables, name="book/appendix.html") == []  # not a chapter
+
+
+@pytest.mark.parametrize("value", ["0.9230.915", "+0.012-0.034", "1.0000.998 [0.9, 1.0]"])
+def test_a_table_whose_numbers_run_together_fails(tmp_path, value):
+    table = TABLE.replace("<p>2</p>", f"<p>{value}</p>")
+    problems = check(tmp_path, table)
+    assert problems == [f"page.html: a table whose cells run together: {value!r}"]
+
+
+@pytest.mark.parametrize("value", ["1.26.4", "0.923 0.915", "2026-12-05", "0.92 [0.90, 0.94]"])
+def test_table_cells_with_separated_numbers_pass(tmp_path, value):
+    assert check(tmp_path, TABLE.replace("<p>2</p>", f"<p>{value}</p>")) == []
+
+
+def test_a_data_frame_printed_as_text_fails(tmp_path):
+    wrapped = "   dataset  method   acc   pre   rec  \\\n0     jtsc      HM  0.91  0.90  0.89"
+    footer = "   a  b\n0  1  2\n\n[1 rows x 2 columns]"
+    for text in (wrapped, footer):
+        problems = check(tmp_path, cell(output=STREAM.format(text=text)))
+        assert len(problems) == 1 and "a table printed as text" in problems[0], text
+    assert check(tmp_path, cell(output=STREAM.format(text="a  b\n1  2"))) == []

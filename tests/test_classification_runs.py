@@ -194,6 +194,35 @@ def test_unet_that_saw_a_test_image_is_refused(tmp_path):
     assert not trained & set(rec["split"]["test_ids"])
 
 
+def test_a_profile_with_the_ensemble_trains_its_unet_without_the_test(tmp_path):
+    from dataclasses import replace
+
+    from leukolib.classification.grid import SegmenterFallbackWarning, resolve_segmenter
+    from leukolib.data.base import Subset
+    from leukolib.profiles import get_profile
+
+    smoke = get_profile("smoke")
+    ensemble = replace(smoke, classification=replace(smoke.classification, segmenter="ensemble"))
+    ds = profile_dataset("synthetic", None, "smoke", 0, stage="classification")
+    records = train_grid(ds, tmp_path / "grid", ensemble, 0, keys=KEYS[:1], crop=None,
+                         progress=False, epochs=1)
+    rec = records[KEYS[0]]
+    assert rec["config"]["segmenter"]["name"] == "ensemble"
+    unet = tmp_path / "grid" / "segmenter"
+    trained = set(json.loads((unet / "run.json").read_text())["dataset"]["ids"])
+    assert trained and not trained & set(rec["split"]["test_ids"])
+    # the profile's handcrafted mask, and a dataset without masks, need no U-Net
+    assert resolve_segmenter(ds, tmp_path / "x", smoke, 0).name == "handcrafted"
+    no_masks = Subset(ds, list(range(len(ds))))
+    no_masks.has_masks = False
+    with pytest.warns(SegmenterFallbackWarning, match="has none"):
+        spec = resolve_segmenter(no_masks, tmp_path / "y", ensemble, 0)
+    assert spec.name == "handcrafted" and spec.model is None and not (tmp_path / "y").exists()
+    with pytest.raises(ValueError, match="segmenter must be"):
+        replace(smoke.classification, segmenter="oracle")
+    assert get_profile("paper").classification.segmenter == "ensemble"
+
+
 def test_cli_train_and_classify(grid, smoke_data, tmp_path, capsys):
     out, _ = grid
     folder = tmp_path / "imgs"

@@ -25,7 +25,14 @@ from leukolib.data.base import Dataset
 from leukolib.device import select_device
 from leukolib.profiles import Profile, get_profile
 
-__all__ = ["GRID", "classifier_runs", "grid_keys", "train_grid"]
+__all__ = [
+    "GRID",
+    "SegmenterFallbackWarning",
+    "classifier_runs",
+    "grid_keys",
+    "resolve_segmenter",
+    "train_grid",
+]
 
 #: Table 1: (input, activation, head) of the eight models, segmented first.
 GRID: tuple[tuple[str, str, str], ...] = tuple(
@@ -66,6 +73,65 @@ def classifier_runs(output_dir: str | os.PathLike, dataset: str | Dataset, profi
                       dataset)
 
 
+class SegmenterFallbackWarning(UserWarning):
+    """A grid whose profile asks for the ensemble's mask uses the handcrafted one instead."""
+
+
+def resolve_segmenter(dataset: Dataset, out_dir: str | os.PathLike, profile: str | Profile,
+                      seed: int, segmenter: str | SegmenterSpec = "profile",
+                      seg_model: str | os.PathLike | None = None, *,
+                      groups: Sequence[Hashable] | None = None, device: str | None = None,
+                      progress: bool = True) -> SegmenterSpec:
+    """The mask source of a classifier run: the profile's, with a U-Net that never saw the test.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    out_dir : path
+        The run's folder: a U-Net it needs is trained into ``out_dir/segmenter``.
+    profile, seed :
+        Of the classifier (its test split is the U-Net's exclusion).
+    segmenter : str or SegmenterSpec
+        ``"profile"``: the profile's ``segmenter``; else a name of
+        :data:`~leukolib.classification.masks.SEGMENTER_NAMES` (a spec passes
+        through).
+    seg_model : path, optional
+        A U-Net run for ``ensemble`` or ``unet`` (checked for leaks when the
+        classifier trains). Without one, a U-Net is trained on the
+        training-validation part only
+        (:func:`~leukolib.classification.masks.train_segmenter_for`); a
+        dataset without nucleus masks falls back to the handcrafted mask,
+        with a :class:`SegmenterFallbackWarning`.
+    groups, device, progress :
+        As :func:`train_grid`.
+
+    Examples
+    --------
+    >>> from leukolib.data.synthetic import SyntheticDataset
+    >>> resolve_segmenter(SyntheticDataset(n_images=4), "runs", "cpu", 0).name  # cpu: no U-Net to train
+    'handcrafted'
+    """
+    import warnings
+
+    from leukolib.classification.masks import train_segmenter_for
+
+    if isinstance(segmenter, SegmenterSpec):
+        return segmenter
+    prof = get_profile(profile)
+    name = prof.classification.segmenter if segmenter == "profile" else segmenter
+    if name in ("ensemble", "unet") and not seg_model:
+        if dataset.has_masks:
+            seg_model = Path(out_dir) / "segmenter"
+            train_segmenter_for(dataset, seg_model, prof, seed, groups=groups,
+                                progress=progress, device=device)
+        else:
+            warnings.warn(f"{dataset.name}: the {name} needs a U-Net trained on nucleus masks, "
+                          "and this dataset has none: the segmented models use the handcrafted "
+                          "mask", SegmenterFallbackWarning, stacklevel=2)
+            name = "handcrafted"
+    return SegmenterSpec(name, str(seg_model) if seg_model else None)
+
+
 def train_grid(
     dataset: Dataset,
     out_dir: str | os.PathLike,
@@ -73,7 +139,7 @@ def train_grid(
     seed: int = 0,
     *,
     keys: Sequence[str] | None = None,
-    segmenter: str | SegmenterSpec = "handcrafted",
+    segmenter: str | SegmenterSpec = "profile",
     seg_model: str | os.PathLike | None = None,
     crop: float | str | None = "auto",
     crop_min: float = 0.0,
@@ -106,7 +172,14 @@ def train_grid(
         :func:`~leukolib.classification.inputs.default_crop` (a fixed window
         around the nucleus for whole smear fields, nothing for cell crops),
         ``crop_min`` included.
-    segmenter, seg_model, crop_min, color, weights, device, progress, overwrite, groups :
+    segmenter : str or SegmenterSpec
+        ``"profile"`` (the default): the profile's ``segmenter``. An
+        ``ensemble`` or ``unet`` without ``seg_model`` gets a U-Net trained
+        on the training-validation part only, in ``out_dir/segmenter``
+        (:func:`~leukolib.classification.masks.train_segmenter_for`); a
+        dataset without nucleus masks cannot train one, and falls back to
+        the handcrafted mask with a :class:`SegmenterFallbackWarning`.
+    seg_model, crop_min, color, weights, device, progress, overwrite, groups :
         As :func:`~leukolib.classification.training.train_classifier`.
     data : ImageSet, optional
         Views already built (with the keys of both inputs).
@@ -144,8 +217,8 @@ def train_grid(
     resize = int(overrides.get("resize") or max(resize, size))
     specs = {i: InputSpec(i, size, resize, crop, color, crop_min)
              for i in ("segmented", "raw") if any(k.startswith(i + "-") for k in wanted)}
-    seg = SegmenterSpec(segmenter, str(seg_model) if seg_model else None) \
-        if isinstance(segmenter, str) else segmenter
+    seg = resolve_segmenter(dataset, out, prof, seed, segmenter, seg_model, groups=groups,
+                            device=device, progress=progress)
     if data is None:
         needs = any(s.needs_mask for s in specs.values())
         cache = Path(mask_cache) if mask_cache is not None else out / "masks"

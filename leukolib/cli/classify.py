@@ -52,9 +52,11 @@ def add_parsers(sub) -> None:
     tr.add_argument("--head", choices=["linear", "medium"], help="default linear")
     tr.add_argument("--act", choices=["relu", "mish"], help="default relu")
     tr.add_argument("--grid", action="store_true", help="train all eight models into --out/KEY")
-    tr.add_argument("--segmenter", default="handcrafted",
-                    choices=["handcrafted", "ensemble", "unet", "oracle"],
-                    help="nucleus masks of segmented inputs (default handcrafted; oracle: the "
+    tr.add_argument("--segmenter", default="profile",
+                    choices=["profile", "handcrafted", "ensemble", "unet", "oracle"],
+                    help="nucleus masks of segmented inputs (default: the profile's, handcrafted "
+                    "in smoke and cpu, the ensemble in paper, whose U-Net is trained on the "
+                    "training-validation part only unless --seg-model is given; oracle: the "
                     "dataset's ground truth)")
     tr.add_argument("--seg-model", metavar="RUN_DIR",
                     help="U-Net run of --segmenter ensemble/unet; refused if it trained on a "
@@ -135,12 +137,13 @@ def _weights(text: str):
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     """``leukolib train-classifier``: one classifier run, or the grid of eight."""
     from leukolib.classification import train_classifier, train_grid
+    from leukolib.classification.grid import resolve_segmenter
     from leukolib.data import profile_dataset
     from leukolib.errors import DataError, LeukolibError
 
     if args.grid and (args.input or args.head or args.act):
         raise UsageError("--grid trains all eight models: leave out --input, --head and --act")
-    if args.seg_model and args.segmenter not in ("ensemble", "unet"):
+    if args.seg_model and args.segmenter not in ("ensemble", "unet", "profile"):
         raise UsageError("--seg-model is for --segmenter ensemble or unet")
     try:
         dataset = profile_dataset(args.dataset, args.root, args.profile, args.seed,
@@ -149,13 +152,19 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if dataset.labels is None:
         raise UsageError(f"dataset {args.dataset!r} has no class labels: nothing to train on")
-    common = dict(profile=args.profile, seed=args.seed, segmenter=args.segmenter,
-                  seg_model=args.seg_model, crop=args.crop, crop_min=args.crop_min,
+    out = args.out.expanduser()
+    try:
+        segmenter = resolve_segmenter(dataset, out, args.profile, args.seed, args.segmenter,
+                                      args.seg_model, device=args.device,
+                                      progress=not args.quiet)
+    except (LeukolibError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    common = dict(profile=args.profile, seed=args.seed, segmenter=segmenter,
+                  crop=args.crop, crop_min=args.crop_min,
                   color=args.color,
                   weights=_weights(args.weights), device=args.device, progress=not args.quiet,
                   overwrite=args.overwrite, epochs=args.epochs, folds=args.folds,
                   fold=args.fold)
-    out = args.out.expanduser()
     try:
         if args.grid:
             records = train_grid(dataset, out, **common)
