@@ -19,7 +19,11 @@ ensemble, and the training time. The numbers go to
 ``benchmarks/results/scale_<train>_<profile>.json`` with the command, date and
 commit. A short protocol (``--folds 2 --epochs 4``) compares the two modes on
 equal terms; it is not the book's protocol, whose numbers come from
-``benchmarks/segmentation_report.py``.
+``benchmarks/segmentation_report.py``. A mode may add ``+gray-world``
+(the colour constancy before the network) and ``+stainS`` (HED stain jitter of
+half-width S in the training augmentation,
+:class:`~leukolib.segmentation.augment.RandStainJitterd`), e.g.
+``--modes diameter+stain0.05,diameter+stain0.2``.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--modes", default="square,diameter",
-                    help="scale modes, each optionally with '+gray-world' (colour constancy first)")
+                    help="scale modes, each optionally with '+gray-world' (colour constancy "
+                    "first) and '+stainS' (HED stain jitter of half-width S in training)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
@@ -67,12 +72,17 @@ def main(argv: list[str] | None = None) -> int:
             for n in dict.fromkeys([args.train, *args.eval.split(",")])}
     rows, rates, info = [], [], {}
     for mode in args.modes.split(","):
-        scale, _, colour = mode.partition("+")
+        scale, *extras = mode.split("+")
+        colour = "gray-world" if "gray-world" in extras else "rgb"
+        stain = next((float(e[len("stain"):]) for e in extras if e.startswith("stain")), None)
+        unknown = [e for e in extras if e != "gray-world" and not e.startswith("stain")]
+        if unknown:
+            ap.error(f"unknown mode options {unknown} in {mode!r}")
         run_dir = args.runs / f"unet_{args.train}_{args.profile}_{mode}_f{args.folds}e{args.epochs}"
         t0 = time.perf_counter()
         rec = train_unet(data[args.train], run_dir, profile=args.profile, seed=args.seed,
                          folds=args.folds, epochs=args.epochs, scale=scale,
-                         colour=colour or "rgb", progress=progress)
+                         colour=colour, stain_sigma=stain, progress=progress)
         run = load_unet_run(run_dir, device="cpu")
         info[mode] = {"scale": rec["config"]["scale"],
                       "train_seconds": float(sum(f["train_seconds"] for f in rec["folds"])),

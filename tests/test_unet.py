@@ -110,6 +110,20 @@ def test_photometric_augmentation_touches_the_image_only():
     assert 0.0 <= out["image"].min() <= out["image"].max() <= 1.0
 
 
+def test_stain_jitter_changes_colours_only_and_is_recorded_only_when_set():
+    image, mask = _pattern()
+    aug = Augmentation(p_geometric=0.0, p_photometric=0.0, stain_sigma=0.2, p_stain=1.0)
+    t = training_transforms(seed=3, aug=aug)
+    out = t({"image": image.clone(), "mask": mask.clone()})
+    assert torch.equal(out["mask"], mask)
+    assert not torch.allclose(out["image"], image)
+    assert 0.0 <= out["image"].min() <= out["image"].max() <= 1.0
+    assert aug.to_dict()["stain_sigma"] == 0.2 and "HED stain jitter" in aug.to_dict()["order"]
+    plain = Augmentation().to_dict()  # runs without it keep the configuration they had
+    assert "stain_sigma" not in plain and "p_stain" not in plain
+    assert plain["order"].endswith("gamma/CLAHE/noise (image only), clip [0, 1]")
+
+
 def test_augmentation_is_reproducible_for_a_seed():
     image, mask = _pattern()
 

@@ -108,7 +108,7 @@ def resolve_segmenter(dataset: Dataset, out_dir: str | os.PathLike, profile: str
     Examples
     --------
     >>> from leukolib.data.synthetic import SyntheticDataset
-    >>> resolve_segmenter(SyntheticDataset(n_images=4), "runs", "cpu", 0).name  # cpu: no U-Net to train
+    >>> resolve_segmenter(SyntheticDataset(n_images=4), "runs", "cpu", 0).name
     'handcrafted'
     """
     import warnings

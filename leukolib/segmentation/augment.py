@@ -58,6 +58,7 @@ from monai.transforms import (
 __all__ = [
     "Augmentation",
     "RandCLAHEd",
+    "RandStainJitterd",
     "RandTransposed",
     "ClipIntensityd",
     "image_to_tensor",
@@ -265,6 +266,70 @@ class RandCLAHEd(RandomizableTransform, MapTransform):
         return d
 
 
+class RandStainJitterd(RandomizableTransform, MapTransform):
+    """Stain jitter in optical density, along the haematoxylin, eosin and DAB axes.
+
+    The image's optical density ``OD = -ln(rgb)`` is unmixed into three stain
+    concentrations with Ruifrok and Johnston's matrix
+    (:data:`skimage.color.hed_from_rgb`), each concentration ``s`` becomes
+    ``alpha * s + beta`` with ``alpha`` drawn in ``[1 - sigma, 1 + sigma]``
+    and ``beta`` in ``[-sigma, sigma]`` per stain, and the result is mixed
+    back (:data:`skimage.color.rgb_from_hed`): the HED augmentation of
+    Tellez et al. (2018). Unlike :func:`skimage.color.rgb2hed`, negative
+    concentrations are kept, so that ``alpha = 1, beta = 0`` gives the image
+    back (a Romanowsky-stained smear is no mix of H, E and DAB: its
+    yellowish background has negative ones). The matrix is only a colour
+    basis here: the jitter moves the image along optical-density directions,
+    as another dye batch, smear thickness or scanner would.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Keys of ``(3, H, W)`` float images in ``[0, 1]`` (never masks).
+    prob : float
+    sigma : float
+        Half-width of the scale and shift ranges (shift in optical density).
+
+    Examples
+    --------
+    >>> t = RandStainJitterd(prob=1.0, sigma=0.0)
+    >>> x = torch.rand(3, 4, 4) * 0.9 + 0.05
+    >>> bool(torch.allclose(t({"image": x})["image"], x, atol=1e-5))
+    True
+    """
+
+    def __init__(self, keys=("image",), prob: float = 0.5, sigma: float = 0.05,
+                 allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob)
+        self.sigma = float(sigma)
+        self._alpha = np.ones(3)
+        self._beta = np.zeros(3)
+
+    def randomize(self, data=None) -> None:
+        """Draw whether to jitter, and the scale and shift of each stain."""
+        super().randomize(None)
+        self._alpha = self.R.uniform(1 - self.sigma, 1 + self.sigma, size=3)
+        self._beta = self.R.uniform(-self.sigma, self.sigma, size=3)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        """Jitter the stains of the images of ``data`` (or not), by one random draw."""
+        from skimage.color import hed_from_rgb, rgb_from_hed
+
+        d = dict(data)
+        self.randomize(None)
+        if not self._do_transform:
+            return d
+        for key in self.key_iterator(d):
+            x = plain_tensor(d[key])
+            hwc = x.permute(1, 2, 0).cpu().numpy().astype(np.float64)
+            od = -np.log(np.clip(hwc, 1e-6, 1.0))
+            stains = (od @ hed_from_rgb) * self._alpha + self._beta
+            out = np.clip(np.exp(-(stains @ rgb_from_hed)), 0.0, 1.0)
+            d[key] = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).permute(2, 0, 1)
+        return d
+
+
 class ClipIntensityd(MapTransform):
     """Clip image intensities to ``[0, 1]`` (after noise) and return plain tensors."""
 
@@ -296,6 +361,12 @@ class Augmentation:
         CLAHE's contrast clip limit.
     noise_std : float
         Upper bound of the Gaussian noise's standard deviation.
+    stain_sigma : float
+        :class:`RandStainJitterd`'s half-width, applied with probability
+        ``p_stain`` before the other intensity transforms; 0 (the default,
+        the paper's augmentation): none. Recorded only when set, so runs
+        without it keep the configuration they had.
+    p_stain : float
     """
 
     p_geometric: float = 0.5
@@ -303,11 +374,19 @@ class Augmentation:
     gamma_range: tuple[float, float] = (0.7, 1.5)
     clahe_clip_limit: float = 0.01
     noise_std: float = 0.03
+    stain_sigma: float = 0.0
+    p_stain: float = 0.5
 
     def to_dict(self) -> dict[str, object]:
         """The settings as a plain dict, with the order of the pipeline."""
+        fields = asdict(self)
+        if not self.stain_sigma:
+            del fields["stain_sigma"], fields["p_stain"]
+            order = "gamma/CLAHE/noise (image only)"
+        else:
+            order = "HED stain jitter, gamma/CLAHE/noise (image only)"
         return {"order": "resize once, then flips/rotate90/transpose (image+mask), "
-                "gamma/CLAHE/noise (image only), clip [0, 1]", **asdict(self)}
+                f"{order}, clip [0, 1]", **fields}
 
 
 def _augment_steps(a: Augmentation) -> list:
@@ -317,6 +396,8 @@ def _augment_steps(a: Augmentation) -> list:
         RandFlipd(keys=KEYS, prob=g, spatial_axis=1),
         RandRotate90d(keys=KEYS, prob=g, max_k=3, spatial_axes=(0, 1)),
         RandTransposed(keys=KEYS, prob=g),
+        *([RandStainJitterd(keys=("image",), prob=a.p_stain, sigma=a.stain_sigma)]
+          if a.stain_sigma else []),
         RandAdjustContrastd(keys=("image",), prob=p, gamma=a.gamma_range),
         RandCLAHEd(keys=("image",), prob=p, clip_limit=a.clahe_clip_limit),
         RandGaussianNoised(keys=("image",), prob=p, mean=0.0, std=a.noise_std),

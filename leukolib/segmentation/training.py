@@ -316,7 +316,8 @@ def _config(dataset: Dataset, prof: Profile, hp: UNetHParams, seed: int, overrid
         "optimizer": "Adam",
         "scheduler": dict(SCHEDULER),
         "selection": "best validation IoU",
-        "augmentation": Augmentation().to_dict(),
+        "augmentation": Augmentation(stain_sigma=float(overrides.get("stain_sigma") or 0.0))
+        .to_dict(),
         "validation": ("the whole image, resized" if spec.mode == "square" else
                        "one patch per image, centred on its nucleus"),
         "dataset": {"name": dataset.name, "ids": [str(i) for i in dataset.ids]},
@@ -342,6 +343,7 @@ def train_unet(
     batch_size: int | None = None,
     scale: str | None = None,
     colour: str | None = None,
+    stain_sigma: float | None = None,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train the U-Net by grouped k-fold cross-validation into a run directory (resumable).
@@ -378,6 +380,10 @@ def train_unet(
     colour : {"rgb", "gray-world"}, optional
         Override the profile's colour handling of the U-Net's input
         (:func:`~leukolib.segmentation.augment.unet_input`).
+    stain_sigma : float, optional
+        Add the HED stain jitter of this half-width to the augmentation
+        (:class:`~leukolib.segmentation.augment.RandStainJitterd`); default
+        none, the paper's augmentation.
     on_epoch_end : callable, optional
         ``on_epoch_end(fold, epoch_row)`` after each epoch.
 
@@ -403,7 +409,8 @@ def train_unet(
     grouped_by = grouping_record(DEFAULT_RULE, dataset_groups=dataset.groups is not None,
                                  caller_groups=groups is not None)
     overrides = {"epochs": epochs, "folds": folds, "image_size": image_size,
-                 "batch_size": batch_size, "scale": scale, "colour": colour}
+                 "batch_size": batch_size, "scale": scale, "colour": colour,
+                 "stain_sigma": stain_sigma}
     config = _config(dataset, prof, hp, seed, overrides, grouped_by)
     rundir = RunDirectory(out_dir, RUN_FORMAT)
     record = rundir.prepare(config, overwrite)
