@@ -223,6 +223,20 @@ class RandTransposed(RandomizableTransform, MapTransform):
         return d
 
 
+def _on_images(t, data: Mapping[Hashable, torch.Tensor],
+               fn) -> dict[Hashable, torch.Tensor]:
+    """Draw once whether ``t`` acts; if so, ``fn`` on each of its images as float64 (H, W, 3)."""
+    d = dict(data)
+    t.randomize(None)
+    if not t._do_transform:
+        return d
+    for key in t.key_iterator(d):
+        hwc = plain_tensor(d[key]).permute(1, 2, 0).clamp(0, 1).cpu().numpy().astype(np.float64)
+        out = fn(hwc)
+        d[key] = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).permute(2, 0, 1)
+    return d
+
+
 class RandCLAHEd(RandomizableTransform, MapTransform):
     """Contrast-limited adaptive histogram equalisation with probability ``prob``.
 
@@ -254,16 +268,8 @@ class RandCLAHEd(RandomizableTransform, MapTransform):
         """Equalise the images of ``data`` (or not), by one random draw."""
         from skimage.exposure import equalize_adapthist
 
-        d = dict(data)
-        self.randomize(None)
-        if not self._do_transform:
-            return d
-        for key in self.key_iterator(d):
-            x = plain_tensor(d[key])
-            hwc = x.permute(1, 2, 0).clamp(0, 1).cpu().numpy().astype(np.float64)
-            out = equalize_adapthist(hwc, clip_limit=self.clip_limit)
-            d[key] = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).permute(2, 0, 1)
-        return d
+        return _on_images(self, data,
+                          lambda hwc: equalize_adapthist(hwc, clip_limit=self.clip_limit))
 
 
 class RandStainJitterd(RandomizableTransform, MapTransform):
@@ -316,18 +322,11 @@ class RandStainJitterd(RandomizableTransform, MapTransform):
         """Jitter the stains of the images of ``data`` (or not), by one random draw."""
         from skimage.color import hed_from_rgb, rgb_from_hed
 
-        d = dict(data)
-        self.randomize(None)
-        if not self._do_transform:
-            return d
-        for key in self.key_iterator(d):
-            x = plain_tensor(d[key])
-            hwc = x.permute(1, 2, 0).cpu().numpy().astype(np.float64)
-            od = -np.log(np.clip(hwc, 1e-6, 1.0))
-            stains = (od @ hed_from_rgb) * self._alpha + self._beta
-            out = np.clip(np.exp(-(stains @ rgb_from_hed)), 0.0, 1.0)
-            d[key] = torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).permute(2, 0, 1)
-        return d
+        def jitter(hwc: np.ndarray) -> np.ndarray:
+            stains = (-np.log(np.clip(hwc, 1e-6, 1.0)) @ hed_from_rgb) * self._alpha + self._beta
+            return np.clip(np.exp(-(stains @ rgb_from_hed)), 0.0, 1.0)
+
+        return _on_images(self, data, jitter)
 
 
 class ClipIntensityd(MapTransform):
