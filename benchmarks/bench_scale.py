@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from leukolib import reference
     from leukolib.data import load_dataset
+    from leukolib.reference import source_commit
     from leukolib.segmentation.ensemble import EnsembleParams, fuse
     from leukolib.segmentation.evaluate import evaluate_segmentation, standard_methods
     from leukolib.segmentation.report import fallback_rates
@@ -119,13 +120,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{mode}: training {i['train_seconds']:.0f} s; images/s (HM + U-Net): {speeds}")
     cmd = "python benchmarks/bench_scale.py " + shlex.join(
         a if not a.startswith("/") else Path(a).name for a in (argv or sys.argv[1:]))
+    for i in info.values():
+        i["ran_at"] = {"commit": source_commit(), "command": cmd}
     results = {"train": args.train, "folds": args.folds, "epochs": args.epochs,
                "seed": args.seed, "iou": rows, "fallback_rates": rates, "runs": info}
     previous = args.out / f"scale_{args.train}_{args.profile}.json"
     if previous.is_file():  # runs of other modes from an earlier call stay in the file
-        old = json.loads(previous.read_text())["results"]
+        shipped = json.loads(previous.read_text())
+        old, was = shipped["results"], shipped["provenance"]
         if (old["folds"], old["epochs"], old["seed"]) == (args.folds, args.epochs, args.seed):
             modes = set(info)
+            # each mode keeps the commit and command it ran at (the provenance is this call's)
+            for run in old["runs"].values():
+                run.setdefault("ran_at", {"commit": was["commit"], "command": was["command"]})
             results["iou"] = [r for r in old["iou"] if r["mode"] not in modes] + rows
             results["fallback_rates"] = [r for r in old["fallback_rates"]
                                          if r["mode"] not in modes] + rates

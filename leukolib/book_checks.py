@@ -375,7 +375,8 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
         if rel.split("/")[0] in ("_static", "_sources", "_images"):
             continue
         scanner = _PageScanner()
-        scanner.feed(page.read_text(encoding="utf-8", errors="replace"))
+        html = page.read_text(encoding="utf-8", errors="replace")
+        scanner.feed(html)
         scanner.close()
         found: dict[str, None] = {}  # ordered, without repeats
         for prose, text, in_output, in_error in scanner.blocks:
@@ -401,13 +402,13 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
                 excerpt = _excerpt(prose, *m.span())[:120]
                 found[f"'nan' where a number should be: {excerpt!r}"] = None
         tables = _TableScanner()
-        tables.feed(page.read_text(encoding="utf-8", errors="replace"))
+        tables.feed(html)
         tables.close()
         for table in tables.tables:
             for row in _zero_width_rows(table):
                 found[f"an interval of zero width in a table: {row[:120]!r}"] = None
-            for text in _glued_cells(table):
-                found[f"a table whose cells run together: {text[:120]!r}"] = None
+            for cell in _glued_cells(table):
+                found[f"a table whose cells run together: {cell[:120]!r}"] = None
         for link in scanner.links:
             if link.startswith("file:") or _find_paths(link, root_list, anywhere=False):
                 found[f"a link to the build machine's files: {link[:120]!r}"] = None
@@ -415,7 +416,7 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
             found[error] = None
         if rel.startswith("notebooks/"):
             length = _LengthScanner()
-            length.feed(page.read_text(encoding="utf-8", errors="replace"))
+            length.feed(html)
             length.close()
             said = _TIME_TO_LEARN.search(" ".join(text for _, text, _, _ in scanner.blocks))
             measured = _minutes(length)
@@ -425,7 +426,10 @@ def check_html(html_dir: str | Path, roots: Iterable[str | Path] = ()) -> list[s
                       f"{MINUTES_PER_FIGURE} per figure)"] = None
             over = _over_limits(length)
             if over:
-                found[f"main text over the chapter's limits: {over}; fold the details "
+                counts = _counts(length)
+                said_over = ", ".join(f"{counts[k]} {k} (at most {CHAPTER_LIMITS[k]})"
+                                      for k in over)
+                found[f"main text over the chapter's limits: {said_over}; fold the details "
                       "({dropdown}, a hide-output cell) or move them to an appendix page"] = None
         if rel.startswith("notebooks/") and not any(
                 banner in text for _, text, _, _ in scanner.blocks for banner in BANNERS):
@@ -482,11 +486,14 @@ class _LengthScanner(HTMLParser):
             self.words += len(re.findall(r"[A-Za-z][A-Za-z'\-]*", data))
 
 
-def _over_limits(scanner: _LengthScanner) -> str:
-    """The limits of :data:`CHAPTER_LIMITS` a page's main text exceeds, in words ('' if none)."""
-    counts = {"words": scanner.words, "tables": scanner.tables}
-    return ", ".join(f"{counts[k]} {k} (at most {limit})" for k, limit in CHAPTER_LIMITS.items()
-                     if counts[k] > limit)
+def _counts(scanner: _LengthScanner) -> dict[str, int]:
+    return {"words": scanner.words, "tables": scanner.tables}
+
+
+def _over_limits(scanner: _LengthScanner) -> list[str]:
+    """The limits of :data:`CHAPTER_LIMITS` a page's main text exceeds."""
+    counts = _counts(scanner)
+    return [k for k, limit in CHAPTER_LIMITS.items() if counts[k] > limit]
 
 
 def _glued_cells(table: list[list[str]]) -> list[str]:
@@ -524,8 +531,7 @@ def page_lengths(html_dir: str | Path, pattern: str = "notebooks/*.html") -> dic
         scanner.feed(page.read_text(encoding="utf-8", errors="replace"))
         scanner.close()
         minutes = _minutes(scanner)
-        over = [k for k, limit in CHAPTER_LIMITS.items()
-                if {"words": scanner.words, "tables": scanner.tables}[k] > limit]
+        over = _over_limits(scanner)
         out[page.relative_to(html_dir).as_posix()] = {
             "words": scanner.words, "tables": scanner.tables, "figures": scanner.figures,
             "minutes": round(minutes), "over": over}

@@ -217,10 +217,12 @@ def train_grid(
     resize = int(overrides.get("resize") or max(resize, size))
     specs = {i: InputSpec(i, size, resize, crop, color, crop_min)
              for i in ("segmented", "raw") if any(k.startswith(i + "-") for k in wanted)}
-    seg = resolve_segmenter(dataset, out, prof, seed, segmenter, seg_model, groups=groups,
-                            device=device, progress=progress)
+    needs = any(s.needs_mask for s in specs.values())
+    # no model of this grid uses a mask: no U-Net is trained for one
+    seg = resolve_segmenter(dataset, out, prof, seed, segmenter if needs else "handcrafted",
+                            seg_model if needs else None, groups=groups, device=device,
+                            progress=progress)
     if data is None:
-        needs = any(s.needs_mask for s in specs.values())
         cache = Path(mask_cache) if mask_cache is not None else out / "masks"
         masks = MaskSource(seg, cache, select_device(device)) if needs else None
         data = build_views(dataset, {spec_key(s): s for s in specs.values()}, masks, progress)
