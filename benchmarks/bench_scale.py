@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                       "oof_iou": rec["oof"]["summary"]["iou"]["mean"], "pairs": {}}
         for name in args.eval.split(","):
             base = EnsembleParams()
-            guarded = {f: EnsembleParams(fallback_iou=f) for f in fallbacks}
+            guarded = {f: EnsembleParams(fallback_iou=f, fallback_entropy=0.0) for f in fallbacks}
             extra = {f"ENSEMBLE fallback {f:g}": (lambda hm, p, _q=q: fuse(hm, p, _q))
                      for f, q in guarded.items()}
             predictor = run.predictor_for(data[name])
@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             for method, iou in means.items():
                 rows.append({"mode": mode, "pair": f"{args.train} -> {name}", "method": method,
                              "iou": float(iou)})
-            r = fallback_rates(ev, fallbacks)
+            r = fallback_rates(ev, {f"{f:g}": EnsembleParams(fallback_iou=f, fallback_entropy=0.0)
+                                    for f in fallbacks})
             for _, rr in r.iterrows():
                 rates.append({"mode": mode, "pair": f"{args.train} -> {name}",
                               **{f"falls back < {k}": float(rr[k]) for k in r.columns if k != "n"}})

@@ -166,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         save_report,
     )
     from leukolib.segmentation.selection import (
-        FALLBACKS,
+        ENSEMBLE_INCUMBENT,
         HANDCRAFTED_INCUMBENT,
         candidate_rules,
+        fallback_candidates,
         fusion_candidates,
         handcrafted_candidates,
         score_handcrafted,
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     def _hm(image):
         return segment_nucleus(image, hm_params)
 
-    base = EnsembleParams()
+    start = base = ENSEMBLE_INCUMBENT  # the paper's ensemble; the library's default is the result
     per = candidates_pass(base, "base")
     in_domain = per[per["trained_on"] == per["dataset"]]
     cross = per[per["trained_on"] != per["dataset"]]
@@ -296,15 +297,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     final = replace(chosen_fusion, min_area=int(area_choice.chosen))
 
     # the fallback to the handcrafted mask where the two disagree: a safety switch, no-harm rule
-    if final != EnsembleParams(threshold=final.threshold):  # scored with another base: again
+    if final != replace(start, threshold=final.threshold):  # scored with another base: again
         per = candidates_pass(final, f"final{final.fusion}{final.min_area}")
     fallback = unit_means(per, "fallback ")
     fb_choice = choose(fallback, "0", criterion="no-harm")
     results["fallback"] = _choice_record(
         fb_choice, leave_one_out(fallback, "0", _all_units(names), names, criterion="no-harm"))
-    print("\nfallback to HM alone (IoU(HM, DEEP) below)\n", fallback.round(4), "\n",
-          fb_choice.reason)
-    final = replace(final, fallback_iou=float(fb_choice.chosen))
+    print("\nfallback to HM alone (IoU(HM, DEEP) below, the U-Net's entropy above)\n",
+          fallback.round(4), "\n", fb_choice.reason)
+    fb_rules = fallback_candidates(final)
+    final = fb_rules[fb_choice.chosen]
     results["defaults"] = {"handcrafted": hm_params.to_dict(), "ensemble": final.to_dict(),
                            "ensemble_label": final.label()}
     library = {"handcrafted": HandcraftedParams().to_dict(), "ensemble": EnsembleParams().to_dict()}
@@ -351,7 +353,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         orient="records")
     results["generalization"] = {m: matrix(ev, m).reset_index().to_dict(orient="records")
                                  for m in ("DEEP", "ENSEMBLE")}
-    results["fallback_rates"] = fallback_rates(ev, FALLBACKS).reset_index(
+    # the chosen rule, and each measure it uses alone at every threshold tried
+    used = [m for m, on in (("iou<", final.fallback_iou), ("entropy>", final.fallback_entropy))
+            if on] or ["iou<", "entropy>"]
+    shown = {k: v for k, v in fb_rules.items()
+             if k == fb_choice.chosen or (" or " not in k and k.startswith(tuple(used)))}
+    results["fallback_rates"] = fallback_rates(ev, shown).reset_index(
         names="unit").to_dict(orient="records")
     results["scale"] = {d: {"scale": r.record["config"].get("scale"),
                             "median_nucleus_diameter":

@@ -125,6 +125,26 @@ def test_per_image_table_has_every_method_and_sample(fake_ev, data):
     assert (total == 64 * 64).all()
 
 
+def test_fallback_rates_read_both_measures_off_the_agreement_table(fake_ev, data):
+    from leukolib.segmentation.ensemble import agreement, uncertainty
+    from leukolib.segmentation.report import fallback_rates
+
+    a = fake_ev.agreement
+    assert a["uncertainty"].between(0, 1).all()
+    sample = data[0]
+    hm = segment_nucleus(sample.image)
+    assert 0 <= agreement(hm, FakeDeep().proba(sample)) <= 1
+    u = float(a["uncertainty"].median())
+    rules = {"never": EnsembleParams(fallback_iou=0.0, fallback_entropy=0.0),
+             "always": EnsembleParams(fallback_iou=0.999, fallback_entropy=0.0),
+             "unsure": EnsembleParams(fallback_iou=0.0, fallback_entropy=u)}
+    r = fallback_rates(fake_ev, rules)
+    assert r.loc["synthetic", "never"] == 0.0 and r.loc["synthetic", "always"] == 1.0
+    assert r.loc["synthetic", "unsure"] == pytest.approx((a["uncertainty"] > u).mean())
+    assert int(r.loc["synthetic", "n"]) == len(a)
+    assert uncertainty(hm, np.full(hm.shape, 0.5)) == pytest.approx(1.0 if hm.any() else 0.0)
+
+
 def test_run_is_batched_by_fold_and_matches_the_out_of_fold_record(tiny_run, data):
     seen: list = []
     original = tiny_run.predict_many

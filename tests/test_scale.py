@@ -213,7 +213,8 @@ def test_the_ensemble_keeps_the_handcrafted_mask_where_the_unet_disagrees():
     elsewhere = disc((64, 64), (10, 50), 8).astype(float)  # the U-Net sees another object
     near = disc((64, 64), (32, 33), 12).astype(float)
     assert agreement(hm, elsewhere) == 0.0 and agreement(hm, near) > 0.8
-    never, guarded = EnsembleParams(fallback_iou=0.0), EnsembleParams(fallback_iou=0.5)
+    never = EnsembleParams(fallback_iou=0.0, fallback_entropy=0.0)
+    guarded = EnsembleParams(fallback_iou=0.5, fallback_entropy=0.0)
     assert not fuse(hm, elsewhere, never).any()  # AND alone loses the nucleus
     assert (fuse(hm, elsewhere, guarded) == hm).all() and falls_back(hm, elsewhere, guarded)
     assert (fuse(hm, near, guarded) == fuse(hm, near, never)).all()
@@ -221,6 +222,40 @@ def test_the_ensemble_keeps_the_handcrafted_mask_where_the_unet_disagrees():
     assert "handcrafted alone where IoU(HM, DEEP) < 0.5" in guarded.label()
     with pytest.raises(ValueError):
         EnsembleParams(fallback_iou=1.0)
+
+
+def test_the_ensemble_keeps_the_handcrafted_mask_where_the_unet_is_unsure():
+    from leukolib.segmentation.ensemble import uncertainty
+
+    hm = disc((64, 64), (32, 32), 12)
+    inside = disc((64, 64), (32, 32), 8)
+    sure = np.where(inside, 0.99, 0.01)  # a confident U-Net that draws the nucleus too small
+    unsure = np.where(inside, 0.55, 0.3)  # the same mask, drawn by a network out of its domain
+    assert (unsure >= 0.5).sum() == (sure >= 0.5).sum()  # the masks, and so the IoU, are equal
+    assert uncertainty(hm, sure) < 0.1 < 0.9 < uncertainty(hm, unsure)
+    unsure_rule = EnsembleParams(fallback_iou=0.0, fallback_entropy=0.5)
+    assert not falls_back(hm, sure, unsure_rule) and falls_back(hm, unsure, unsure_rule)
+    assert (fuse(hm, unsure, unsure_rule) == hm).all()
+    assert (fuse(hm, sure, unsure_rule) == (hm & inside)).all()
+    assert "entropy > 0.5 bit" in unsure_rule.label()
+    assert uncertainty(np.zeros((8, 8), bool), np.zeros((8, 8))) == 0.0
+    with pytest.raises(ValueError, match="fallback_entropy"):
+        EnsembleParams(fallback_entropy=1.0)
+
+
+def test_every_fallback_candidate_scores_what_the_ensemble_would_do():
+    # the candidates share one fusion per image: each must still equal fuse() with its own rule
+    from leukolib.segmentation.selection import candidate_rules, fallback_candidates
+
+    rng = np.random.default_rng(0)
+    hm = disc((48, 48), (24, 24), 10)
+    probas = [np.where(disc((48, 48), (24, 25), 9), 0.97, 0.02),
+              np.clip(rng.normal(0.45, 0.2, (48, 48)), 0, 1),
+              np.where(disc((48, 48), (5, 40), 6), 0.9, 0.05)]
+    rules = candidate_rules()
+    for name, params in fallback_candidates().items():
+        for p in probas:
+            assert (rules[f"fallback {name}"](hm, p) == fuse(hm, p, params)).all(), name
 
 
 def test_the_no_harm_rule_chooses_a_safety_switch_the_consistent_rule_cannot():

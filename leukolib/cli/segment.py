@@ -148,9 +148,10 @@ def scale_line(segment) -> str | None:
         return None
     used = ", ".join(f"{n} image(s) by {src}" for src, n in sources.items())
     line = f"scale: {run.scale.label()}; nucleus diameter: {used}"
-    if getattr(segment, "params", None) is not None and segment.params.fallback_iou:
+    params = getattr(segment, "params", None)
+    if params is not None and params.fallback_label():
         line += (f"; handcrafted mask kept alone on {segment.fallbacks} image(s) "
-                 f"(IoU(HM, DEEP) < {segment.params.fallback_iou:g})")
+                 f"({params.fallback_label().removeprefix(', handcrafted alone where ')})")
     return line
 
 

@@ -292,5 +292,6 @@ def methods_for(name: str, model: Any = None, dataset: Any = None, **options: An
         return Methods({ENSEMBLE: lambda hm, p: fuse(hm, p, params)}, segment_nucleus, deep,
                        threshold=params.threshold,
                        info={"mode": deep.mode, "reason": deep.reason, "ensemble": params.label(),
-                             "fusion": params.fusion, "fallback_iou": params.fallback_iou})
+                             "fusion": params.fusion, "fallback_iou": params.fallback_iou,
+                             "fallback_entropy": params.fallback_entropy})
     return Methods(segmenter=get_method(key, model, **options), segmenter_name=key)

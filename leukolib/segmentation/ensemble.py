@@ -23,13 +23,23 @@ Every rule is followed by the area opening: connected objects smaller than
 handcrafted filter (:func:`~leukolib.segmentation.handcrafted.min_area_pixels`),
 are removed.
 
-**Out of its domain** a U-Net can be confidently wrong (trained on fields,
-applied to crops), and no fixed rule then protects the fusion. With
-``fallback_iou > 0`` the ensemble measures, per image, how far the two
-methods disagree, the IoU between the handcrafted mask and ``p >= t``
-(:func:`agreement`), and keeps the handcrafted mask alone where it is below
-``fallback_iou`` (:func:`falls_back`). Its value is chosen like the rest, by the
-selection protocol of :mod:`leukolib.segmentation.selection`, across datasets.
+**Out of its domain** a U-Net can be wrong (trained on fields, applied to
+crops), and no fixed rule then protects the fusion. Two measures, per image,
+let the ensemble keep the handcrafted mask alone (:func:`falls_back`):
+
+* ``fallback_iou > 0``: how far the two methods disagree, the IoU between the
+  handcrafted mask and ``p >= t`` (:func:`agreement`), below ``fallback_iou``.
+  Disagreement alone cannot say which method is wrong: in its own domain the
+  U-Net is usually the one that is right where the two differ.
+* ``fallback_entropy > 0``: how unsure the U-Net itself is on the pixels it
+  votes on, the mean binary entropy of ``p`` (bits) over the handcrafted
+  mask (:func:`uncertainty`), above ``fallback_entropy``. A network on images
+  like its training images gives probabilities near 0 or 1 there; out of its
+  domain they drift towards 0.5 (the signal that out-of-distribution
+  detectors read from a classifier's softmax).
+
+Which measure, and its threshold, is chosen like the rest, by the selection
+protocol of :mod:`leukolib.segmentation.selection`, across datasets.
 
 **The** ensemble of leukolib (``--method ensemble`` in the command line, the
 ``ENSEMBLE`` row of every report, the book) is :class:`EnsembleParams`'s
@@ -52,7 +62,7 @@ from leukolib.data.sample import Sample
 from leukolib.segmentation.handcrafted import HandcraftedParams, area_filter, min_area_pixels
 
 __all__ = ["ENSEMBLE", "FUSIONS", "EnsembleParams", "EnsembleSegmenter", "agreement",
-           "falls_back", "fuse"]
+           "falls_back", "fuse", "keeps_handcrafted", "uncertainty"]
 
 #: Available fusion rules.
 FUSIONS: tuple[str, ...] = ("and", "or", "soft")
@@ -80,6 +90,10 @@ class EnsembleParams:
     fallback_iou : float
         Keep the handcrafted mask alone on an image where the IoU of the two
         methods' masks is below this (0: never).
+    fallback_entropy : float
+        Keep the handcrafted mask alone on an image where the U-Net's mean
+        entropy over the handcrafted mask (:func:`uncertainty`, bits) is above
+        this (0: never).
     """
 
     fusion: str = "and"
@@ -88,6 +102,7 @@ class EnsembleParams:
     min_area: int = 300  # chosen by the protocol: segmentation.json
     reference_area: int | None = HandcraftedParams().reference_area
     fallback_iou: float = 0.3  # chosen by the protocol (no-harm rule)
+    fallback_entropy: float = 0.35  # chosen by the protocol (no-harm rule)
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -100,6 +115,8 @@ class EnsembleParams:
             raise ValueError(f"min_area must be >= 0, got {self.min_area}")
         if not 0.0 <= self.fallback_iou < 1.0:
             raise ValueError(f"fallback_iou must be in [0, 1), got {self.fallback_iou}")
+        if not 0.0 <= self.fallback_entropy < 1.0:
+            raise ValueError(f"fallback_entropy must be in [0, 1) bit, got {self.fallback_entropy}")
 
     def rule(self) -> str:
         """The fusion rule in words: ``"AND"``, ``"OR"`` or ``"SOFT w=0.75"``.
@@ -116,16 +133,29 @@ class EnsembleParams:
 
         Examples
         --------
-        >>> EnsembleParams(fallback_iou=0.0).label()
+        >>> EnsembleParams(fallback_iou=0.0, fallback_entropy=0.0).label()
         'AND, p >= 0.5, area opening 300 px at 256x256'
+        >>> EnsembleParams(fallback_iou=0.3, fallback_entropy=0.5).label()[-64:]
+        "alone where IoU(HM, DEEP) < 0.3 or the U-Net's entropy > 0.5 bit"
         """
         area = "no area opening" if not self.min_area else (
             f"area opening {self.min_area} px"
             + (" at 256x256" if self.reference_area == 256 * 256 else
                f" at {self.reference_area} px" if self.reference_area else ""))
-        fallback = (f", handcrafted alone where IoU(HM, DEEP) < {self.fallback_iou:g}"
-                    if self.fallback_iou else "")
-        return f"{self.rule()}, p >= {self.threshold:g}, {area}{fallback}"
+        return f"{self.rule()}, p >= {self.threshold:g}, {area}{self.fallback_label()}"
+
+    def fallback_label(self) -> str:
+        """When the handcrafted mask is kept alone, in words (empty when never).
+
+        Examples
+        --------
+        >>> EnsembleParams(fallback_iou=0.0, fallback_entropy=0.45).fallback_label()
+        ", handcrafted alone where the U-Net's entropy > 0.45 bit"
+        """
+        parts = ([f"IoU(HM, DEEP) < {self.fallback_iou:g}"] if self.fallback_iou else []) + (
+            [f"the U-Net's entropy > {self.fallback_entropy:g} bit"] if self.fallback_entropy
+            else [])
+        return f", handcrafted alone where {' or '.join(parts)}" if parts else ""
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict."""
@@ -149,12 +179,59 @@ def agreement(handcrafted: np.ndarray, deep_proba: np.ndarray, threshold: float 
     return float((hm & deep).sum() / union) if union else 1.0
 
 
+def uncertainty(handcrafted: np.ndarray, deep_proba: np.ndarray) -> float:
+    """Mean binary entropy (bits) of ``deep_proba`` on the handcrafted mask's pixels.
+
+    These are the pixels on which AND lets the U-Net vote (keep or veto): 0
+    for a U-Net sure of each of them (probabilities 0 or 1), 1 for one that
+    answers 0.5 everywhere; 0 when the handcrafted mask is empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hm = np.zeros((10, 10), bool); hm[:, :5] = True
+    >>> sure, unsure = np.where(hm, 0.99, 0.01), np.where(hm, 0.6, 0.01)
+    >>> round(uncertainty(hm, sure), 3), round(uncertainty(hm, unsure), 3)
+    (0.081, 0.971)
+    """
+    hm = np.asarray(handcrafted, dtype=bool)
+    if not hm.any():
+        return 0.0
+    q = np.clip(np.asarray(deep_proba, dtype=np.float64)[hm], 1e-6, 1.0 - 1e-6)
+    return float(np.mean(-(q * np.log2(q) + (1.0 - q) * np.log2(1.0 - q))))
+
+
+def keeps_handcrafted(params: EnsembleParams, agreement_iou: float, entropy: float) -> bool:
+    """The fallback decision from the two measures (:func:`agreement`, :func:`uncertainty`).
+
+    Examples
+    --------
+    >>> p = EnsembleParams(fallback_iou=0.3, fallback_entropy=0.5)
+    >>> [keeps_handcrafted(p, a, u) for a, u in ((0.9, 0.2), (0.2, 0.2), (0.9, 0.6))]
+    [False, True, True]
+    """
+    return bool((params.fallback_iou and agreement_iou < params.fallback_iou)
+                or (params.fallback_entropy and entropy > params.fallback_entropy))
+
+
 def falls_back(handcrafted: np.ndarray, deep_proba: np.ndarray,
                params: EnsembleParams | None = None) -> bool:
-    """Whether the ensemble keeps the handcrafted mask alone on this image."""
+    """Whether the ensemble keeps the handcrafted mask alone on this image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hm = np.zeros((10, 10), bool); hm[:, :5] = True
+    >>> unsure = np.where(hm, 0.6, 0.01)
+    >>> falls_back(hm, unsure, EnsembleParams(fallback_iou=0.0, fallback_entropy=0.0))
+    False
+    >>> falls_back(hm, unsure, EnsembleParams(fallback_iou=0.0, fallback_entropy=0.5))
+    True
+    """
     params = params or EnsembleParams()
-    return bool(params.fallback_iou and
-                agreement(handcrafted, deep_proba, params.threshold) < params.fallback_iou)
+    a = agreement(handcrafted, deep_proba, params.threshold) if params.fallback_iou else 1.0
+    u = uncertainty(handcrafted, deep_proba) if params.fallback_entropy else 0.0
+    return keeps_handcrafted(params, a, u)
 
 
 def fuse(
@@ -229,7 +306,7 @@ class EnsembleSegmenter:
         self.handcrafted = handcrafted or segment_nucleus
         self.params = params or EnsembleParams()
         self.fallbacks = 0  # images on which the handcrafted mask was kept alone
-        self._no_fallback = replace(self.params, fallback_iou=0.0)
+        self._no_fallback = replace(self.params, fallback_iou=0.0, fallback_entropy=0.0)
         self._takes_mask = "handcrafted_mask" in inspect.signature(deep.proba).parameters
 
     @property

@@ -43,7 +43,7 @@ from leukolib.data.base import Dataset
 from leukolib.data.sample import Sample
 from leukolib.errors import DatasetError
 from leukolib.metrics import SEGMENTATION_METRICS, segmentation_metrics
-from leukolib.segmentation.ensemble import ENSEMBLE, EnsembleParams, fuse
+from leukolib.segmentation.ensemble import ENSEMBLE, EnsembleParams, fuse, uncertainty
 
 __all__ = [
     "AGREEMENT_COLUMNS",
@@ -178,8 +178,9 @@ class Evaluation:
         ``dataset, id, method, trained_on, mode``, the six metrics and
         ``mask_repaired``.
     agreement : DataFrame
-        ``dataset, id, trained_on`` and :data:`AGREEMENT_COLUMNS` (when both HM
-        and DEEP were computed).
+        ``dataset, id, trained_on``, :data:`AGREEMENT_COLUMNS` and the U-Net's
+        ``uncertainty`` (:func:`~leukolib.segmentation.ensemble.uncertainty`),
+        when both HM and DEEP were computed.
     failures : list of (str, str, str)
         ``(dataset, sample id, reason)`` of every sample that was not scored.
     info : dict
@@ -410,13 +411,15 @@ def evaluate_segmentation(
                 code = (hm.astype(np.uint8) << 2) | ((p >= methods.threshold) << 1) | s.nucleus
                 agree.append(base | dict(zip(AGREEMENT_COLUMNS,
                                              np.bincount(code.ravel(), minlength=8).tolist(),
-                                             strict=True)))
+                                             strict=True))
+                             | {"uncertainty": uncertainty(hm, p)})
         bar.update(min(n, start + chunk) - start)
     bar.close()
     cols = ["dataset", "id", "method", "trained_on", "mode", *SEGMENTATION_METRICS,
             "mask_repaired"]
     per_image = pd.DataFrame(rows, columns=cols)
-    agreement = pd.DataFrame(agree, columns=["dataset", "id", "trained_on", *AGREEMENT_COLUMNS])
+    agreement = pd.DataFrame(agree, columns=["dataset", "id", "trained_on", *AGREEMENT_COLUMNS,
+                                             "uncertainty"])
     k = per_image[["id"]].drop_duplicates().shape[0]
     predict = timing["seconds_handcrafted"] + timing["seconds_deep"] + timing["seconds_segmenter"]
     scale = dict(getattr(methods.deep, "scale_sources", None) or {})

@@ -21,6 +21,7 @@ from leukolib import reference
 __all__ = [
     "PARAMETERS",
     "available",
+    "chosen_fallback",
     "fallback_rates",
     "generalization",
     "generalization_before",
@@ -208,13 +209,24 @@ def findings() -> list[str]:
             out.append(f"With the U-Nets that resized every image to one square it was so on "
                        f"{was} of {len(common)}; the weakest pair now, {t} -> {e}, gives "
                        f"{g.loc[t, e]:.3f} (HM {hm[e]:.3f}, before {before.loc[t, e]:.3f}).")
-    rates = fallback_rates()
-    chosen = r["defaults"]["ensemble"].get("fallback_iou")
-    if rates is not None and chosen:
-        col = f"{chosen:g}"
-        if col in rates:
-            busiest = rates[col].idxmax()
-            out.append(f"The ensemble keeps the handcrafted mask alone where IoU(HM, DEEP) < "
-                       f"{chosen:g}: on {rates[col].max():.1%} of the images of {busiest} at "
-                       f"most, on {rates[col].min():.1%} at least.")
+    from leukolib.segmentation.ensemble import EnsembleParams
+
+    rates, col = fallback_rates(), chosen_fallback()
+    if rates is not None and col in rates:
+        where = EnsembleParams(**r["defaults"]["ensemble"]).fallback_label()
+        busiest = rates[col].idxmax()
+        out.append(f"The ensemble keeps the handcrafted mask alone{where.split(' alone', 1)[1]}: "
+                   f"on {rates[col].max():.1%} of the images of {busiest} at most, on "
+                   f"{rates[col].min():.1%} at least.")
     return out
+
+
+def chosen_fallback() -> str | None:
+    """The fallback rule the protocol chose, by its candidate name (``"0"``: never), if any.
+
+    A report that predates the named candidates recorded the IoU alone (``"0.3"``).
+    """
+    chosen = (results().get("fallback") or {}).get("chosen")
+    if chosen is None:
+        return None
+    return f"iou<{chosen}" if chosen[0].isdigit() and chosen != "0" else chosen

@@ -23,7 +23,7 @@ datasets) and returns tidy pandas tables that notebooks display with
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from leukolib.metrics import SEGMENTATION_METRICS
-from leukolib.segmentation.ensemble import ENSEMBLE
+from leukolib.segmentation.ensemble import ENSEMBLE, EnsembleParams, keeps_handcrafted
 from leukolib.segmentation.evaluate import AGREEMENT_COLUMNS, Evaluation
 from leukolib.stats import bootstrap_ci, holm_paired, paired_comparison
 from leukolib.tables import beside_paper, save_table, to_markdown
@@ -198,19 +198,24 @@ def fusion_diagnostics(ev: Evaluation) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fallback_rates(ev: Evaluation, thresholds: Sequence[float]) -> pd.DataFrame:
-    """How often the ensemble would keep the handcrafted mask alone, per U-Net and dataset.
+def fallback_rates(ev: Evaluation, candidates: Mapping[str, EnsembleParams]) -> pd.DataFrame:
+    """How often each fallback rule would keep the handcrafted mask alone, per U-Net and dataset.
 
-    The agreement of the two methods on an image is the IoU of the handcrafted
-    mask and DEEP (:func:`~leukolib.segmentation.ensemble.agreement`), read
-    off the evaluation's pixel counts; the share of images below each
-    threshold is the fallback rate at that threshold.
+    Both measures are read off the evaluation's agreement table: the IoU of
+    the handcrafted mask and DEEP (:func:`~leukolib.segmentation.ensemble.
+    agreement`) from its pixel counts, and the U-Net's ``uncertainty``.
+
+    Parameters
+    ----------
+    ev : Evaluation
+    candidates : mapping of str to EnsembleParams
+        Column name to the rule (its ``fallback_iou`` and ``fallback_entropy``).
 
     Returns
     -------
     DataFrame
         Rows ``trained_on -> dataset`` (the dataset alone in-domain), a column
-        per threshold, the share of images; ``n`` the number of images.
+        per candidate, the share of images; ``n`` the number of images.
     """
     a = ev.agreement
     if a.empty:
@@ -218,12 +223,14 @@ def fallback_rates(ev: Evaluation, thresholds: Sequence[float]) -> pd.DataFrame:
     both = a["hm1_deep1_gt0"] + a["hm1_deep1_gt1"]
     either = a[[c for c in AGREEMENT_COLUMNS if c.startswith("hm1") or "deep1" in c]].sum(axis=1)
     iou = np.where(either > 0, both / either.clip(lower=1), 1.0)
+    unsure = a["uncertainty"].to_numpy() if "uncertainty" in a else np.zeros(len(a))
     unit = np.where(a["trained_on"] == a["dataset"], a["dataset"],
                     a["trained_on"] + " -> " + a["dataset"])
-    frame = pd.DataFrame({"unit": unit, "iou": iou})
-    out = pd.DataFrame({f"{t:g}": frame.groupby("unit", sort=False)["iou"].apply(
-        lambda x, _t=t: float((x < _t).mean())) for t in thresholds if t > 0})
-    out["n"] = frame.groupby("unit", sort=False).size()
+    out = pd.DataFrame({name: pd.Series([keeps_handcrafted(q, x, u) for x, u in
+                                         zip(iou, unsure, strict=True)], dtype=float)
+                        .groupby(unit, sort=False).mean()
+                        for name, q in candidates.items()})
+    out["n"] = pd.Series(unit).groupby(unit, sort=False).size()
     return out
 
 

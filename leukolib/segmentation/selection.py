@@ -13,10 +13,12 @@ order, each with the choices before it fixed:
 3. :func:`fusion_candidates`, both in-domain (out-of-fold) and across
    datasets (a U-Net trained on one dataset, applied to another);
 4. :data:`AREA_OPENINGS` after the chosen fusion;
-5. :data:`FALLBACKS`, the disagreement (IoU of HM and DEEP) under which the
-   ensemble keeps the handcrafted mask alone, across datasets and in-domain
-   together, by the no-harm rule of a safety switch (:func:`leukolib.selection.
-   choose`): it may not lose on any unit.
+5. :func:`fallback_candidates`, when the ensemble keeps the handcrafted mask
+   alone: never, below a disagreement (:data:`FALLBACKS`, the IoU of HM and
+   DEEP), above an uncertainty of the U-Net (:data:`ENTROPIES`, its mean
+   entropy in bits) or either, across datasets and in-domain together, by the
+   no-harm rule of a safety switch (:func:`leukolib.selection.choose`): it may
+   not lose on any unit.
 
 ``benchmarks/segmentation_report.py`` runs the protocol on the shared
 datasets, leave-one-dataset-out, and writes the choices and the held-out
@@ -35,15 +37,24 @@ import pandas as pd
 
 from leukolib.data.base import Dataset
 from leukolib.metrics import segmentation_metrics
-from leukolib.segmentation.ensemble import EnsembleParams, fuse
+from leukolib.segmentation.ensemble import (
+    EnsembleParams,
+    agreement,
+    fuse,
+    keeps_handcrafted,
+    uncertainty,
+)
 from leukolib.segmentation.handcrafted import HandcraftedParams, segment_nucleus
 
 __all__ = [
     "AREA_OPENINGS",
+    "ENSEMBLE_INCUMBENT",
+    "ENTROPIES",
     "FALLBACKS",
     "HANDCRAFTED_INCUMBENT",
     "THRESHOLDS",
     "candidate_rules",
+    "fallback_candidates",
     "fusion_candidates",
     "handcrafted_candidates",
     "score_handcrafted",
@@ -60,8 +71,17 @@ THRESHOLDS: tuple[float, ...] = (0.5, 0.3, 0.4, 0.6, 0.7)
 #: Area openings tried after the fusion, pixels at 256 x 256 (150, the paper's, first).
 AREA_OPENINGS: tuple[int, ...] = (150, 0, 75, 300)
 
+#: The paper's ensemble, where the protocol starts: AND at p >= 0.5, Table A1's area opening
+#: (150 px at 256 x 256), never falling back. Not the library's default, which is the result.
+ENSEMBLE_INCUMBENT = EnsembleParams("and", threshold=0.5, min_area=AREA_OPENINGS[0],
+                                    fallback_iou=0.0, fallback_entropy=0.0)
+
 #: Fallback IoUs tried (0, never falling back, the paper's ensemble, first).
 FALLBACKS: tuple[float, ...] = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
+
+#: U-Net entropies tried (bits, :func:`~leukolib.segmentation.ensemble.uncertainty`): above
+#: one, the ensemble keeps the handcrafted mask alone (1 bit is a U-Net answering 0.5).
+ENTROPIES: tuple[float, ...] = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 
 
 def handcrafted_candidates() -> dict[str, HandcraftedParams]:
@@ -132,6 +152,58 @@ def fusion_candidates(base: EnsembleParams | None = None) -> dict[str, EnsembleP
     return out
 
 
+def fallback_candidates(base: EnsembleParams | None = None) -> dict[str, EnsembleParams]:
+    """Never (``"0"``, the paper's ensemble) first, then each measure alone, then both.
+
+    Named ``"iou<0.3"`` (keep HM alone where IoU(HM, DEEP) < 0.3),
+    ``"entropy>0.5"`` (where the U-Net's mean entropy > 0.5 bit) and
+    ``"iou<0.3 or entropy>0.5"``; every other parameter is ``base``'s.
+
+    Examples
+    --------
+    >>> c = fallback_candidates()
+    >>> list(c)[:3], len(c)
+    (['0', 'iou<0.3', 'iou<0.5'], 60)
+    >>> c["entropy>0.5"].fallback_label()
+    ", handcrafted alone where the U-Net's entropy > 0.5 bit"
+    """
+    b = replace(base or EnsembleParams(), fallback_iou=0.0, fallback_entropy=0.0)
+    out = {"0": b}
+    for f in FALLBACKS[1:]:
+        out[f"iou<{f:g}"] = replace(b, fallback_iou=f)
+    for u in ENTROPIES:
+        out[f"entropy>{u:g}"] = replace(b, fallback_entropy=u)
+    for f in FALLBACKS[1:]:
+        for u in ENTROPIES:
+            out[f"iou<{f:g} or entropy>{u:g}"] = replace(b, fallback_iou=f, fallback_entropy=u)
+    return out
+
+
+class _SharedFusion:
+    """The fused mask and both fallback measures of the last image, computed once.
+
+    The fallback candidates differ only in when they keep the handcrafted
+    mask, so each image is fused and measured once for all of them.
+    """
+
+    def __init__(self, base: EnsembleParams) -> None:
+        self.base = replace(base, fallback_iou=0.0, fallback_entropy=0.0)
+        self._last: tuple[Any, Any, tuple[np.ndarray, float, float]] | None = None
+
+    def parts(self, hm: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, float, float]:
+        if self._last is None or self._last[0] is not hm or self._last[1] is not p:
+            t = self.base.threshold
+            self._last = (hm, p, (fuse(hm, p, self.base), agreement(hm, p, t),
+                                  uncertainty(hm, p)))
+        return self._last[2]
+
+    def rule(self, params: EnsembleParams):
+        def fallback_rule(hm: np.ndarray, p: np.ndarray) -> np.ndarray:
+            fused, a, u = self.parts(hm, p)
+            return np.asarray(hm, dtype=bool).copy() if keeps_handcrafted(params, a, u) else fused
+        return fallback_rule
+
+
 def candidate_rules(base: EnsembleParams | None = None) -> dict[str, Any]:
     """Every candidate as an evaluation rule ``rule(hm, proba) -> mask``.
 
@@ -150,9 +222,9 @@ def candidate_rules(base: EnsembleParams | None = None) -> dict[str, Any]:
     for area in AREA_OPENINGS:
         q = replace(b, min_area=area)
         rules[f"area {area}"] = lambda hm, p, _q=q: fuse(hm, p, _q)
-    for f in FALLBACKS:
-        q = replace(b, fallback_iou=f)
-        rules[f"fallback {f:g}"] = lambda hm, p, _q=q: fuse(hm, p, _q)
+    shared = _SharedFusion(b)
+    for name, q in fallback_candidates(b).items():
+        rules[f"fallback {name}"] = shared.rule(q)
     return rules
 
 
