@@ -100,6 +100,26 @@ def test_the_library_defaults_are_the_ones_the_protocol_chose():
         assert r[key]["leave_one_out"], key  # every choice was checked on held-out data
 
 
+def test_a_long_selection_table_keeps_the_incumbent_the_choice_and_the_best():
+    """The book shows dozens of fallback candidates as a short table, losing none that matter."""
+    from leukolib.segmentation import reference as seg_ref
+
+    if not seg_ref.available():
+        pytest.fail("leukolib/reference/segmentation.json is missing")
+    for key in seg_ref.PARAMETERS:
+        if key == "handcrafted" or key not in seg_ref.results():
+            continue
+        full, short = seg_ref.selection(key), seg_ref.selection(key, top=1)
+        rec = seg_ref.results()[key]
+        assert {rec["incumbent"], rec["chosen"]} <= set(short.index), key
+        assert len(short) <= 3 and set(short.index) <= set(full.index), key
+        best = full.drop(index=[rec["incumbent"], rec["chosen"]], errors="ignore")
+        if len(full) > 3 and len(best):
+            first = best.sort_values(["passes", "mean_gain"], ascending=False).index[0]
+            assert first in short.index, key
+        assert short["chosen"].sum() == 1, key
+
+
 # ----------------------------------------------------------------------------- real data
 
 

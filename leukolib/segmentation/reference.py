@@ -64,13 +64,17 @@ def results() -> dict[str, Any]:
     return reference.load(NAME)["results"]
 
 
-def selection(parameter: str) -> pd.DataFrame:
+def selection(parameter: str, top: int | None = None) -> pd.DataFrame:
     """Every candidate's mean IoU on every choosing unit, its gains, and the verdict.
 
     Parameters
     ----------
     parameter : str
         A key of :data:`PARAMETERS`.
+    top : int, optional
+        Keep only the paper's value (the incumbent), the chosen candidate and
+        the ``top`` others of highest mean gain, the passing ones first: the
+        fallback has dozens of candidates, too many to read as one table.
 
     Returns
     -------
@@ -82,6 +86,15 @@ def selection(parameter: str) -> pd.DataFrame:
     t = pd.DataFrame(rec["table"]).set_index("candidate")
     t = t.drop(columns=["min_gain"], errors="ignore")
     t["chosen"] = t.index == rec["chosen"]
+    if top is not None and len(t) > top + 2:
+        kept = {rec["incumbent"], rec["chosen"]}
+        rest = t.drop(index=list(kept), errors="ignore")
+        if "passes" in rest:
+            rest = rest.sort_values(["passes", "mean_gain"], ascending=False)
+        else:
+            rest = rest.sort_values("mean_gain", ascending=False)
+        kept |= set(rest.index[:top])
+        t = t[t.index.isin(kept)]
     return t
 
 
