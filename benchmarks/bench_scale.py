@@ -11,9 +11,10 @@ mode (:mod:`leukolib.segmentation.scale`): ``square`` (every image resized to
 one square, the paper's protocol and leukolib's before) and ``diameter``
 (resampled to the nucleus scale, patches, tiles). Each is evaluated on every
 ``--eval`` dataset, out-of-fold on its own and with the average of its folds
-elsewhere: HM (no training), DEEP, the ensemble (AND, area opening) and the
-ensemble with the fallback to HM at several agreements (candidates, not a
-choice: the segmentation report chooses). Printed: mean IoU per pair and
+elsewhere: HM (no training), DEEP, the library's ensemble (its rule recorded
+per mode as ``ensemble``, since the default changes with the reports) and the
+ensemble with the fallback to HM at several agreements alone, the entropy off
+(candidates, not a choice: the segmentation report chooses). Printed: mean IoU per pair and
 method, the share of images that fall back, images per second of the
 ensemble, and the training time. The numbers go to
 ``benchmarks/results/scale_<train>_<profile>.json`` with the command, date and
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                       "train_seconds": float(sum(f["train_seconds"] for f in rec["folds"])),
                       "call_seconds": time.perf_counter() - t0,
                       "median_nucleus_diameter": rec["dataset"].get("median_nucleus_diameter"),
-                      "oof_iou": rec["oof"]["summary"]["iou"]["mean"], "pairs": {}}
+                      "oof_iou": rec["oof"]["summary"]["iou"]["mean"], "pairs": {},
+                      "ensemble": EnsembleParams().label()}
         for name in args.eval.split(","):
             base = EnsembleParams()
             guarded = {f: EnsembleParams(fallback_iou=f, fallback_entropy=0.0) for f in fallbacks}

@@ -27,6 +27,8 @@ Every per-image table is cached in ``--out``; a second call reuses them.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
 import time
 import warnings
@@ -247,14 +249,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
                     ev = evaluate_segmentation(ds, m, trained_on=t, progress=progress)
                     parts.append(ev.per_image)
             return pd.concat(parts, ignore_index=True)
-        return _cached(out / f"candidates_{tag}.csv", compute)
+        # the cache is keyed by what it holds: a folder left by another version is not reused
+        key = hashlib.sha1(json.dumps([base.to_dict(), sorted(candidate_rules(base))],
+                                      sort_keys=True).encode()).hexdigest()[:8]
+        return _cached(out / f"candidates_{tag}_{key}.csv", compute)
 
     from leukolib.segmentation.handcrafted import segment_nucleus
 
     def _hm(image):
         return segment_nucleus(image, hm_params)
 
-    start = base = ENSEMBLE_INCUMBENT  # the paper's ensemble; the library's default is the result
+    base = ENSEMBLE_INCUMBENT  # the paper's ensemble; the library's default is the result
     per = candidates_pass(base, "base")
     in_domain = per[per["trained_on"] == per["dataset"]]
     cross = per[per["trained_on"] != per["dataset"]]
@@ -297,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     final = replace(chosen_fusion, min_area=int(area_choice.chosen))
 
     # the fallback to the handcrafted mask where the two disagree: a safety switch, no-harm rule
-    if final != replace(start, threshold=final.threshold):  # scored with another base: again
+    if final != base:  # the last pass scored another ensemble: again
         per = candidates_pass(final, f"final{final.fusion}{final.min_area}")
     fallback = unit_means(per, "fallback ")
     fb_choice = choose(fallback, "0", criterion="no-harm")

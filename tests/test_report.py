@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 
 import matplotlib
 import numpy as np
@@ -49,7 +50,9 @@ from leukolib.tables import styled, to_markdown
 matplotlib.use("Agg")
 
 TINY = {"profile": "smoke", "image_size": 32, "folds": 2, "epochs": 1, "progress": False}
-ALTERNATIVES = {"OR": EnsembleParams("or"), "SOFT": EnsembleParams("soft")}
+NO_FALLBACK = {"fallback_iou": 0.0, "fallback_entropy": 0.0}  # the fusions alone, on every image
+ALTERNATIVES = {"OR": EnsembleParams("or", **NO_FALLBACK),
+                "SOFT": EnsembleParams("soft", **NO_FALLBACK)}
 METHODS = ["HM", "DEEP", "ENSEMBLE", "OR", "SOFT"]
 
 
@@ -61,11 +64,13 @@ class FakeDeep:
 
     def __init__(self, seed: int = 0) -> None:
         self.calls: list[str] = []
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
 
     def proba(self, sample):
+        """The same map for the same sample, whenever asked (a test can recompute it)."""
         self.calls.append(sample.id)
-        p = np.where(sample.nucleus, 0.8, 0.2) + self.rng.normal(0, 0.2, sample.nucleus.shape)
+        rng = np.random.default_rng([self.seed, zlib.crc32(sample.id.encode())])
+        p = np.where(sample.nucleus, 0.8, 0.2) + rng.normal(0, 0.2, sample.nucleus.shape)
         return np.clip(p, 0, 1).astype(np.float32)
 
 
@@ -83,7 +88,9 @@ def data() -> SyntheticDataset:
 
 @pytest.fixture(scope="module")
 def fake_ev(data) -> Evaluation:
-    return evaluate_segmentation(data, standard_methods(FakeDeep(), alternatives=ALTERNATIVES),
+    return evaluate_segmentation(data, standard_methods(FakeDeep(),
+                                                        EnsembleParams(**NO_FALLBACK),
+                                                        alternatives=ALTERNATIVES),
                                  trained_on="synthetic", progress=False)
 
 
@@ -129,20 +136,36 @@ def test_fallback_rates_read_both_measures_off_the_agreement_table(fake_ev, data
     from leukolib.segmentation.ensemble import agreement, uncertainty
     from leukolib.segmentation.report import fallback_rates
 
-    a = fake_ev.agreement
-    assert a["uncertainty"].between(0, 1).all()
-    sample = data[0]
-    hm = segment_nucleus(sample.image)
-    assert 0 <= agreement(hm, FakeDeep().proba(sample)) <= 1
+    a = fake_ev.agreement.set_index("id")
+    deep, ious = FakeDeep(), {}
+    for sample in data:  # each image's two measures, recomputed from its masks
+        hm, p = segment_nucleus(sample.image), deep.proba(sample)
+        assert a.loc[sample.id, "uncertainty"] == pytest.approx(uncertainty(hm, p), abs=1e-6)
+        ious[sample.id] = agreement(hm, p)
     u = float(a["uncertainty"].median())
-    rules = {"never": EnsembleParams(fallback_iou=0.0, fallback_entropy=0.0),
+    x = float(np.median(list(ious.values())))
+    rules = {"never": EnsembleParams(**NO_FALLBACK),
              "always": EnsembleParams(fallback_iou=0.999, fallback_entropy=0.0),
-             "unsure": EnsembleParams(fallback_iou=0.0, fallback_entropy=u)}
+             "unsure": EnsembleParams(fallback_iou=0.0, fallback_entropy=u),
+             "apart": EnsembleParams(fallback_iou=x, fallback_entropy=0.0)}
     r = fallback_rates(fake_ev, rules)
     assert r.loc["synthetic", "never"] == 0.0 and r.loc["synthetic", "always"] == 1.0
     assert r.loc["synthetic", "unsure"] == pytest.approx((a["uncertainty"] > u).mean())
+    assert r.loc["synthetic", "apart"] == pytest.approx(np.mean([v < x for v in ious.values()]))
     assert int(r.loc["synthetic", "n"]) == len(a)
-    assert uncertainty(hm, np.full(hm.shape, 0.5)) == pytest.approx(1.0 if hm.any() else 0.0)
+    # the rates count what the ensemble does: HM alone exactly where the rule says so
+    ev = evaluate_segmentation(data, standard_methods(deep, rules["unsure"]),
+                               trained_on="synthetic", progress=False)
+    per = ev.per_image.pivot(index="id", columns="method", values="iou")
+    kept = a["uncertainty"] > u
+    assert kept.any() and (~kept).any()
+    assert (per.loc[kept[kept].index, "ENSEMBLE"] == per.loc[kept[kept].index, "HM"]).all()
+    assert (per.loc[kept[~kept].index, "ENSEMBLE"] != per.loc[kept[~kept].index, "HM"]).any()
+    with pytest.raises(ValueError, match="cuts DEEP at 0.3"):
+        fallback_rates(fake_ev, {"other cut": EnsembleParams(threshold=0.3)})
+    with pytest.raises(ValueError, match="did not record"):
+        fallback_rates(Evaluation(fake_ev.per_image, fake_ev.agreement.drop(
+            columns="uncertainty"), info=fake_ev.info), {"unsure": rules["unsure"]})
 
 
 def test_run_is_batched_by_fold_and_matches_the_out_of_fold_record(tiny_run, data):

@@ -32,9 +32,12 @@ def _arrays():
     return hm, p
 
 
+NO_FALLBACK = {"fallback_iou": 0.0, "fallback_entropy": 0.0}
+
+
 def test_and_or_soft_on_hand_made_arrays():
     hm, p = _arrays()
-    no_opening = {"min_area": 0, "fallback_iou": 0.0}  # the rules alone, no fallback
+    no_opening = {"min_area": 0, **NO_FALLBACK}  # the rules alone, no fallback
     assert fuse(hm, p, EnsembleParams("and", **no_opening)).sum() == 16
     assert fuse(hm, p, EnsembleParams("or", **no_opening)).sum() == 36 + 36 - 16 + 1
     # soft, w = 0.75: inside HM p must reach 1/3 (the doubtful 0.4 passes), outside 2/3
@@ -51,10 +54,10 @@ def test_and_or_soft_on_hand_made_arrays():
 
 def test_the_area_opening_removes_small_objects_after_the_fusion():
     hm, p = _arrays()
-    absolute = EnsembleParams("or", min_area=2, reference_area=None, fallback_iou=0.0)
+    absolute = EnsembleParams("or", min_area=2, reference_area=None, **NO_FALLBACK)
     out = fuse(hm, p, absolute)
     assert not out[0, 0] and out.sum() == 36 + 36 - 16  # the lone pixel goes
-    scaled = EnsembleParams("or", min_area=150, fallback_iou=0.0)  # 1 px at 12 x 12
+    scaled = EnsembleParams("or", min_area=150, **NO_FALLBACK)  # 1 px at 12 x 12
     assert fuse(hm, p, scaled)[0, 0]
     with pytest.raises(ValueError, match="differ in shape"):
         fuse(hm, p[:5])
@@ -118,6 +121,38 @@ def test_a_long_selection_table_keeps_the_incumbent_the_choice_and_the_best():
             first = best.sort_values(["passes", "mean_gain"], ascending=False).index[0]
             assert first in short.index, key
         assert short["chosen"].sum() == 1, key
+
+
+def test_the_fallback_sentence_follows_the_recorded_rule(monkeypatch):
+    """Old reports (IoU names, no entropy) and a choice of no fallback read right, never crash."""
+    import copy
+
+    from leukolib.segmentation import reference as seg_ref
+
+    if not seg_ref.available():
+        pytest.fail("leukolib/reference/segmentation.json is missing")
+    shipped = seg_ref.results()
+    old = copy.deepcopy(shipped)  # as a report that predates the entropy fallback wrote it
+    old["defaults"]["ensemble"].pop("fallback_entropy", None)
+    old["defaults"]["ensemble"]["fallback_iou"] = 0.3
+    old["fallback"]["chosen"] = "0.3"
+    old["fallback_rates"] = [{"unit": r["unit"], "n": r["n"], "0.3": 0.25} for r in
+                             shipped["fallback_rates"]]
+    monkeypatch.setattr(seg_ref, "results", lambda: old)
+    assert seg_ref.default_ensemble().fallback_entropy == 0.0
+    assert "iou<0.3" in seg_ref.fallback_rates()
+    said = [line for line in seg_ref.findings() if line.startswith("The ensemble keeps")]
+    assert said == [f"The ensemble keeps the handcrafted mask alone where IoU(HM, DEEP) < 0.3: on "
+                    f"25.0% of the images of {old['fallback_rates'][0]['unit']} at most, on 25.0% "
+                    f"at least."]
+    never = copy.deepcopy(old)
+    never["fallback"]["chosen"] = "0"
+    never["defaults"]["ensemble"].update(fallback_iou=0.0, fallback_entropy=0.0)
+    never["fallback_rates"] = [{"unit": r["unit"], "n": r["n"], "0": 0.0} for r in
+                               shipped["fallback_rates"]]
+    monkeypatch.setattr(seg_ref, "results", lambda: never)
+    assert "The protocol chose no fallback: the ensemble always lets the U-Net vote." in (
+        seg_ref.findings())
 
 
 # ----------------------------------------------------------------------------- real data

@@ -257,9 +257,13 @@ def fuse(
     >>> import numpy as np
     >>> hm = np.zeros((20, 20), bool); hm[2:14, 2:14] = True
     >>> p = np.zeros((20, 20)); p[4:16, 4:16] = 0.9
-    >>> and_, or_, soft = EnsembleParams("and"), EnsembleParams("or"), EnsembleParams("soft")
+    >>> rule = {"fallback_iou": 0.0, "fallback_entropy": 0.0}  # the fusion alone
+    >>> and_, or_, soft = (EnsembleParams(f, **rule) for f in ("and", "or", "soft"))
     >>> int(fuse(hm, p, and_).sum()), int(fuse(hm, p, or_).sum()), int(fuse(hm, p, soft).sum())
     (100, 188, 144)
+    >>> p[4:16, 4:16] = 0.6  # an unsure U-Net (0.67 bit on HM): the default keeps HM alone
+    >>> int(fuse(hm, p).sum()) == int(hm.sum())
+    True
     """
     params = params or EnsembleParams()
     hm = np.asarray(handcrafted, dtype=bool)

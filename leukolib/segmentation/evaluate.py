@@ -424,6 +424,7 @@ def evaluate_segmentation(
     predict = timing["seconds_handcrafted"] + timing["seconds_deep"] + timing["seconds_segmenter"]
     scale = dict(getattr(methods.deep, "scale_sources", None) or {})
     info = {dataset.name: {**methods.info, "trained_on": trained_on, "n_images": k,
+                           "agreement_threshold": methods.threshold,
                            **({"scale_sources": scale} if scale else {}),
                            "n_failures": len(failures), **timing,
                            "images_per_s": k / predict if k and predict > 0 else None,

@@ -17,11 +17,13 @@ from typing import Any
 import pandas as pd
 
 from leukolib import reference
+from leukolib.segmentation.ensemble import EnsembleParams
 
 __all__ = [
     "PARAMETERS",
     "available",
     "chosen_fallback",
+    "default_ensemble",
     "fallback_rates",
     "generalization",
     "generalization_before",
@@ -45,7 +47,7 @@ PARAMETERS: dict[str, str] = {
     "fusion_in_domain": "fusion rule, U-Net on its own dataset (out-of-fold)",
     "fusion_cross": "fusion rule, U-Net applied to another dataset",
     "area_opening": "area opening after the fusion",
-    "fallback": "fallback to the handcrafted mask alone (the agreement under which it acts)",
+    "fallback": "fallback to the handcrafted mask alone (its measure and threshold)",
 }
 
 
@@ -166,9 +168,29 @@ def generalization_before(method: str = "ENSEMBLE") -> pd.DataFrame | None:
 
 
 def fallback_rates() -> pd.DataFrame | None:
-    """Share of images on which the ensemble keeps HM alone, per pair and threshold (or None)."""
+    """Share of images on which the ensemble keeps HM alone, per pair and rule (or None).
+
+    Columns are the fallback candidates' names (``"iou<0.3"``, ``"entropy>0.35"``
+    ...); a report that predates the named candidates recorded IoU thresholds
+    alone (``"0.3"``), renamed here the same way as :func:`chosen_fallback`.
+    """
     rows = results().get("fallback_rates")
-    return pd.DataFrame(rows).set_index("unit") if rows else None
+    if not rows:
+        return None
+    t = pd.DataFrame(rows).set_index("unit")
+    return t.rename(columns=lambda c: f"iou<{c}" if c[:1].isdigit() and c != "0" else c)
+
+
+def default_ensemble() -> EnsembleParams:
+    """The ensemble the report measured, as parameters.
+
+    A parameter the report predates keeps the behaviour it measured: a fallback
+    it did not record is off, whatever the library's default is today.
+    """
+    recorded = dict(results()["defaults"]["ensemble"])
+    for name in ("fallback_iou", "fallback_entropy"):
+        recorded.setdefault(name, 0.0)
+    return EnsembleParams(**recorded)
 
 
 def unet_runs() -> pd.DataFrame:
@@ -222,15 +244,15 @@ def findings() -> list[str]:
             out.append(f"With the U-Nets that resized every image to one square it was so on "
                        f"{was} of {len(common)}; the weakest pair now, {t} -> {e}, gives "
                        f"{g.loc[t, e]:.3f} (HM {hm[e]:.3f}, before {before.loc[t, e]:.3f}).")
-    from leukolib.segmentation.ensemble import EnsembleParams
-
     rates, col = fallback_rates(), chosen_fallback()
-    if rates is not None and col in rates:
-        where = EnsembleParams(**r["defaults"]["ensemble"]).fallback_label()
+    where = default_ensemble().fallback_label()
+    if rates is not None and col in rates and where:
         busiest = rates[col].idxmax()
-        out.append(f"The ensemble keeps the handcrafted mask alone{where.split(' alone', 1)[1]}: "
-                   f"on {rates[col].max():.1%} of the images of {busiest} at most, on "
-                   f"{rates[col].min():.1%} at least.")
+        out.append(f"The ensemble keeps the handcrafted mask alone "
+                   f"{where.removeprefix(', handcrafted alone ')}: on {rates[col].max():.1%} of "
+                   f"the images of {busiest} at most, on {rates[col].min():.1%} at least.")
+    elif col == "0":
+        out.append("The protocol chose no fallback: the ensemble always lets the U-Net vote.")
     return out
 
 

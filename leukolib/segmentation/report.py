@@ -216,14 +216,31 @@ def fallback_rates(ev: Evaluation, candidates: Mapping[str, EnsembleParams]) -> 
     DataFrame
         Rows ``trained_on -> dataset`` (the dataset alone in-domain), a column
         per candidate, the share of images; ``n`` the number of images.
+
+    Raises
+    ------
+    ValueError
+        When a rule cuts DEEP at another threshold than the evaluation's
+        agreement counts did, or measures the entropy of an evaluation that
+        did not record it (its ``uncertainty`` missing or incomplete): the
+        rates would silently describe another rule.
     """
     a = ev.agreement
     if a.empty:
         return pd.DataFrame()
+    counted = {i["agreement_threshold"] for i in ev.info.values() if "agreement_threshold" in i}
+    for name, q in candidates.items():
+        if counted and q.threshold not in counted:
+            raise ValueError(f"fallback rule {name!r} cuts DEEP at {q.threshold:g}, the "
+                             f"evaluation counted agreement at {sorted(counted)}")
+        if q.fallback_entropy and ("uncertainty" not in a or a["uncertainty"].isna().any()):
+            raise ValueError(f"fallback rule {name!r} measures the U-Net's entropy, which this "
+                             "evaluation did not record for every image")
     both = a["hm1_deep1_gt0"] + a["hm1_deep1_gt1"]
     either = a[[c for c in AGREEMENT_COLUMNS if c.startswith("hm1") or "deep1" in c]].sum(axis=1)
     iou = np.where(either > 0, both / either.clip(lower=1), 1.0)
-    unsure = a["uncertainty"].to_numpy() if "uncertainty" in a else np.zeros(len(a))
+    unsure = (a["uncertainty"].to_numpy() if "uncertainty" in a
+              else np.zeros(len(a)))  # read only by rules without an entropy threshold
     unit = np.where(a["trained_on"] == a["dataset"], a["dataset"],
                     a["trained_on"] + " -> " + a["dataset"])
     out = pd.DataFrame({name: pd.Series([keeps_handcrafted(q, x, u) for x, u in
