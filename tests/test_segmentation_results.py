@@ -124,7 +124,7 @@ def test_a_long_selection_table_keeps_the_incumbent_the_choice_and_the_best():
 
 
 def test_the_fallback_sentence_follows_the_recorded_rule(monkeypatch):
-    """Old reports (IoU names, no entropy) and a choice of no fallback read right, never crash."""
+    """A report that predates the entropy, and a choice of no fallback, read as they measured."""
     import copy
 
     from leukolib.segmentation import reference as seg_ref
@@ -135,12 +135,11 @@ def test_the_fallback_sentence_follows_the_recorded_rule(monkeypatch):
     old = copy.deepcopy(shipped)  # as a report that predates the entropy fallback wrote it
     old["defaults"]["ensemble"].pop("fallback_entropy", None)
     old["defaults"]["ensemble"]["fallback_iou"] = 0.3
-    old["fallback"]["chosen"] = "0.3"
-    old["fallback_rates"] = [{"unit": r["unit"], "n": r["n"], "0.3": 0.25} for r in
+    old["fallback"]["chosen"] = "iou<0.3"
+    old["fallback_rates"] = [{"unit": r["unit"], "n": r["n"], "iou<0.3": 0.25} for r in
                              shipped["fallback_rates"]]
     monkeypatch.setattr(seg_ref, "results", lambda: old)
-    assert seg_ref.default_ensemble().fallback_entropy == 0.0
-    assert "iou<0.3" in seg_ref.fallback_rates()
+    assert seg_ref.default_ensemble().fallback_entropy == 0.0  # off, not today's default
     said = [line for line in seg_ref.findings() if line.startswith("The ensemble keeps")]
     assert said == [f"The ensemble keeps the handcrafted mask alone where IoU(HM, DEEP) < 0.3: on "
                     f"25.0% of the images of {old['fallback_rates'][0]['unit']} at most, on 25.0% "

@@ -22,7 +22,6 @@ from leukolib.segmentation.ensemble import EnsembleParams
 __all__ = [
     "PARAMETERS",
     "available",
-    "chosen_fallback",
     "default_ensemble",
     "fallback_rates",
     "generalization",
@@ -91,10 +90,7 @@ def selection(parameter: str, top: int | None = None) -> pd.DataFrame:
     if top is not None and len(t) > top + 2:
         kept = {rec["incumbent"], rec["chosen"]}
         rest = t.drop(index=list(kept), errors="ignore")
-        if "passes" in rest:
-            rest = rest.sort_values(["passes", "mean_gain"], ascending=False)
-        else:
-            rest = rest.sort_values("mean_gain", ascending=False)
+        rest = rest.sort_values(["passes", "mean_gain"], ascending=False)
         kept |= set(rest.index[:top])
         t = t[t.index.isin(kept)]
     return t
@@ -170,15 +166,10 @@ def generalization_before(method: str = "ENSEMBLE") -> pd.DataFrame | None:
 def fallback_rates() -> pd.DataFrame | None:
     """Share of images on which the ensemble keeps HM alone, per pair and rule (or None).
 
-    Columns are the fallback candidates' names (``"iou<0.3"``, ``"entropy>0.35"``
-    ...); a report that predates the named candidates recorded IoU thresholds
-    alone (``"0.3"``), renamed here the same way as :func:`chosen_fallback`.
+    Columns are fallback candidates' names (``"iou<0.3"``, ``"entropy>0.35"`` ...).
     """
     rows = results().get("fallback_rates")
-    if not rows:
-        return None
-    t = pd.DataFrame(rows).set_index("unit")
-    return t.rename(columns=lambda c: f"iou<{c}" if c[:1].isdigit() and c != "0" else c)
+    return pd.DataFrame(rows).set_index("unit") if rows else None
 
 
 def default_ensemble() -> EnsembleParams:
@@ -244,7 +235,7 @@ def findings() -> list[str]:
             out.append(f"With the U-Nets that resized every image to one square it was so on "
                        f"{was} of {len(common)}; the weakest pair now, {t} -> {e}, gives "
                        f"{g.loc[t, e]:.3f} (HM {hm[e]:.3f}, before {before.loc[t, e]:.3f}).")
-    rates, col = fallback_rates(), chosen_fallback()
+    rates, col = fallback_rates(), (r.get("fallback") or {}).get("chosen")
     where = default_ensemble().fallback_label()
     if rates is not None and col in rates and where:
         busiest = rates[col].idxmax()
@@ -254,14 +245,3 @@ def findings() -> list[str]:
     elif col == "0":
         out.append("The protocol chose no fallback: the ensemble always lets the U-Net vote.")
     return out
-
-
-def chosen_fallback() -> str | None:
-    """The fallback rule the protocol chose, by its candidate name (``"0"``: never), if any.
-
-    A report that predates the named candidates recorded the IoU alone (``"0.3"``).
-    """
-    chosen = (results().get("fallback") or {}).get("chosen")
-    if chosen is None:
-        return None
-    return f"iou<{chosen}" if chosen[0].isdigit() and chosen != "0" else chosen
