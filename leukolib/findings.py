@@ -882,7 +882,10 @@ def source_line(names: Sequence[str], data: Mapping[str, Any] | None = None) -> 
         if payload is None:
             continue
         p = payload.get("provenance") or payload
-        said.append(f"{n}.json ({p.get('profile') or report_profile(p)} profile, commit "
+        # a classification report keeps its profile's settings under "profile": name it instead
+        profile = p.get("profile")
+        profile = profile if isinstance(profile, str) and profile else report_profile(p)
+        said.append(f"{n}.json ({profile} profile, commit "
                     f"{p.get('commit', '?')}, {str(p.get('date', ''))[:10]})")
     return ("From " + "; ".join(said) + " (`python -m leukolib.findings` prints every "
             "finding).") if said else ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -73,18 +74,29 @@ class Run:
         settings = {"segmentation": self.profile.segmentation, "seed": self.seed}
         return run_folder(self.output_dir, name, settings, self.dataset)
 
-    def banner(self) -> HTML:
+    def banner(self, classifiers: Dataset | None = None) -> HTML:
         """What this page ran on: profile, dataset, number of images, seed (an HTML box).
 
         Shown at the top of every chapter, so that a reader never takes a live
         number of a smoke or synthetic build for a measurement on real data:
         those are committed results, shown in :func:`measured` boxes.
+
+        Parameters
+        ----------
+        classifiers : Dataset, optional
+            The classifiers' own view of the data, when the page uses it beside
+            the run's dataset (the segmentation's): both sizes are then named.
         """
         from leukolib.data.datasets import display_name
 
-        what = (f"the <code>{escape(self.profile.name)}</code> profile, "
-                f"{escape(display_name(self.dataset.name))} ({len(self.dataset)} images), "
-                f"seed {self.seed}, on {escape(self.device)}")
+        if classifiers is None:
+            data = f"{escape(display_name(self.dataset.name))} ({len(self.dataset)} images)"
+        else:
+            data = (f"{escape(display_name(classifiers.name))} ({len(classifiers)} images for "
+                    f"the classifiers, {len(self.dataset)} for the segmentation)")
+        device = "the CPU" if self.device == "cpu" else f"device <code>{escape(self.device)}</code>"
+        what = (f"the <code>{escape(self.profile.name)}</code> profile, {data}, "
+                f"seed {self.seed}, on {device}")
         body = (f"This page ran on {what}. Its live numbers, tables and figures are for that data "
                 f"only. Results measured on real data are committed results: they are shown in "
                 f"boxes titled <em>Measured on ...</em>, with the commit that made them.")
@@ -198,9 +210,16 @@ def _inline(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
+_BLOCK_START = re.compile(r"\s*<(p|ul|ol|dl|div|table|pre|img|figure|h\d)\b", re.IGNORECASE)
+
+
 def _box(title: str, body: str, kind: str = "note") -> HTML:
     from IPython.display import HTML
 
+    # bare text and inline tags become one paragraph (the theme lays an admonition's loose
+    # children apart); a body of block elements is kept as it is
+    if not _BLOCK_START.match(body):
+        body = f"<p>{body}</p>"
     return HTML(f'<div class="admonition {kind} leukolib-box"><p class="admonition-title">'
                 f"{escape(title)}</p>{body}</div>")
 
@@ -244,11 +263,12 @@ def measured(
     IPython.display.HTML
     """
     from leukolib.data.datasets import display_name
+    from leukolib.tables import readable
 
     parts = []
     for item in items:
-        if isinstance(item, pd.DataFrame):  # missing values as the tables show them
-            parts.append(item.to_html(na_rep="n/a"))
+        if isinstance(item, pd.DataFrame):  # labels in words, missing values as tables show them
+            parts.append(readable(item).to_html(na_rep="n/a"))
         elif hasattr(item, "to_html"):  # a Styler (styled: numbers formatted, none missing)
             parts.append(item.to_html())
         elif isinstance(item, bytes):  # a PNG figure, inlined

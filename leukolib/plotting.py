@@ -152,7 +152,8 @@ def show_stages(
         :func:`leukolib.segmentation.handcrafted.handcrafted_stages`.
     keys : sequence of str
         The stages to show, in order; 2-D float stages use the ``magma``
-        colour map, boolean masks gray.
+        colour map, boolean masks gray; colour stages may be uint8, floats in
+        [0, 1] or floats in grey levels (0-255, as colour constancy returns).
     titles : sequence of str, optional
         Column titles (default: the keys).
     size : float
@@ -170,7 +171,9 @@ def show_stages(
             if img.ndim == 2:
                 cmap = "gray" if img.dtype == bool else "magma"
                 ax.imshow(img, cmap=cmap, vmin=0, vmax=1 if img.dtype != np.uint8 else 255)
-            else:
+            else:  # a float colour image in grey levels (colour constancy) is shown as 0-255
+                if img.dtype.kind == "f" and img.max() > 1.5:
+                    img = np.rint(np.clip(img, 0, 255)).astype(np.uint8)
                 ax.imshow(img)
             ax.set_xticks([])
             ax.set_yticks([])

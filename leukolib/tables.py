@@ -13,6 +13,11 @@ per image); this module turns them into the tables a reader sees:
   book shows real tables;
 * :func:`format_interval` writes an estimate with its interval, and says so
   when there is none (never an interval of zero width);
+* :func:`reader_label` and :func:`readable` turn the code names of the results
+  files (``mean_diff``, ``all_idb2``) into what a reader reads ("mean
+  difference", "ALL-IDB2"); :func:`styled` shows every label that way;
+* :func:`paired_view` reads a table of paired comparisons: the difference with
+  its interval in one cell, both p-values, wins / losses / ties, the verdict;
 * :func:`to_markdown` writes the same table as GitHub-flavoured markdown for
   the report files and the terminal, the best cells in ``**bold**``;
 * :func:`save_table` writes CSV and JSON side by side.
@@ -32,6 +37,7 @@ Examples
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,17 +49,132 @@ if TYPE_CHECKING:
     from pandas.io.formats.style import Styler
 
 __all__ = [
+    "LABELS",
     "beside_paper",
     "best_mask",
     "format_cell",
     "format_interval",
     "format_number",
+    "paired_view",
+    "readable",
+    "reader_label",
     "save_table",
     "styled",
     "to_markdown",
 ]
 
 MISSING = "n/a"
+
+#: Characters beyond which a text cell may wrap anywhere (:func:`styled`).
+LONG_TEXT = 40
+#: Labels of the results files that a word-by-word reading (:data:`WORDS`) would not say well.
+LABELS: dict[str, str] = {
+    "mean_diff": "mean difference",
+    "wilcoxon_p_holm": "Wilcoxon p (Holm)",
+    "n_images": "images",
+    "n_groups": "groups",
+    "hparams_source": "hyper-parameters from",
+    "mean_epoch_seconds": "seconds per epoch",
+    "and_removes_fp": "AND removes FP",
+    "and_removes_tp": "AND removes TP",
+    "or_adds_fp": "OR adds FP",
+    "or_adds_tp": "OR adds TP",
+    "paper_in_ci": "paper's value in the CI",
+    "val_acc_best_fold": "validation accuracy, best fold",
+    "ratio_dist_sd": "Dist/SD ratio",
+    "brightness_contrast": "brightness/contrast",
+    "davies_bouldin": "Davies-Bouldin",
+    "normalized_ratio": "normalised ratio",
+    "dist_total": "total distance",
+    "sd_total": "total SD",
+    "iou": "IoU",
+    "dsc": "DSC",
+    "acc": "accuracy",
+    "pre": "precision",
+    "rec": "recall",
+    "spec": "specificity",
+    "jpeg": "JPEG",
+    "color baseline": "colour baseline",
+}
+#: How each word of a snake_case label reads (others are kept as they are).
+WORDS: dict[str, str] = {
+    "acc": "accuracy", "auc": "AUC", "ci": "CI", "deep": "DEEP", "dist": "distance",
+    "gaussian": "Gaussian", "hm": "HM", "holm": "(Holm)", "iou": "IoU", "jpeg": "JPEG",
+    "l1": "L1", "l2": "L2", "l3": "L3", "lerf": "LeRF", "mcnemar": "McNemar", "morf": "MoRF",
+    "oof": "out-of-fold", "pc1": "PC1", "px": "(px)",
+    "pre": "precision", "rec": "recall", "road": "ROAD", "sd": "SD", "val": "validation",
+    "wilcoxon": "Wilcoxon",
+}  # fmt: skip
+# snake_case words, each holding a letter (an image id such as "Im223_0" is not one)
+_SNAKE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*)+")
+# a dataset's code name standing alone ("jtsc", "jtsc -> all_idb2", "on jtsc."), not inside a
+# file or other name
+_DATASET = re.compile(
+    r"(?<![\w.])(jtsc|all_idb2|bloodseg|cellavision|leukemia_fab|raabin)(?!\w|\.\w)")
+
+
+def reader_label(label: Any, cell: bool = False) -> Any:
+    """A table label as a reader reads it: dataset display names, words instead of code names.
+
+    A dataset's code name becomes its display name wherever it stands alone; a
+    label of :data:`LABELS` is replaced, and a snake_case label is read word by
+    word (:data:`WORDS`). Labels that are not strings (fold numbers), text with
+    a path or an option in it (a command) and identifiers with a number for a
+    word (image ids) are returned unchanged.
+
+    Parameters
+    ----------
+    label : object
+    cell : bool
+        ``label`` is a table cell, not a header: a single word (``"pre"``)
+        is then kept as it is; only dataset names, snake_case labels and
+        the multi-word entries of :data:`LABELS` are rewritten.
+
+    Examples
+    --------
+    >>> reader_label("mean_diff"), reader_label("ci_low"), reader_label("bloodseg -> jtsc")
+    ('mean difference', 'CI low', 'SMC_IDB (BloodSeg) -> JTSC')
+    >>> reader_label("sd_l1"), reader_label("raw-relu-linear"), reader_label(3)
+    ('SD L1', 'raw-relu-linear', 3)
+    >>> reader_label("classification_all_idb2_cpu.json")  # a file name stays one
+    'classification_all_idb2_cpu.json'
+    >>> reader_label("python benchmarks/bench_unet.py --dataset jtsc")  # a command too
+    'python benchmarks/bench_unet.py --dataset jtsc'
+    >>> reader_label("BloodImage_00384"), reader_label("pre"), reader_label("pre", cell=True)
+    ('BloodImage_00384', 'precision', 'pre')
+    """
+    if not isinstance(label, str) or "/" in label or "--" in label:
+        return label  # a command or a path is shown as it was typed
+    if label in LABELS and not (cell and "_" not in label and " " not in label):
+        return LABELS[label]
+    from leukolib.data.datasets import display_name
+
+    text = _DATASET.sub(lambda m: display_name(m.group(1)), label)
+    if _SNAKE.fullmatch(text):
+        text = " ".join(WORDS.get(w.lower(), w) for w in text.split("_"))
+    return text
+
+
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` with its labels, index names and text cells as :func:`reader_label` says.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"trained_on": ["jtsc"], "mean_diff": [0.01]}).set_index("trained_on")
+    >>> r = readable(t)
+    >>> r.index.name, list(r.index), list(r.columns)
+    ('trained on', ['JTSC'], ['mean difference'])
+    """
+    out = frame.rename(index=reader_label, columns=reader_label)
+    out.index = out.index.set_names([reader_label(n) for n in out.index.names])
+    out.columns = out.columns.set_names([reader_label(n) for n in out.columns.names])
+    for c in out.select_dtypes(include=["object", "string"]).columns:
+        out[c] = out[c].map(lambda v: reader_label(v, cell=True) if isinstance(v, str) else v)
+    for c in out.select_dtypes(include=["category"]).columns:
+        cats = out[c].cat.categories
+        out[c] = out[c].cat.rename_categories([reader_label(v, cell=True) for v in cats])
+    out.attrs = dict(frame.attrs)
+    return out
 
 
 def format_number(x: Any, digits: int = 3) -> str:
@@ -124,6 +245,12 @@ def format_interval(mean: Any, low: Any, high: Any, digits: int = 2,
     '-0.0001 [-0.0003, 0.0002]'
     >>> format_interval(-0.006, -0.014, -0.0003, 3)  # not [-0.014, -0.000]
     '-0.0060 [-0.0140, -0.0003]'
+    >>> format_interval(-0.032, -0.1079, 1e-17, 3, signed=True)  # float residue of a zero
+    '-0.032 [-0.108, +0.000]'
+    >>> format_interval(-0.00013, -0.004, 0.002, 3, signed=True)  # not -0.000
+    '-0.0001 [-0.0040, +0.0020]'
+    >>> format_interval(2e-6, -0.01, 0.012, 3)  # an estimate negligible against the width
+    '0.000 [-0.010, 0.012]'
     """
     def number(x: Any) -> bool:
         return x is not None and isinstance(x, int | float | np.number) and bool(np.isfinite(x))
@@ -131,13 +258,20 @@ def format_interval(mean: Any, low: Any, high: Any, digits: int = 2,
     if not number(mean):
         return MISSING
     if number(low) and number(high) and float(high) > float(low):
-        # more digits until the bounds differ as printed: an interval of positive width is
-        # never shown as one of zero width
-        def vanishes(b: float) -> bool:  # a non-zero bound printed as zero
+        low, high = float(low), float(high)
+        # a bound within rounding error of zero (a bootstrap's 1e-17) is zero, not a tiny number
+        scale = max(abs(float(mean)), abs(low), abs(high))
+        low, high = (0.0 if abs(b) <= 1e-9 * scale else b for b in (low, high))
+
+        def vanishes(b: float) -> bool:  # a non-zero number printed as zero
             return b != 0 and round(b, digits) == 0
 
-        while digits < 8 and (round(float(low), digits) == round(float(high), digits)
-                              or vanishes(float(low)) or vanishes(float(high))):
+        # more digits until the bounds differ as printed (an interval of positive width is never
+        # shown as one of zero width) and no non-zero bound, nor an estimate that is not
+        # negligible against the interval's width, is printed as zero
+        visible = abs(float(mean)) >= 1e-3 * (high - low)
+        while digits < 8 and (round(low, digits) == round(high, digits) or vanishes(low)
+                              or vanishes(high) or (visible and vanishes(float(mean)))):
             digits += 1
     spec = f"{'+' if signed else ''}.{digits}f"
     text = f"{float(mean) + 0.0:{spec}}"
@@ -218,7 +352,18 @@ def styled(
     True
     """
     mask = best_mask(frame, best, higher, digits)
-    sty = frame.style.format(lambda x: format_number(x, digits))
+    # labels as a reader reads them (the frame keeps its code names: ``best`` names columns)
+    shown = frame.rename_axis(index=[reader_label(n) for n in frame.index.names],
+                              columns=[reader_label(n) for n in frame.columns.names])
+    sty = shown.style.format(lambda x: reader_label(x, cell=True) if isinstance(x, str)
+                             else format_number(x, digits))
+    sty = sty.format_index(reader_label, axis=0).format_index(reader_label, axis=1)
+    # long text (a command, a reason) wraps anywhere rather than push the table off the page
+    long_text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])
+                 and frame[c].map(lambda v: isinstance(v, str) and len(v) > LONG_TEXT).any()]
+    if long_text:
+        sty = sty.set_properties(subset=long_text, **{"overflow-wrap": "anywhere",
+                                                      "min-width": "8em"})
     sty = sty.apply(lambda _: np.where(mask, "font-weight: bold", ""), axis=None)
     note = frame.attrs.get("note")
     if caption and note:
@@ -226,6 +371,44 @@ def styled(
     if caption or note:
         sty = sty.set_caption(caption or note)
     return sty
+
+
+def paired_view(table: pd.DataFrame, names: tuple[str, str] = ("a", "b"),
+                digits: int = 3) -> pd.DataFrame:
+    """A table of paired comparisons (:func:`leukolib.stats.paired_comparison` rows), to read.
+
+    Columns: the two means when the table has them (``mean_a``, ``mean_b``,
+    named by ``names``), ``difference [95 % CI]`` (``(no interval)`` where
+    every difference is equal), the Wilcoxon p-value raw and Holm-adjusted
+    over the table's rows (:func:`leukolib.stats.holm_paired`, applied here
+    when the table has no adjusted column), ``wins / losses / ties`` and the
+    verdict (decided on the adjusted p); the table's note
+    (``attrs["note"]``) names the correction.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"mean_diff": [0.017], "ci_low": [0.013], "ci_high": [0.022],
+    ...                   "wilcoxon_p": [3e-28], "wins": [40], "losses": [2], "ties": [1]})
+    >>> paired_view(t, ("ENSEMBLE", "HM")).iloc[0, :4].tolist()
+    ['+0.017 [+0.013, +0.022]', '3e-28', '3e-28', '40 / 2 / 1']
+    """
+    from leukolib.stats import holm_paired
+
+    table = table if "wilcoxon_p_holm" in table else holm_paired(table, names)
+    out = pd.DataFrame(index=table.index)
+    if "mean_a" in table and "mean_b" in table:
+        out[names[0]] = table["mean_a"].astype(float).round(digits)
+        out[names[1]] = table["mean_b"].astype(float).round(digits)
+    out["difference [95 % CI]"] = [
+        format_interval(d, lo, hi, digits, signed=True)
+        for d, lo, hi in zip(table["mean_diff"], table["ci_low"], table["ci_high"], strict=True)]
+    out["Wilcoxon p"] = table["wilcoxon_p"].astype(float).map(lambda p: f"{p:.2g}")
+    out["Holm p"] = table["wilcoxon_p_holm"].astype(float).map(lambda p: f"{p:.2g}")
+    out["wins / losses / ties"] = [f"{w} / {lo} / {t}" for w, lo, t in
+                                   zip(table["wins"], table["losses"], table["ties"], strict=True)]
+    out["verdict"] = table["verdict"]
+    out.attrs.update(table.attrs)
+    return out
 
 
 def to_markdown(

@@ -39,7 +39,7 @@ Cell <span class="nn">In[3], line 1</span>
 
 #: A chapter's banner as Run.banner() renders it.
 BANNER = ('<div class="admonition note leukolib-box"><p class="admonition-title">What this '
-          'page ran on</p>This page ran on the smoke profile.</div>')
+          'page ran on</p><p>This page ran on the smoke profile.</p></div>')
 
 
 def check(tmp_path: Path, body: str, name: str = "page.html", **kw) -> list[str]:

@@ -362,3 +362,19 @@ def test_page_and_batch_rows(net, smears):
     small = explain_page(imgs[0], {"gradcam": np.zeros((64, 64))}, np.array([0.5, 0.5]),
                          ["a", "b"], panel=96)
     assert small.shape[1] == 3 * 96 and (small == 255).any()
+
+
+def test_the_sanity_table_calls_a_pass_on_empty_maps_vacuous():
+    import pandas as pd
+
+    from leukolib.explain.summary import sanity_cells
+
+    summary = pd.DataFrame({
+        "model": ["a", "b", "c"], "method": ["gradcam"] * 3, "spearman": [0.0, 0.1, 0.2],
+        "ci_low": [float("nan"), 0.0, 0.1], "ci_high": [float("nan"), 0.2, 0.3],
+        "n": [30, 30, 4], "n_maps": [30, 30, 10], "n_empty": [30, 2, 6],
+        "passes": [True, True, True]})
+    cells = sanity_cells(summary)["gradcam"].tolist()
+    assert cells[0] == "0.00 (no interval) vacuous pass: all 30 maps empty"
+    assert cells[1].endswith("pass (2 of 30 maps empty)")
+    assert cells[2].endswith("pass (6 of 10 maps empty)")  # not "all": 4 pairs had maps

@@ -136,3 +136,16 @@ def test_boxes_render_html():
                    "abc1234").data
     assert "Measured on SMC_IDB (BloodSeg) with the cpu profile, commit abc1234" in box
     assert "<table" in box and "<code>cmd</code>" in box
+
+
+def test_the_source_line_names_a_classification_report_s_profile_not_its_settings():
+    """A classification report keeps its profile's settings under "profile" (a dict)."""
+    from leukolib.findings import source_line
+
+    data = {"classification_jtsc_cpu": {
+        "command": "python benchmarks/classification_report.py --profile cpu --datasets jtsc",
+        "commit": "7ec6b7a", "date": "2026-12-04T18:36:58+00:00",
+        "profile": {"image_size": 112, "epochs": 8, "lr": 0.0001}}}
+    line = source_line(["classification_jtsc_cpu"], data)
+    assert "classification_jtsc_cpu.json (cpu profile, commit 7ec6b7a, 2026-12-04)" in line
+    assert "image_size" not in line and "{" not in line

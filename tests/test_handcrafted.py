@@ -403,3 +403,22 @@ def test_evaluate_limit_and_wrong_shape_and_no_masks():
     no_masks.has_masks = False
     with pytest.raises(DatasetError, match="no nucleus masks"):
         evaluate_segmentation(no_masks, lambda s: s.nucleus, progress=False)
+
+
+def test_the_step_by_step_figure_shows_the_colour_corrected_image_not_a_white_panel():
+    """Colour constancy returns grey levels (0-255) as floats; the figure must not clip them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from leukolib.data import load_dataset
+    from leukolib.plotting import show_stages
+    from leukolib.segmentation.handcrafted import HandcraftedParams, handcrafted_stages
+
+    stages = handcrafted_stages(load_dataset("synthetic", n_images=1)[0].image, HandcraftedParams())
+    assert stages["corrected"].dtype.kind == "f" and stages["corrected"].max() > 1
+    fig = show_stages([stages], ["rgb", "corrected"])
+    shown = np.asarray(fig.axes[1].get_images()[0].get_array())
+    plt.close(fig)
+    assert shown.dtype == np.uint8 and 0 < shown.mean() < 250  # a picture, not white

@@ -183,7 +183,9 @@ def sanity_summary(frame: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
     -------
     DataFrame
         Indexed by ``method`` (and ``randomized`` when there are several
-        stages): ``spearman, ci_low, ci_high, n, n_empty, passes``.
+        stages): ``spearman, ci_low, ci_high, n`` (finite correlations),
+        ``n_maps`` (pairs of maps compared), ``n_empty`` (pairs with a flat map),
+        ``passes``.
     """
     from leukolib.stats import bootstrap_ci, is_degenerate
 
@@ -199,7 +201,7 @@ def sanity_summary(frame: pd.DataFrame, n_boot: int = 2000, seed: int = 0,
         top = mean if finite.size and is_degenerate(finite) else hi
         rows.append({"method": key[0], "randomized": key[1], "spearman": mean,
                      "ci_low": lo, "ci_high": hi, "n": int(finite.size),
-                     "n_empty": int(empty.sum()),
+                     "n_maps": int(len(g)), "n_empty": int(empty.sum()),
                      "passes": bool(np.isfinite(top) and top < threshold)})
     out = pd.DataFrame(rows)
     if out["randomized"].nunique() == 1:

@@ -158,14 +158,24 @@ def sanity_cells(summary: pd.DataFrame) -> pd.DataFrame:
 
     ``summary`` has the columns of
     :meth:`~leukolib.explain.report.ExplanationReport.sanity_summary`; a cell
-    says how many of a model's maps were empty (such a pass is vacuous).
+    says how many of a model's maps were empty (all zero: no positive
+    evidence, so no ranking to keep), and calls a pass on empty maps only
+    what it is, vacuous.
     """
     s = summary.copy()
     empty = s["n_empty"] if "n_empty" in s else [0] * len(s)
-    s["cell"] = [format_interval(m, lo, hi) + (" pass" if ok else " fail")
-                 + (f" ({int(e)} empty)" if e else "")
-                 for m, lo, hi, ok, e in zip(s["spearman"], s["ci_low"], s["ci_high"],
-                                             s["passes"], empty, strict=True)]
+    # pairs of maps compared (a report before ``n_maps``: its finite correlations, where every
+    # flat map was counted as 0 and none left out)
+    total = s["n_maps"] if "n_maps" in s else s["n"]
+
+    def verdict(ok: bool, e: int, n: int) -> str:
+        if e and e >= n:  # no map had any positive evidence: nothing was checked
+            return f" vacuous pass: all {e} maps empty" if ok else f" fail: all {e} maps empty"
+        return (" pass" if ok else " fail") + (f" ({e} of {n} maps empty)" if e else "")
+
+    s["cell"] = [format_interval(m, lo, hi) + verdict(bool(ok), int(e), int(n))
+                 for m, lo, hi, ok, e, n in zip(s["spearman"], s["ci_low"], s["ci_high"],
+                                                s["passes"], empty, total, strict=True)]
     out = s.pivot(index="model", columns="method", values="cell")
     out = out.reindex(index=list(dict.fromkeys(s["model"])),
                       columns=list(dict.fromkeys(s["method"])))

@@ -20,7 +20,7 @@ written by :func:`save_report`):
 A table of paired comparisons (one row per corruption) is one family of
 tests: its Wilcoxon p-values are Holm-adjusted over its rows and the
 verdicts decided on the adjusted ones (:func:`leukolib.stats.holm_paired`);
-:func:`paired_view` shows both p-values and says so in its caption.
+:func:`leukolib.tables.paired_view` shows both p-values and says so in its caption.
 * :func:`pick_models`: the best segmented and the best raw model, chosen on
   their out-of-fold validation accuracy (never on the test split);
 * :func:`reference_tables`: the benchmark's results on the shared datasets
@@ -38,13 +38,11 @@ import numpy as np
 import pandas as pd
 
 from leukolib.stats import bootstrap_ci, holm_paired, outcomes_ci, paired_comparison
-from leukolib.tables import format_interval
 
 __all__ = [
     "accuracy_curves",
     "compare_degradation",
     "compare_segmentation",
-    "paired_view",
     "pick_models",
     "reference_tables",
     "retained_accuracy",
@@ -256,32 +254,6 @@ def compare_segmentation(
         rows[corr] = paired_comparison(wide[a].to_numpy(), wide[b].to_numpy(), names=(a, b),
                                        n_boot=n_boot, seed=seed)
     return _family(rows, (a, b))
-
-
-def paired_view(table: pd.DataFrame, names: tuple[str, str] = ("a", "b"),
-                digits: int = 3) -> pd.DataFrame:
-    """A table of :func:`compare_degradation` or :func:`compare_segmentation`, to read.
-
-    Columns: the two means (named by ``names``), ``difference [95 % CI]``
-    (``(no interval)`` where every difference is equal), the Wilcoxon
-    p-value raw and Holm-adjusted over the table's rows, ``wins / losses /
-    ties`` and the verdict (decided on the adjusted p); the table's note
-    (``attrs["note"]``) names the correction.
-    """
-    table = table if "wilcoxon_p_holm" in table else holm_paired(table, names)
-    out = pd.DataFrame({
-        names[0]: table["mean_a"].astype(float).round(digits),
-        names[1]: table["mean_b"].astype(float).round(digits),
-        "difference [95 % CI]": [format_interval(d, lo, hi, digits, signed=True) for d, lo, hi in
-                                 zip(table["mean_diff"], table["ci_low"], table["ci_high"],
-                                     strict=True)],
-        "Wilcoxon p": table["wilcoxon_p"].astype(float).map(lambda p: f"{p:.2g}"),
-        "Holm p": table["wilcoxon_p_holm"].astype(float).map(lambda p: f"{p:.2g}"),
-        "wins / losses / ties": [f"{w} / {lo} / {t}" for w, lo, t in
-                                 zip(table["wins"], table["losses"], table["ties"], strict=True)],
-        "verdict": table["verdict"]}, index=table.index)
-    out.attrs.update(table.attrs)
-    return out
 
 
 def pick_models(runs: Mapping[str, Any]) -> dict[str, str]:
