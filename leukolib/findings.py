@@ -225,8 +225,10 @@ def _chapter2(data: Mapping[str, Any]) -> list[str]:
     hc = seg.get("handcrafted") or {}
     if hc:
         if hc.get("chosen") == hc.get("incumbent"):
+            # the reason names the incumbent again ("no candidate beat '...'"): say it once
+            reason = str(hc.get("reason")).replace(repr(hc.get("incumbent")), "them")
             out.append(f"The selection protocol kept the paper's settings "
-                       f"({hc.get('incumbent')}): {_named(hc.get('reason'))}.")
+                       f"({hc.get('incumbent')}): {_named(reason)}.")
         else:
             out.append(f"The selection protocol replaced the paper's settings "
                        f"({hc.get('incumbent')}) by {hc.get('chosen')}: "

@@ -149,3 +149,13 @@ def test_the_source_line_names_a_classification_report_s_profile_not_its_setting
     line = source_line(["classification_jtsc_cpu"], data)
     assert "classification_jtsc_cpu.json (cpu profile, commit 7ec6b7a, 2026-12-04)" in line
     assert "image_size" not in line and "{" not in line
+
+
+def test_the_kept_handcrafted_settings_are_named_once():
+    from leukolib import findings
+
+    kept = [s for s in findings.chapter_findings(2) if "kept the paper's settings" in s]
+    if not kept:
+        pytest.skip("the shipped report replaced the paper's handcrafted settings")
+    incumbent = findings.shipped()["segmentation"]["results"]["handcrafted"]["incumbent"]
+    assert kept[0].count(incumbent) == 1 and "beat them" in kept[0]
