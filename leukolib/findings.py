@@ -45,7 +45,7 @@ from typing import Any
 
 import pandas as pd
 
-from leukolib.data.datasets import display_name
+from leukolib.data.datasets import display_name, display_names_in
 from leukolib.tables import format_interval
 
 __all__ = [
@@ -126,13 +126,6 @@ def sources(data: Mapping[str, Any] | None = None) -> pd.DataFrame:
         rows.append({"file": f"{name}.json", "commit": p.get("commit"),
                      "date": str(p.get("date", ""))[:10], "command": p.get("command")})
     return pd.DataFrame(rows).set_index("file") if rows else pd.DataFrame()
-
-
-def _named(text: str) -> str:
-    """``text`` with leukolib's dataset names (in a shipped reason) as a reader reads them."""
-    import re
-
-    return re.sub(r"\b(jtsc|all_idb2|bloodseg)\b", lambda m: display_name(m.group(1)), str(text))
 
 
 def _ci(mean: float, low: float, high: float, digits: int = 3) -> str:
@@ -228,11 +221,11 @@ def _chapter2(data: Mapping[str, Any]) -> list[str]:
             # the reason names the incumbent again ("no candidate beat '...'"): say it once
             reason = str(hc.get("reason")).replace(repr(hc.get("incumbent")), "them")
             out.append(f"The selection protocol kept the paper's settings "
-                       f"({hc.get('incumbent')}): {_named(reason)}.")
+                       f"({hc.get('incumbent')}): {display_names_in(reason)}.")
         else:
             out.append(f"The selection protocol replaced the paper's settings "
                        f"({hc.get('incumbent')}) by {hc.get('chosen')}: "
-                       f"{_named(hc.get('reason'))}.")
+                       f"{display_names_in(hc.get('reason'))}.")
     return out
 
 

@@ -87,48 +87,38 @@ LABELS: dict[str, str] = {
     "normalized_ratio": "normalised ratio",
     "dist_total": "total distance",
     "sd_total": "total SD",
-    "iou": "IoU",
-    "dsc": "DSC",
-    "acc": "accuracy",
-    "pre": "precision",
-    "rec": "recall",
-    "spec": "specificity",
-    "jpeg": "JPEG",
     "color baseline": "colour baseline",
 }
-#: How each word of a snake_case label reads (others are kept as they are).
+#: How a word reads: each word of a snake_case label, or a header of one word (a cell of one
+#: word is kept: "pre" may be data); others are kept as they are.
 WORDS: dict[str, str] = {
     "acc": "accuracy", "auc": "AUC", "ci": "CI", "deep": "DEEP", "dist": "distance",
-    "gaussian": "Gaussian", "hm": "HM", "holm": "(Holm)", "iou": "IoU", "jpeg": "JPEG",
-    "l1": "L1", "l2": "L2", "l3": "L3", "lerf": "LeRF", "mcnemar": "McNemar", "morf": "MoRF",
-    "oof": "out-of-fold", "pc1": "PC1", "px": "(px)",
-    "pre": "precision", "rec": "recall", "road": "ROAD", "sd": "SD", "val": "validation",
+    "dsc": "DSC", "gaussian": "Gaussian", "hm": "HM", "holm": "(Holm)", "iou": "IoU",
+    "jpeg": "JPEG", "l1": "L1", "l2": "L2", "l3": "L3", "lerf": "LeRF", "mcnemar": "McNemar",
+    "morf": "MoRF", "oof": "out-of-fold", "pc1": "PC1", "pre": "precision", "px": "(px)",
+    "rec": "recall", "road": "ROAD", "sd": "SD", "spec": "specificity", "val": "validation",
     "wilcoxon": "Wilcoxon",
 }  # fmt: skip
 # snake_case words, each holding a letter (an image id such as "Im223_0" is not one)
 _SNAKE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*)+")
-# a dataset's code name standing alone ("jtsc", "jtsc -> all_idb2", "on jtsc."), not inside a
-# file or other name
-_DATASET = re.compile(
-    r"(?<![\w.])(jtsc|all_idb2|bloodseg|cellavision|leukemia_fab|raabin)(?!\w|\.\w)")
 
 
 def reader_label(label: Any, cell: bool = False) -> Any:
     """A table label as a reader reads it: dataset display names, words instead of code names.
 
-    A dataset's code name becomes its display name wherever it stands alone; a
-    label of :data:`LABELS` is replaced, and a snake_case label is read word by
-    word (:data:`WORDS`). Labels that are not strings (fold numbers), text with
-    a path or an option in it (a command) and identifiers with a number for a
-    word (image ids) are returned unchanged.
+    A label of :data:`LABELS` is replaced; otherwise a dataset's code name
+    becomes its display name wherever it stands alone
+    (:func:`~leukolib.data.datasets.display_names_in`) and a snake_case label
+    is read word by word (:data:`WORDS`). Labels that are not strings (fold
+    numbers), text with a path or an option in it (a command) and identifiers
+    with a number for a word (image ids) are returned unchanged.
 
     Parameters
     ----------
     label : object
     cell : bool
         ``label`` is a table cell, not a header: a single word (``"pre"``)
-        is then kept as it is; only dataset names, snake_case labels and
-        the multi-word entries of :data:`LABELS` are rewritten.
+        is then kept as it is.
 
     Examples
     --------
@@ -145,14 +135,14 @@ def reader_label(label: Any, cell: bool = False) -> Any:
     """
     if not isinstance(label, str) or "/" in label or "--" in label:
         return label  # a command or a path is shown as it was typed
-    if label in LABELS and not (cell and "_" not in label and " " not in label):
+    if label in LABELS:
         return LABELS[label]
-    from leukolib.data.datasets import display_name
+    from leukolib.data.datasets import display_names_in
 
-    text = _DATASET.sub(lambda m: display_name(m.group(1)), label)
+    text = display_names_in(label)
     if _SNAKE.fullmatch(text):
-        text = " ".join(WORDS.get(w.lower(), w) for w in text.split("_"))
-    return text
+        return " ".join(WORDS.get(w.lower(), w) for w in text.split("_"))
+    return text if cell else WORDS.get(text, text)
 
 
 def readable(frame: pd.DataFrame) -> pd.DataFrame:

@@ -69,6 +69,7 @@ __all__ = [
     "DATASETS",
     "DISPLAY_NAMES",
     "display_name",
+    "display_names_in",
     "FileDataset",
     "Record",
     "load_dataset",
@@ -368,6 +369,23 @@ DISPLAY_NAMES: dict[str, str] = {
     "leukemia_fab": "Leukemia FAB",
     "raabin": "Raabin-WBC",
 }
+
+
+# a dataset's code name standing alone ("jtsc", "jtsc -> all_idb2", "on jtsc."), not inside a
+# file or other name ("classification_jtsc_cpu.json"); "synthetic" is an ordinary word
+_CODE_NAME = re.compile(r"(?<![\w.])(" + "|".join(k for k in DISPLAY_NAMES if k != "synthetic")
+                        + r")(?!\w|\.\w)")
+
+
+def display_names_in(text: str) -> str:
+    """``text`` with every dataset code name that stands alone replaced by its display name.
+
+    Examples
+    --------
+    >>> display_names_in("bloodseg -> jtsc"), display_names_in("classification_jtsc_cpu.json")
+    ('SMC_IDB (BloodSeg) -> JTSC', 'classification_jtsc_cpu.json')
+    """
+    return _CODE_NAME.sub(lambda m: DISPLAY_NAMES[m.group(1)], str(text))
 
 
 def display_name(name: str) -> str:
