@@ -17,9 +17,11 @@ For the datasets found under ``--shared`` (JTSC, ALL-IDB2, SMC_IDB), it
    elsewhere) with HM, DEEP and every candidate rule (thresholds, fusions, area openings,
    fallbacks), and chooses each default in turn, in-domain and across datasets,
    leave-one-dataset-out (the fallback, a safety switch, by the no-harm rule);
-4. evaluates the chosen defaults once more (HM, DEEP, ENSEMBLE and the other fusions) and
-   writes the report files into ``--out`` and the reference results that the book renders
-   into ``leukolib/reference/segmentation.json`` (``--no-reference`` to skip).
+4. evaluates the chosen defaults once more (HM, DEEP, ENSEMBLE and the other fusions),
+   chooses on that pass the set gate (whether a whole image set, out of the U-Net's domain,
+   keeps its handcrafted masks; no-harm rule, leave-one-dataset-out), and writes the
+   report files into ``--out`` and the reference results that the book renders into
+   ``leukolib/reference/segmentation.json`` (``--no-reference`` to skip).
 
 Every per-image table is cached in ``--out``; a second call reuses them.
 """
@@ -155,7 +157,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     from leukolib.errors import LeukolibError
     from leukolib.profiles import get_profile
     from leukolib.segmentation.ensemble import EnsembleParams
-    from leukolib.segmentation.evaluate import Evaluation, evaluate_segmentation, standard_methods
+    from leukolib.segmentation.evaluate import (
+        Evaluation,
+        apply_set_gate,
+        evaluate_segmentation,
+        set_entropies,
+        standard_methods,
+    )
     from leukolib.segmentation.figures import failure_gallery
     from leukolib.segmentation.generalization import matrix
     from leukolib.segmentation.handcrafted import HandcraftedParams
@@ -173,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         candidate_rules,
         fallback_candidates,
         fusion_candidates,
+        gate_candidates,
+        gate_scores,
         handcrafted_candidates,
         score_handcrafted,
         unit_means,
@@ -312,11 +322,6 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
           fallback.round(4), "\n", fb_choice.reason)
     fb_rules = fallback_candidates(final)
     final = fb_rules[fb_choice.chosen]
-    results["defaults"] = {"handcrafted": hm_params.to_dict(), "ensemble": final.to_dict(),
-                           "ensemble_label": final.label()}
-    library = {"handcrafted": HandcraftedParams().to_dict(), "ensemble": EnsembleParams().to_dict()}
-    results["library_defaults_match"] = library == {k: results["defaults"][k]
-                                                    for k in ("handcrafted", "ensemble")}
 
     # 4. the chosen defaults, and the tables of the book ---------------------------------
     alternatives = {k: v for k, v in fusion_candidates(final).items() if v != final}
@@ -336,6 +341,27 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     sources: dict[str, dict | None] = {}
 
     ev = final_pass()
+    # the set gate (a whole image set keeps its handcrafted masks): scored on this pass, whose
+    # ensemble has none, by the no-harm rule over every unit, leave-one-dataset-out
+    gates = gate_candidates(final)
+    gate = gate_scores(ev, gates)
+    gate_choice = choose(gate, "0", criterion="no-harm")
+    results["set_gate"] = _choice_record(
+        gate_choice, leave_one_out(gate, "0", _all_units(names), names, criterion="no-harm"))
+    entropies = set_entropies(ev)
+    results["set_entropies"] = [{"unit": t if t == d else f"{t} -> {d}", "median_entropy": v}
+                                for (t, d), v in entropies.items()]
+    print("\nset gate (the set's median U-Net entropy above)\n", gate.round(4), "\n",
+          gate_choice.reason, "\n", entropies.round(3))
+    final = gates[gate_choice.chosen]
+    ev = apply_set_gate(ev, final)
+    for d in ev.info:
+        ev.info[d]["ensemble"] = final.label()
+    results["defaults"] = {"handcrafted": hm_params.to_dict(), "ensemble": final.to_dict(),
+                           "ensemble_label": final.label()}
+    library = {"handcrafted": HandcraftedParams().to_dict(), "ensemble": EnsembleParams().to_dict()}
+    results["library_defaults_match"] = library == {k: results["defaults"][k]
+                                                    for k in ("handcrafted", "ensemble")}
     save_report(ev, out / "report", n_boot=args.n_boot, seed=args.seed)
     for name, ds in data.items():
         fig = failure_gallery(ev, ds, standard_methods(runs[name].predictor_for(ds), final,

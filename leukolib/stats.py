@@ -42,6 +42,7 @@ __all__ = [
     "ALPHA",
     "bootstrap_ci",
     "cluster_bootstrap_ci",
+    "evenly_spaced",
     "holm",
     "holm_note",
     "holm_paired",
@@ -631,3 +632,20 @@ def stratified_bootstrap_ci(
         if finite.size and finite.size >= v.shape[0] / 2:
             out[k] = _finite_interval(*np.quantile(finite, [alpha, 1 - alpha]))
     return out
+
+
+def evenly_spaced(n: int, k: int) -> list[int]:
+    """Up to ``k`` positions of a set of ``n``, evenly spaced (the first and the last included).
+
+    The measurements that read a sample of a set (its nucleus scale, whether
+    it is out of the U-Net's domain) pick the same images whenever the set is
+    the same.
+
+    Examples
+    --------
+    >>> evenly_spaced(5, 32), evenly_spaced(100, 4), evenly_spaced(0, 4)
+    ([0, 1, 2, 3, 4], [0, 33, 66, 99], [])
+    """
+    if n <= 0 or k <= 0:
+        return []
+    return sorted({int(i) for i in np.linspace(0, n - 1, min(int(k), int(n)))})

@@ -68,6 +68,36 @@ def test_segment_new_images_with_the_unet(paired_root, run_dir, tmp_path):
     assert len(list((tmp_path / "out").glob("*_mask.png"))) == 8
 
 
+def test_segment_with_a_set_gate_keeps_the_handcrafted_masks_out_of_domain(paired_root, run_dir,
+                                                                          tmp_path, capsys):
+    from leukolib.data.io import read_image
+    from leukolib.segmentation.handcrafted import segment_nucleus
+
+    images = sorted((paired_root / "images").glob("*.png"))
+
+    def masks(gate: float) -> list[np.ndarray]:
+        out = tmp_path / f"gate{gate:g}"
+        argv = ["segment", str(paired_root / "images"), "--method", "ensemble", "--model",
+                str(run_dir), "--gate", f"{gate:g}", "--out", str(out), "--quiet"]
+        assert main(argv) == 0
+        return [np.asarray(Image.open(out / f"{p.stem}_mask.png")) > 0 for p in images]
+
+    never = masks(0)
+    assert "set gate" not in capsys.readouterr().err  # no gate, nothing measured
+    gated = masks(1e-9)  # any U-Net is less sure than that: out of its domain
+    err = capsys.readouterr().err
+    assert "(gate 1e-09 bit), out of its domain" in err
+    assert all(np.array_equal(m, segment_nucleus(read_image(p)))
+               for m, p in zip(gated, images, strict=True))
+    kept = masks(0.999)  # no U-Net answers 0.5 everywhere: in its domain, as without a gate
+    assert "(gate 0.999 bit), in its domain" in capsys.readouterr().err
+    assert all(np.array_equal(a, b) for a, b in zip(kept, never, strict=True))
+    argv = ["segment", str(images[0]), "--method", "unet", "--model", str(run_dir), "--gate",
+            "0.3", "--out", str(tmp_path / "x")]
+    assert main(argv) == 2
+    assert "--gate is for --method ensemble" in capsys.readouterr().err
+
+
 def test_model_errors_are_usage_errors(tmp_path, capsys):
     assert main(["evaluate", "--dataset", "synthetic", "--method", "unet", "--quiet"]) == 2
     assert "needs a trained model" in capsys.readouterr().err

@@ -168,6 +168,49 @@ def test_fallback_rates_read_both_measures_off_the_agreement_table(fake_ev, data
             columns="uncertainty"), info=fake_ev.info), {"unsure": rules["unsure"]})
 
 
+def test_the_set_gate_gives_a_whole_set_its_handcrafted_rows(fake_ev, data):
+    from leukolib.segmentation.ensemble import EnsembleSegmenter, fuse, uncertainty
+    from leukolib.segmentation.evaluate import apply_set_gate, set_entropies
+    from leukolib.segmentation.selection import gate_candidates, gate_scores
+
+    median = float(np.median(fake_ev.agreement["uncertainty"]))  # 6 images: all of them read
+    assert set_entropies(fake_ev).loc[("synthetic", "synthetic")] == pytest.approx(median)
+    below = EnsembleParams(gate_entropy=median / 2, **NO_FALLBACK)
+    above = EnsembleParams(gate_entropy=min(0.99, median * 2), **NO_FALLBACK)
+    per = fake_ev.per_image.pivot(index="id", columns="method", values="iou")
+    gated = apply_set_gate(fake_ev, below).per_image.pivot(index="id", columns="method",
+                                                           values="iou")
+    pd.testing.assert_series_equal(gated["ENSEMBLE"], per["HM"], check_names=False)
+    pd.testing.assert_series_equal(gated["OR"], per["OR"])  # other rules keep their rows
+    assert (per["ENSEMBLE"] != per["HM"]).any()  # so the gate did change something
+    kept = apply_set_gate(fake_ev, above)
+    pd.testing.assert_frame_equal(kept.per_image, fake_ev.per_image)
+    assert kept.info["synthetic"]["set_gate"]["synthetic"]["gated"] is False
+    assert apply_set_gate(fake_ev, EnsembleParams(**NO_FALLBACK)) is fake_ev  # no gate
+    # the selection scores every candidate from the same pass; "never" is the ensemble itself
+    scores = gate_scores(fake_ev, gate_candidates(EnsembleParams(**NO_FALLBACK)))
+    assert list(scores.index)[0] == "0" and list(scores.columns) == ["synthetic"]
+    assert scores.loc["0", "synthetic"] == pytest.approx(per["ENSEMBLE"].mean())
+    # evaluating with a gated rule gives the same rows; the segmenter decides the same way
+    ev = evaluate_segmentation(data, standard_methods(FakeDeep(), below), trained_on="synthetic",
+                               progress=False)
+    pd.testing.assert_series_equal(
+        ev.per_image.pivot(index="id", columns="method", values="iou")["ENSEMBLE"], per["HM"],
+        check_names=False)
+    seg = EnsembleSegmenter(FakeDeep(), params=below)
+    assert seg.calibrate(data) is True and seg.set_entropy == pytest.approx(median)
+    for s in data:
+        assert (seg(s) == segment_nucleus(s.image)).all()
+    assert EnsembleSegmenter(FakeDeep(), params=above).calibrate(data) is False
+    # without calibration, an image is a set of one: its own entropy decides
+    for params in (below, above):
+        alone = EnsembleSegmenter(FakeDeep(), params=params)
+        for s in data:
+            hm, p = segment_nucleus(s.image), FakeDeep().proba(s)
+            want = hm if uncertainty(hm, p) > params.gate_entropy else fuse(hm, p, params)
+            assert (alone(s) == want).all()
+
+
 def test_run_is_batched_by_fold_and_matches_the_out_of_fold_record(tiny_run, data):
     seen: list = []
     original = tiny_run.predict_many

@@ -98,7 +98,7 @@ def test_the_library_defaults_are_the_ones_the_protocol_chose():
     assert {k: library[k] for k in recorded} == recorded
     # a parameter the report predates must keep the behaviour the report measured
     newer = {k: v for k, v in library.items() if k not in recorded}
-    assert all(k.startswith("fallback_") and v == 0.0 for k, v in newer.items()), newer
+    assert all(k.startswith(("fallback_", "gate_")) and v == 0.0 for k, v in newer.items()), newer
     for key in ("handcrafted", "threshold", "fusion_in_domain", "area_opening"):
         assert r[key]["leave_one_out"], key  # every choice was checked on held-out data
 
@@ -152,6 +152,43 @@ def test_the_fallback_sentence_follows_the_recorded_rule(monkeypatch):
     monkeypatch.setattr(seg_ref, "results", lambda: never)
     assert "The protocol chose no fallback: the ensemble always lets the U-Net vote." in (
         seg_ref.findings())
+
+
+def test_the_set_gate_sentences_follow_the_recorded_choice(monkeypatch):
+    """Which image sets keep their handcrafted masks, and what leave-one-dataset-out saw."""
+    import copy
+
+    from leukolib.segmentation import reference as seg_ref
+
+    if not seg_ref.available():
+        pytest.fail("leukolib/reference/segmentation.json is missing")
+    r = copy.deepcopy(seg_ref.results())
+    units = ["jtsc", "bloodseg -> jtsc", "jtsc -> bloodseg"]
+    r["set_entropies"] = [{"unit": u, "median_entropy": e} for u, e in zip(units, (0.05, 0.42,
+                                                                                0.1), strict=True)]
+    r["defaults"]["ensemble"]["gate_entropy"] = 0.3
+    r["set_gate"] = {"incumbent": "0", "chosen": "set entropy>0.3", "units": units,
+                     "reason": "", "table": [],
+                     "leave_one_out": [
+                         {"held_out": "jtsc", "unit": "bloodseg -> jtsc", "chosen": "0",
+                          "chosen_score": 0.87, "incumbent_score": 0.87, "all_chosen": "x",
+                          "all_score": 0.9, "reason": ""},
+                         {"held_out": "bloodseg", "unit": "bloodseg -> jtsc",
+                          "chosen": "set entropy>0.3", "chosen_score": 0.9,
+                          "incumbent_score": 0.87, "all_chosen": "x", "all_score": 0.9,
+                          "reason": ""}]}
+    monkeypatch.setattr(seg_ref, "results", lambda: r)
+    t = seg_ref.set_entropies()
+    assert list(t.index[t["handcrafted masks kept"]]) == ["bloodseg -> jtsc"]
+    said = [line for line in seg_ref.findings() if "set gate" in line or "held out" in line]
+    assert ("The set gate (median U-Net entropy above 0.3 bit) keeps the handcrafted masks of 1 "
+            "of 3 image sets: bloodseg -> jtsc.") in said
+    assert any(line.startswith("Chosen without the dataset of the pair") and
+               "bloodseg -> jtsc (jtsc held out)" in line for line in said)
+    r["defaults"]["ensemble"]["gate_entropy"] = 0.0
+    assert not seg_ref.set_entropies()["handcrafted masks kept"].any()
+    assert any(line.startswith("The protocol chose no set gate") and "0.42 bit, on bloodseg -> "
+               "jtsc" in line for line in seg_ref.findings())
 
 
 # ----------------------------------------------------------------------------- real data

@@ -33,7 +33,7 @@ def _methods_help() -> str:
 
 
 def add_method_args(p: argparse.ArgumentParser) -> None:
-    """``--method``, ``--model`` and ``--fusion``."""
+    """``--method``, ``--model``, ``--fusion``, ``--gate`` and ``--diameter``."""
     from leukolib.segmentation import SEGMENTERS
 
     p.add_argument("--method", "-m", default="handcrafted", choices=list(SEGMENTERS),
@@ -42,6 +42,10 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                    help="U-Net run directory from 'leukolib train-unet' (unet and ensemble)")
     p.add_argument("--fusion", choices=["and", "or", "soft"],
                    help="change the ensemble's fusion rule (the default rule is printed)")
+    p.add_argument("--gate", type=float, metavar="BITS",
+                   help="the ensemble's set gate: keep the handcrafted masks of every input when "
+                   "the U-Net's median entropy on them (up to 32, evenly spaced) is above BITS; "
+                   "0: never (default: the library's, printed with the rule)")
     p.add_argument("--diameter", type=float, metavar="PX",
                    help="nucleus diameter of the images in pixels (unet and ensemble with a run "
                    "trained at the nucleus scale); default: estimated per image from its "
@@ -96,6 +100,12 @@ def _options(args: argparse.Namespace) -> dict:
         if args.method != "ensemble":
             raise UsageError(f"--fusion is for --method ensemble, not {args.method!r}")
         out["fusion"] = args.fusion
+    if getattr(args, "gate", None) is not None:
+        if args.method != "ensemble":
+            raise UsageError(f"--gate is for --method ensemble, not {args.method!r}")
+        if not 0.0 <= args.gate < 1.0:
+            raise UsageError(f"--gate must be in [0, 1) bit, got {args.gate:g}")
+        out["gate_entropy"] = args.gate
     if getattr(args, "diameter", None) is not None:
         if args.method not in ("unet", "ensemble"):
             raise UsageError(f"--diameter is for --method unet or ensemble, not {args.method!r}")
@@ -137,6 +147,36 @@ def _set_scale(segment, sources: list[Path]) -> str | None:
     deep.diameter, deep.diameter_source = d, DIAMETER_SOURCES[1]
     return (f"scale: nucleus diameter {d:.1f} px, the median of the handcrafted masks of {n} "
             f"input(s) (--diameter PX to give it)")
+
+
+def _set_gate(segment, sources: list[Path]) -> str | None:
+    """An ensemble with a set gate decides once whether the inputs are out of its U-Net's domain.
+
+    The U-Net's entropy on up to 32 of the inputs (evenly spaced; unreadable
+    ones skipped, they are reported with the rest) decides
+    (:meth:`~leukolib.segmentation.ensemble.EnsembleSegmenter.calibrate`).
+    """
+    from leukolib.data.io import read_image
+    from leukolib.data.sample import Sample
+
+    params = getattr(segment, "params", None)
+    if not hasattr(segment, "calibrate") or not getattr(params, "gate_entropy", 0.0):
+        return None
+
+    class _Samples:  # reads only the images the gate picks
+        def __len__(self) -> int:
+            return len(sources)
+
+        def __getitem__(self, i: int) -> Sample:
+            return Sample(read_image(sources[i]), None, None, None, sources[i].stem, sources[i])
+
+    out = segment.calibrate(_Samples())
+    if segment.set_entropy is None:
+        return "set gate: no input could be read to measure the U-Net's entropy"
+    verdict = ("out of its domain: the handcrafted mask of every input is kept" if out else
+               "in its domain: the ensemble fuses")
+    return (f"set gate: the U-Net's median entropy on the inputs is {segment.set_entropy:.3f} "
+            f"bit (gate {params.gate_entropy:g} bit), {verdict}")
 
 
 def scale_line(segment) -> str | None:
@@ -187,9 +227,10 @@ def cmd_segment(args: argparse.Namespace) -> int:
         targets.setdefault(mask, []).append(src)
         targets.setdefault(overlay, []).append(src)
     check_new_outputs(targets, args.overwrite)
-    note = _set_scale(segment, [src for src, _, _ in plan])
-    if note:
-        print(note, file=sys.stderr)
+    for note in (_set_scale(segment, [src for src, _, _ in plan]),
+                 _set_gate(segment, [src for src, _, _ in plan])):
+        if note:
+            print(note, file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     done = 0
     for src, mask_path, overlay_path in tqdm(plan, desc="segment", unit="img",

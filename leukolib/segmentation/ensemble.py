@@ -41,6 +41,14 @@ let the ensemble keep the handcrafted mask alone (:func:`falls_back`):
 Which measure, and its threshold, is chosen like the rest, by the selection
 protocol of :mod:`leukolib.segmentation.selection`, across datasets.
 
+**A whole image set** can be out of the U-Net's domain (another microscope,
+another stain), and a per-image switch then misses the images on which the
+network is only somewhat wrong. ``gate_entropy > 0``: when the median of the
+U-Net's entropy over the set (up to :data:`GATE_SAMPLE` images, evenly spaced,
+like the scale estimate) is above ``gate_entropy``, the ensemble keeps the
+handcrafted mask of every image of the set (:func:`out_of_domain`,
+:meth:`EnsembleSegmenter.calibrate`). A single image is a set of one.
+
 **The** ensemble of leukolib (``--method ensemble`` in the command line, the
 ``ENSEMBLE`` row of every report, the book) is :class:`EnsembleParams`'s
 default, and every output names its rule (:meth:`EnsembleParams.label`). Its
@@ -52,7 +60,7 @@ apart from the data that did not choose.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -60,15 +68,20 @@ import numpy as np
 
 from leukolib.data.sample import Sample
 from leukolib.segmentation.handcrafted import HandcraftedParams, area_filter, min_area_pixels
+from leukolib.stats import evenly_spaced
 
-__all__ = ["ENSEMBLE", "FUSIONS", "EnsembleParams", "EnsembleSegmenter", "agreement",
-           "falls_back", "fuse", "keeps_handcrafted", "uncertainty"]
+__all__ = ["ENSEMBLE", "FUSIONS", "GATE_SAMPLE", "EnsembleParams", "EnsembleSegmenter",
+           "agreement", "falls_back", "fuse", "keeps_handcrafted", "out_of_domain",
+           "uncertainty"]
 
 #: Available fusion rules.
 FUSIONS: tuple[str, ...] = ("and", "or", "soft")
 
 #: The method name of leukolib's ensemble (the default rule) in reports and outputs.
 ENSEMBLE = "ENSEMBLE"
+
+#: Images of a set whose U-Net entropy decides whether the set is out of its domain.
+GATE_SAMPLE = 32
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,10 @@ class EnsembleParams:
         Keep the handcrafted mask alone on an image where the U-Net's mean
         entropy over the handcrafted mask (:func:`uncertainty`, bits) is above
         this (0: never).
+    gate_entropy : float
+        Keep the handcrafted masks of a whole image set where the median of
+        the U-Net's entropy over the set (:func:`out_of_domain`, bits) is
+        above this (0: never).
     """
 
     fusion: str = "and"
@@ -103,6 +120,7 @@ class EnsembleParams:
     reference_area: int | None = HandcraftedParams().reference_area
     fallback_iou: float = 0.3  # chosen by the protocol (no-harm rule)
     fallback_entropy: float = 0.35  # chosen by the protocol (no-harm rule)
+    gate_entropy: float = 0.0  # chosen by the protocol (no-harm rule)
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
@@ -117,6 +135,8 @@ class EnsembleParams:
             raise ValueError(f"fallback_iou must be in [0, 1), got {self.fallback_iou}")
         if not 0.0 <= self.fallback_entropy < 1.0:
             raise ValueError(f"fallback_entropy must be in [0, 1) bit, got {self.fallback_entropy}")
+        if not 0.0 <= self.gate_entropy < 1.0:
+            raise ValueError(f"gate_entropy must be in [0, 1) bit, got {self.gate_entropy}")
 
     def rule(self) -> str:
         """The fusion rule in words: ``"AND"``, ``"OR"`` or ``"SOFT w=0.75"``.
@@ -142,7 +162,8 @@ class EnsembleParams:
             f"area opening {self.min_area} px"
             + (" at 256x256" if self.reference_area == 256 * 256 else
                f" at {self.reference_area} px" if self.reference_area else ""))
-        return f"{self.rule()}, p >= {self.threshold:g}, {area}{self.fallback_label()}"
+        return (f"{self.rule()}, p >= {self.threshold:g}, {area}{self.fallback_label()}"
+                f"{self.gate_label()}")
 
     def fallback_label(self) -> str:
         """When the handcrafted mask is kept alone, in words (empty when never).
@@ -156,6 +177,17 @@ class EnsembleParams:
             [f"the U-Net's entropy > {self.fallback_entropy:g} bit"] if self.fallback_entropy
             else [])
         return f", handcrafted alone where {' or '.join(parts)}" if parts else ""
+
+    def gate_label(self) -> str:
+        """When a whole image set keeps its handcrafted masks, in words (empty when never).
+
+        Examples
+        --------
+        >>> EnsembleParams(gate_entropy=0.3).gate_label()
+        '; handcrafted alone on a whole image set whose median U-Net entropy > 0.3 bit'
+        """
+        return (f"; handcrafted alone on a whole image set whose median U-Net entropy > "
+                f"{self.gate_entropy:g} bit" if self.gate_entropy else "")
 
     def to_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict."""
@@ -234,6 +266,29 @@ def falls_back(handcrafted: np.ndarray, deep_proba: np.ndarray,
     return keeps_handcrafted(params, a, u)
 
 
+def out_of_domain(entropies: Sequence[float], params: EnsembleParams | None = None) -> bool:
+    """Whether an image set is out of the U-Net's domain: its median entropy is above the gate.
+
+    Parameters
+    ----------
+    entropies : sequence of float
+        The U-Net's entropy (:func:`uncertainty`) on the images that decide
+        (:data:`GATE_SAMPLE` of the set, :func:`~leukolib.stats.evenly_spaced`).
+    params : EnsembleParams, optional
+        Its ``gate_entropy`` (0: never out of domain).
+
+    Examples
+    --------
+    >>> p = EnsembleParams(gate_entropy=0.3)
+    >>> out_of_domain([0.1, 0.5, 0.6], p), out_of_domain([0.1, 0.1, 0.6], p), out_of_domain([], p)
+    (True, False, False)
+    """
+    params = params or EnsembleParams()
+    values = np.asarray(list(entropies), dtype=float)
+    return bool(params.gate_entropy and values.size
+                and float(np.median(values)) > params.gate_entropy)
+
+
 def fuse(
     handcrafted: np.ndarray, deep_proba: np.ndarray, params: EnsembleParams | None = None
 ) -> np.ndarray:
@@ -270,6 +325,7 @@ def fuse(
     p = np.asarray(deep_proba, dtype=np.float32)
     if hm.shape != p.shape:
         raise ValueError(f"handcrafted mask {hm.shape} and probability {p.shape} differ in shape")
+    # the set gate is a decision on a whole image set (EnsembleSegmenter.calibrate), not here
     if falls_back(hm, p, params):  # the U-Net is out of its domain here: no vote
         return hm.copy()
     if params.fusion == "and":
@@ -296,6 +352,10 @@ class EnsembleSegmenter:
     handcrafted : callable, optional
         ``handcrafted(image) -> bool mask``; default: the handcrafted defaults.
     params : EnsembleParams, optional
+
+    With a set gate (``params.gate_entropy``), :meth:`calibrate` on the image
+    set decides once whether the whole set keeps its handcrafted masks; an
+    image segmented without it is a set of one (its own entropy decides).
     """
 
     def __init__(
@@ -310,6 +370,8 @@ class EnsembleSegmenter:
         self.handcrafted = handcrafted or segment_nucleus
         self.params = params or EnsembleParams()
         self.fallbacks = 0  # images on which the handcrafted mask was kept alone
+        self.set_entropy: float | None = None  # the calibrated set's median entropy
+        self.set_out_of_domain: bool | None = None  # None: not calibrated
         self._no_fallback = replace(self.params, fallback_iou=0.0, fallback_entropy=0.0)
         self._takes_mask = "handcrafted_mask" in inspect.signature(deep.proba).parameters
 
@@ -323,13 +385,56 @@ class EnsembleSegmenter:
         """Why the U-Net side runs in its mode."""
         return getattr(self.deep, "reason", "")
 
-    def __call__(self, sample: Sample) -> np.ndarray:
-        """The fused nucleus mask of ``sample``."""
+    def _parts(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
         hm = np.asarray(self.handcrafted(sample.image), dtype=bool)
         # the handcrafted mask also gives a scale-aware U-Net its nucleus diameter
         p = (self.deep.proba(sample, handcrafted_mask=hm) if self._takes_mask
              else self.deep.proba(sample))
-        if falls_back(hm, p, self.params):  # counted here, decided once
+        return hm, p
+
+    def calibrate(self, samples: Sequence[Any]) -> bool:
+        """Decide the set gate on an image set (is it out of the U-Net's domain?).
+
+        The U-Net's entropy (:func:`uncertainty`) on up to :data:`GATE_SAMPLE`
+        of ``samples`` (evenly spaced, :func:`~leukolib.stats.evenly_spaced`;
+        a sample that cannot be read is skipped) is compared, as a median,
+        with ``params.gate_entropy``. Then every call keeps the handcrafted
+        mask when the set is out of domain.
+
+        Parameters
+        ----------
+        samples : sequence of Sample
+            The set (read on access: only the picked ones are loaded).
+
+        Returns
+        -------
+        bool
+            Whether the set keeps its handcrafted masks (always ``False``
+            without a gate, and nothing is computed).
+        """
+        if not self.params.gate_entropy:
+            self.set_entropy, self.set_out_of_domain = None, False
+            return False
+        values = []
+        for i in evenly_spaced(len(samples), GATE_SAMPLE):
+            try:
+                hm, p = self._parts(samples[i])
+            except Exception:  # noqa: BLE001 - an unreadable image is reported when segmented
+                continue
+            values.append(uncertainty(hm, p))
+        self.set_entropy = float(np.median(values)) if values else None
+        self.set_out_of_domain = out_of_domain(values, self.params)
+        return self.set_out_of_domain
+
+    def __call__(self, sample: Sample) -> np.ndarray:
+        """The fused nucleus mask of ``sample``."""
+        if self.set_out_of_domain:  # the whole set keeps its handcrafted masks: no U-Net
+            self.fallbacks += 1
+            return np.asarray(self.handcrafted(sample.image), dtype=bool)
+        hm, p = self._parts(sample)
+        gated = (self.set_out_of_domain is None
+                 and out_of_domain([uncertainty(hm, p)], self.params))
+        if gated or falls_back(hm, p, self.params):  # counted here, decided once
             self.fallbacks += 1
             return hm.copy()
         return fuse(hm, p, self._no_fallback)

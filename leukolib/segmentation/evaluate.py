@@ -43,14 +43,23 @@ from leukolib.data.base import Dataset
 from leukolib.data.sample import Sample
 from leukolib.errors import DatasetError
 from leukolib.metrics import SEGMENTATION_METRICS, segmentation_metrics
-from leukolib.segmentation.ensemble import ENSEMBLE, EnsembleParams, fuse, uncertainty
+from leukolib.segmentation.ensemble import (
+    ENSEMBLE,
+    GATE_SAMPLE,
+    EnsembleParams,
+    fuse,
+    uncertainty,
+)
+from leukolib.stats import evenly_spaced
 
 __all__ = [
     "AGREEMENT_COLUMNS",
     "Evaluation",
     "Methods",
+    "apply_set_gate",
     "evaluate_segmentation",
     "handcrafted_methods",
+    "set_entropies",
     "standard_methods",
 ]
 
@@ -85,6 +94,9 @@ class Methods:
         DEEP's threshold, used for the pixel agreement counts.
     info : dict
         Recorded with the results (rules in words, the U-Net's mode ...).
+    gates : dict of str to EnsembleParams
+        Rules with a set gate (``gate_entropy``), decided once the whole set
+        is evaluated (:func:`apply_set_gate`).
     """
 
     rules: dict[str, Rule] = field(default_factory=dict)
@@ -94,6 +106,7 @@ class Methods:
     segmenter_name: str = "method"
     threshold: float = 0.5
     info: dict[str, Any] = field(default_factory=dict)
+    gates: dict[str, EnsembleParams] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -158,14 +171,18 @@ def standard_methods(
     t = ens.threshold
     rules: dict[str, Rule] = {"HM": lambda hm, _: hm, "DEEP": lambda _, p: p >= t,
                               ENSEMBLE: lambda hm, p: fuse(hm, p, ens)}
+    gates = {ENSEMBLE: ens} if ens.gate_entropy else {}
     for name, params in (alternatives or {}).items():
         rules[name] = lambda hm, p, _q=params: fuse(hm, p, _q)
+        if params.gate_entropy:
+            gates[name] = params
     rules.update(extra or {})
     info = {"ensemble": ens.label(),
             "alternatives": {k: v.label() for k, v in (alternatives or {}).items()},
             "mode": str(getattr(deep, "mode", "unknown")),
             "reason": str(getattr(deep, "reason", ""))}
-    return Methods(rules, handcrafted or segment_nucleus, deep, threshold=t, info=info)
+    return Methods(rules, handcrafted or segment_nucleus, deep, threshold=t, info=info,
+                   gates=gates)
 
 
 @dataclass
@@ -434,7 +451,74 @@ def evaluate_segmentation(
                                                         ["mask_repaired"] > 0).sum()),
                            "mask_repaired_pixels": int(per_image.drop_duplicates("id")
                                                        ["mask_repaired"].sum())}}
-    return Evaluation(per_image, agreement, failures, info)
+    ev = Evaluation(per_image, agreement, failures, info)
+    for name, params in methods.gates.items():
+        ev = apply_set_gate(ev, params, name)
+    return ev
+
+
+def set_entropies(ev: Evaluation) -> pd.Series:
+    """The median U-Net entropy of every evaluated image set, as the set gate reads it.
+
+    Per ``(trained_on, dataset)``: the median of the ``uncertainty`` of up to
+    :data:`~leukolib.segmentation.ensemble.GATE_SAMPLE` of its images, evenly
+    spaced in the order they were evaluated, like
+    :meth:`~leukolib.segmentation.ensemble.EnsembleSegmenter.calibrate`.
+
+    Returns
+    -------
+    Series
+        Index ``(trained_on, dataset)``; empty without an agreement table.
+    """
+    a = ev.agreement
+    if a.empty or "uncertainty" not in a:
+        return pd.Series(dtype=float)
+    out = {}
+    for key, g in a.groupby(["trained_on", "dataset"], sort=False):
+        picks = g["uncertainty"].to_numpy()[evenly_spaced(len(g), GATE_SAMPLE)]
+        out[key] = float(np.median(picks))
+    return pd.Series(out, dtype=float).rename_axis(["trained_on", "dataset"])
+
+
+def apply_set_gate(ev: Evaluation, params: EnsembleParams, method: str = ENSEMBLE,
+                   handcrafted: str = "HM") -> Evaluation:
+    """``method``'s rows with its set gate: an out-of-domain set takes the handcrafted rows.
+
+    The gate needs the whole set, so it is applied to an evaluation (the
+    rule's own rows were scored as if every set were in the U-Net's domain):
+    where :func:`set_entropies` is above ``params.gate_entropy``, every
+    image's ``method`` metrics become its ``handcrafted`` metrics.
+
+    Parameters
+    ----------
+    ev : Evaluation
+        With ``method`` and ``handcrafted`` rows and the agreement table.
+    params : EnsembleParams
+        Its ``gate_entropy`` (0: ``ev`` is returned as it is).
+    method, handcrafted : str
+
+    Returns
+    -------
+    Evaluation
+        A new evaluation; ``info[dataset]["set_gate"]`` maps each U-Net's
+        training set to the set's median entropy and whether it was gated.
+    """
+    if not params.gate_entropy:
+        return ev
+    per = ev.per_image.copy()
+    info = {k: dict(v) for k, v in ev.info.items()}
+    metrics = [c for c in SEGMENTATION_METRICS if c in per]
+    for (trained_on, dataset), median in set_entropies(ev).items():
+        gated = bool(median > params.gate_entropy)
+        info.setdefault(dataset, {}).setdefault("set_gate", {})[trained_on] = {
+            "median_entropy": median, "gate_entropy": params.gate_entropy, "gated": gated}
+        if not gated:
+            continue
+        here = (per["dataset"] == dataset) & (per["trained_on"] == trained_on)
+        hm = per[here & (per["method"] == handcrafted)].set_index("id")[metrics]
+        rows = here & (per["method"] == method)
+        per.loc[rows, metrics] = hm.loc[per.loc[rows, "id"]].to_numpy()
+    return Evaluation(per, ev.agreement, list(ev.failures), info)
 
 
 def _masks(methods: Methods, s: Sample, hm, p, err, timing) -> tuple[dict[str, Any], str | None]:

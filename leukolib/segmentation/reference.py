@@ -33,6 +33,7 @@ __all__ = [
     "provenance",
     "results",
     "selection",
+    "set_entropies",
     "summary",
     "unet_runs",
 ]
@@ -47,6 +48,8 @@ PARAMETERS: dict[str, str] = {
     "fusion_cross": "fusion rule, U-Net applied to another dataset",
     "area_opening": "area opening after the fusion",
     "fallback": "fallback to the handcrafted mask alone (its measure and threshold)",
+    "set_gate": "set gate: a whole image set keeps its handcrafted masks (the set's median "
+                "U-Net entropy above)",
 }
 
 
@@ -172,6 +175,26 @@ def fallback_rates() -> pd.DataFrame | None:
     return pd.DataFrame(rows).set_index("unit") if rows else None
 
 
+def set_entropies() -> pd.DataFrame | None:
+    """The median U-Net entropy of every image set (unit) and whether the chosen gate keeps HM.
+
+    Returns
+    -------
+    DataFrame or None
+        Indexed by unit (``"trained on -> evaluated on"``, the dataset alone
+        in-domain): ``median entropy (bit)`` and ``handcrafted masks kept``
+        under the report's ensemble; ``None`` for a report without a set gate.
+    """
+    rows = results().get("set_entropies")
+    if not rows:
+        return None
+    t = pd.DataFrame(rows).set_index("unit").rename(columns={"median_entropy":
+                                                             "median entropy (bit)"})
+    gate = default_ensemble().gate_entropy
+    t["handcrafted masks kept"] = (t["median entropy (bit)"] > gate) if gate else False
+    return t
+
+
 def default_ensemble() -> EnsembleParams:
     """The ensemble the report measured, as parameters.
 
@@ -179,7 +202,7 @@ def default_ensemble() -> EnsembleParams:
     it did not record is off, whatever the library's default is today.
     """
     recorded = dict(results()["defaults"]["ensemble"])
-    for name in ("fallback_iou", "fallback_entropy"):
+    for name in ("fallback_iou", "fallback_entropy", "gate_entropy"):
         recorded.setdefault(name, 0.0)
     return EnsembleParams(**recorded)
 
@@ -244,4 +267,29 @@ def findings() -> list[str]:
                    f"the images of {busiest} at most, on {rates[col].min():.1%} at least.")
     elif col == "0":
         out.append("The protocol chose no fallback: the ensemble always lets the U-Net vote.")
+    out.extend(_gate_findings(r))
+    return out
+
+
+def _gate_findings(r: dict[str, Any]) -> list[str]:
+    """The set gate in words: which image sets keep their handcrafted masks, and held out."""
+    ent = set_entropies()
+    if ent is None or "set_gate" not in r:
+        return []
+    gate = default_ensemble().gate_entropy
+    if not gate:
+        top = ent["median entropy (bit)"].idxmax()
+        return [f"The protocol chose no set gate (no candidate gained without a loss); the "
+                f"highest median U-Net entropy of an image set is "
+                f"{ent.loc[top, 'median entropy (bit)']:.2f} bit, on {top}."]
+    kept = list(ent.index[ent["handcrafted masks kept"]])
+    out = [f"The set gate (median U-Net entropy above {gate:g} bit) keeps the handcrafted masks "
+           f"of {len(kept)} of {len(ent)} image sets"
+           + (f": {', '.join(kept)}." if kept else ".")]
+    lodo = held_out("set_gate")
+    missed = [f"{u} ({h} held out)" for (h, u), row in lodo.iterrows()
+              if u in kept and row["chosen without it"] == "0"]
+    if missed:
+        out.append("Chosen without the dataset of the pair, the protocol takes no gate on "
+                   + ", ".join(missed) + ": the gain there is seen only with that dataset.")
     return out

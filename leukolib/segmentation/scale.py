@@ -62,6 +62,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
+from leukolib.stats import evenly_spaced
+
 __all__ = [
     "DIAMETER_SOURCES",
     "MAX_FACTOR",
@@ -304,9 +306,8 @@ def estimate_diameter(images: Sequence[Any], handcrafted: Callable | None = None
     total = len(images)
     if total == 0:
         return None, 0
-    picks = sorted({int(i) for i in np.linspace(0, total - 1, min(int(n), total))})
     found = []
-    for i in picks:
+    for i in evenly_spaced(total, n):
         item = images[i]
         d = nucleus_diameter(handcrafted(getattr(item, "image", item)))
         if d is not None:

@@ -18,7 +18,10 @@ order, each with the choices before it fixed:
    DEEP), above an uncertainty of the U-Net (:data:`ENTROPIES`, its mean
    entropy in bits) or either, across datasets and in-domain together, by the
    no-harm rule of a safety switch (:func:`leukolib.selection.choose`): it may
-   not lose on any unit.
+   not lose on any unit;
+6. :data:`GATES`, when a whole image set keeps its handcrafted masks (its
+   median U-Net entropy above the gate, :func:`gate_scores`), by the same
+   no-harm rule.
 
 ``benchmarks/segmentation_report.py`` runs the protocol on the shared
 datasets, leave-one-dataset-out, and writes the choices and the held-out
@@ -51,11 +54,14 @@ __all__ = [
     "ENSEMBLE_INCUMBENT",
     "ENTROPIES",
     "FALLBACKS",
+    "GATES",
     "HANDCRAFTED_INCUMBENT",
     "THRESHOLDS",
     "candidate_rules",
     "fallback_candidates",
     "fusion_candidates",
+    "gate_candidates",
+    "gate_scores",
     "handcrafted_candidates",
     "score_handcrafted",
     "unit_means",
@@ -82,6 +88,10 @@ FALLBACKS: tuple[float, ...] = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
 #: U-Net entropies tried (bits, :func:`~leukolib.segmentation.ensemble.uncertainty`): above
 #: one, the ensemble keeps the handcrafted mask alone (1 bit is a U-Net answering 0.5).
 ENTROPIES: tuple[float, ...] = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
+
+#: Set gates tried (bits of the set's median U-Net entropy): never (0) first, then from the
+#: gate that fires least to the one that fires most, so that a tie keeps the most cautious.
+GATES: tuple[float, ...] = (0.0, 0.6, 0.55, 0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)
 
 
 def handcrafted_candidates() -> dict[str, HandcraftedParams]:
@@ -177,6 +187,48 @@ def fallback_candidates(base: EnsembleParams | None = None) -> dict[str, Ensembl
         for u in ENTROPIES:
             out[f"iou<{f:g} or entropy>{u:g}"] = replace(b, fallback_iou=f, fallback_entropy=u)
     return out
+
+
+def gate_candidates(base: EnsembleParams | None = None) -> dict[str, EnsembleParams]:
+    """Never (``"0"``) first, then ``"set entropy>0.6"`` ... (:data:`GATES`), on ``base``.
+
+    Examples
+    --------
+    >>> list(gate_candidates())[:3]
+    ['0', 'set entropy>0.6', 'set entropy>0.55']
+    """
+    b = base or EnsembleParams()
+    return {("0" if not g else f"set entropy>{g:g}"): replace(b, gate_entropy=g) for g in GATES}
+
+
+def gate_scores(ev: Any, candidates: Mapping[str, EnsembleParams], metric: str = "iou",
+                method: str = "ENSEMBLE") -> pd.DataFrame:
+    """The mean ``metric`` of every set gate on every unit, from one evaluation.
+
+    The gate replaces a whole set's ``method`` rows by its handcrafted rows
+    (:func:`~leukolib.segmentation.evaluate.apply_set_gate`), so each
+    candidate is scored on ``ev`` without segmenting again.
+
+    Parameters
+    ----------
+    ev : Evaluation
+        Of the ensemble without a gate (and HM), with the agreement table.
+    candidates : mapping of str to EnsembleParams
+        :func:`gate_candidates`.
+
+    Returns
+    -------
+    DataFrame
+        Candidates (rows) by unit (columns, as :func:`unit_means`).
+    """
+    from leukolib.segmentation.evaluate import apply_set_gate
+
+    rows = []
+    for name, params in candidates.items():
+        per = apply_set_gate(ev, params, method).per_image
+        per = per[per["method"] == method].assign(method=f"gate {name}")
+        rows.append(per)
+    return unit_means(pd.concat(rows, ignore_index=True), "gate ", metric)
 
 
 class _SharedFusion:
