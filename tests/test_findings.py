@@ -50,6 +50,21 @@ def test_the_word_better_follows_the_verdict():
     assert "Against HM: ENSEMBLE better" in text
 
 
+def test_the_set_gate_sentence_names_the_gated_sets():
+    data, seg = changed("segmentation")
+    r = seg["results"]
+    r["set_gate"] = {"chosen": "set entropy>0.3"}
+    r["set_entropies"] = [{"unit": "jtsc", "median_entropy": 0.05},
+                          {"unit": "bloodseg -> jtsc", "median_entropy": 0.42}]
+    r["defaults"]["ensemble"]["gate_entropy"] = 0.3
+    said = findings.chapter_findings(4, data)
+    assert ("The set gate (median U-Net entropy above 0.3 bit) keeps the handcrafted masks of 1 "
+            "of 2 image sets: SMC_IDB (BloodSeg) -> JTSC.") in said
+    r["defaults"]["ensemble"]["gate_entropy"] = 0.0
+    assert any(s.startswith("The protocol chose no set gate") for s in
+               findings.chapter_findings(4, data))
+
+
 def test_the_paper_value_is_placed_against_our_interval():
     data, seg = changed("segmentation")
     row = next(r for r in seg["results"]["intervals"]
