@@ -50,7 +50,8 @@ from leukolib.tables import styled, to_markdown
 matplotlib.use("Agg")
 
 TINY = {"profile": "smoke", "image_size": 32, "folds": 2, "epochs": 1, "progress": False}
-NO_FALLBACK = {"fallback_iou": 0.0, "fallback_entropy": 0.0}  # the fusions alone, on every image
+NO_FALLBACK = {"fallback_iou": 0.0, "fallback_entropy": 0.0,  # the fusions alone, on every image
+               "gate_entropy": 0.0}
 ALTERNATIVES = {"OR": EnsembleParams("or", **NO_FALLBACK),
                 "SOFT": EnsembleParams("soft", **NO_FALLBACK)}
 METHODS = ["HM", "DEEP", "ENSEMBLE", "OR", "SOFT"]
@@ -145,9 +146,9 @@ def test_fallback_rates_read_both_measures_off_the_agreement_table(fake_ev, data
     u = float(a["uncertainty"].median())
     x = float(np.median(list(ious.values())))
     rules = {"never": EnsembleParams(**NO_FALLBACK),
-             "always": EnsembleParams(fallback_iou=0.999, fallback_entropy=0.0),
-             "unsure": EnsembleParams(fallback_iou=0.0, fallback_entropy=u),
-             "apart": EnsembleParams(fallback_iou=x, fallback_entropy=0.0)}
+             "always": EnsembleParams(fallback_iou=0.999, fallback_entropy=0.0, gate_entropy=0.0),
+             "unsure": EnsembleParams(fallback_iou=0.0, fallback_entropy=u, gate_entropy=0.0),
+             "apart": EnsembleParams(fallback_iou=x, fallback_entropy=0.0, gate_entropy=0.0)}
     r = fallback_rates(fake_ev, rules)
     assert r.loc["synthetic", "never"] == 0.0 and r.loc["synthetic", "always"] == 1.0
     assert r.loc["synthetic", "unsure"] == pytest.approx((a["uncertainty"] > u).mean())
@@ -175,8 +176,9 @@ def test_the_set_gate_gives_a_whole_set_its_handcrafted_rows(fake_ev, data):
 
     median = float(np.median(fake_ev.agreement["uncertainty"]))  # 6 images: all of them read
     assert set_entropies(fake_ev).loc[("synthetic", "synthetic")] == pytest.approx(median)
-    below = EnsembleParams(gate_entropy=median / 2, **NO_FALLBACK)
-    above = EnsembleParams(gate_entropy=min(0.99, median * 2), **NO_FALLBACK)
+    never = {"fallback_iou": 0.0, "fallback_entropy": 0.0}
+    below = EnsembleParams(gate_entropy=median / 2, **never)
+    above = EnsembleParams(gate_entropy=min(0.99, median * 2), **never)
     per = fake_ev.per_image.pivot(index="id", columns="method", values="iou")
     gated = apply_set_gate(fake_ev, below).per_image.pivot(index="id", columns="method",
                                                            values="iou")

@@ -120,7 +120,7 @@ class EnsembleParams:
     reference_area: int | None = HandcraftedParams().reference_area
     fallback_iou: float = 0.3  # chosen by the protocol (no-harm rule)
     fallback_entropy: float = 0.35  # chosen by the protocol (no-harm rule)
-    gate_entropy: float = 0.0  # chosen by the protocol (no-harm rule)
+    gate_entropy: float = 0.15  # chosen by the protocol (no-harm rule)
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
