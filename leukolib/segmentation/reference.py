@@ -232,8 +232,9 @@ def findings() -> list[str]:
                    f"DEEP {s.loc['DEEP', d]:.3f}{paper_txt}.")
     for (d, t, comp), row in paired().iterrows():
         where = "out-of-fold" if d == t else f"U-Net trained on {t}"
-        out.append(f"{d} ({where}), {comp}: {row['mean_diff']:+.4f} "
-                   f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], {row['verdict']}.")
+        ci = (f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]" if pd.notna(row["ci_low"])
+              else "(every image tied: no interval)")
+        out.append(f"{d} ({where}), {comp}: {row['mean_diff']:+.4f} {ci}, {row['verdict']}.")
     for key, what in PARAMETERS.items():
         if key not in r:
             continue
