@@ -18,6 +18,7 @@ import pandas as pd
 
 from leukolib import reference
 from leukolib.segmentation.ensemble import EnsembleParams
+from leukolib.tables import format_interval
 
 __all__ = [
     "PARAMETERS",
@@ -232,9 +233,8 @@ def findings() -> list[str]:
                    f"DEEP {s.loc['DEEP', d]:.3f}{paper_txt}.")
     for (d, t, comp), row in paired().iterrows():
         where = "out-of-fold" if d == t else f"U-Net trained on {t}"
-        ci = (f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]" if pd.notna(row["ci_low"])
-              else "(every image tied: no interval)")
-        out.append(f"{d} ({where}), {comp}: {row['mean_diff']:+.4f} {ci}, {row['verdict']}.")
+        diff = format_interval(row["mean_diff"], row["ci_low"], row["ci_high"], 4, signed=True)
+        out.append(f"{d} ({where}), {comp}: {diff}, {row['verdict']}.")
     for key, what in PARAMETERS.items():
         if key not in r:
             continue
