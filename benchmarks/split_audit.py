@@ -152,6 +152,28 @@ def _made(file: str) -> tuple[str | None, str]:
     return None, ""
 
 
+def _source_then(file: str, source: str) -> dict[str, Any] | None:
+    """``source``'s file as it was at the commit ``file`` was made at (None: no history).
+
+    A derived result read the runs of that moment, so their split is the one that
+    version of the source records, whatever the source became later.
+    """
+    import subprocess
+
+    commit, name = _made(file)[0], source.split(":")[0]
+    for folder in ("leukolib/reference", "benchmarks/results"):
+        if not commit:
+            return None
+        try:
+            done = subprocess.run(["git", "show", f"{commit}:{folder}/{name}"], cwd=ROOT,
+                                  capture_output=True, text=True)
+        except OSError:
+            return None
+        if done.returncode == 0:
+            return json.loads(done.stdout)
+    return None
+
+
 def _descends(file: str, source: str) -> bool:
     """Whether ``file`` was made at or after ``source`` (git ancestry, else the dates)."""
     import subprocess
@@ -167,6 +189,29 @@ def _descends(file: str, source: str) -> bool:
     if done is not None and done.returncode in (0, 1):
         return done.returncode == 0
     return date >= source_date  # no history here (a shallow clone): the dates decide
+
+
+def _clean_then(file: str, source: str, shared: Path, cache: dict) -> bool:
+    """Whether the runs ``file`` was computed from had a split free of straddling groups.
+
+    Made at or after today's source (audited clean by the caller), it read today's
+    runs. Made before it, it read the runs of the source as it was at ``file``'s
+    commit, which is audited like today's (without git history: not clean).
+    """
+    if _descends(file, source):
+        return True
+    then = _source_then(file, source)
+    if then is None:
+        return False
+    if ":" in source:  # a U-Net run of the segmentation report
+        dataset = source.split(":")[1]
+        entry = then.get("results", {}).get("unet_runs", {}).get(dataset)
+        return entry is not None and audit_unet(dataset, entry, then["provenance"], shared,
+                                                cache)["clean"]
+    report = then if "grid" in then else then.get("results", {})
+    if "grid" not in report:
+        return False
+    return audit_classifier(source, report, shared, cache)["clean"]
 
 
 def audit(shared: Path) -> dict[str, Any]:
@@ -187,8 +232,8 @@ def audit(shared: Path) -> dict[str, Any]:
     derived = []
     for file, sources in DERIVED.items():
         dirty = [s for s in sources if not status.get(s, True)]
-        # computed from runs older than its source's regeneration: still the old, leaky runs
-        stale = [s for s in sources if s not in dirty and not _descends(file, s)]
+        # computed from the runs of an older version of its source: judged by that split
+        stale = [s for s in sources if s not in dirty and not _clean_then(file, s, shared, cache)]
         derived.append({"file": file, "uses": sources, "commit": _made(file)[0],
                         "clean": not dirty and not stale, "leaky_sources": dirty + stale})
     return {"rule": DEFAULT_RULE.to_dict(), "splits": rows, "derived": derived,

@@ -121,3 +121,18 @@ def test_every_shipped_split_is_audited_and_grouped_ones_are_clean(shared_data):
             assert row["clean"], row
         else:  # made before the grouping: the book flags it (leukolib.reference.split_status)
             assert reference.split_status(row["file"])["clean"] == row["clean"]
+
+
+def test_a_result_made_before_its_source_was_regenerated_is_judged_by_the_split_it_read(
+        shared_data):
+    """robustness.json predates segmentation.json's last run: the folds it read decide."""
+    import subprocess
+
+    audit = _audit_module()
+    if subprocess.run(["git", "cat-file", "-e", "254d80f"], cwd=ROOT,
+                      capture_output=True).returncode != 0:
+        pytest.skip("no git history here (a shallow clone): the audit falls back on dates")
+    assert not audit._descends("robustness.json", "segmentation.json:jtsc")
+    then = audit._source_then("robustness.json", "segmentation.json:jtsc")
+    assert then["provenance"]["commit"] != audit._made("segmentation.json:jtsc")[0]
+    assert audit._clean_then("robustness.json", "segmentation.json:jtsc", shared_data, {})

@@ -153,9 +153,9 @@ class EnsembleParams:
 
         Examples
         --------
-        >>> EnsembleParams(fallback_iou=0.0, fallback_entropy=0.0).label()
+        >>> EnsembleParams(fallback_iou=0.0, fallback_entropy=0.0, gate_entropy=0.0).label()
         'AND, p >= 0.5, area opening 300 px at 256x256'
-        >>> EnsembleParams(fallback_iou=0.3, fallback_entropy=0.5).label()[-64:]
+        >>> EnsembleParams(fallback_iou=0.3, fallback_entropy=0.5, gate_entropy=0).label()[-64:]
         "alone where IoU(HM, DEEP) < 0.3 or the U-Net's entropy > 0.5 bit"
         """
         area = "no area opening" if not self.min_area else (
