@@ -10,6 +10,7 @@ import pytest
 
 from leukolib import reference
 from leukolib.data import load_dataset
+from leukolib.data.datasets import display_names_in
 from leukolib.data.fingerprint import dataset_fingerprints, split_groups
 from leukolib.errors import LossyMaskWarning
 from leukolib.folds import kfold
@@ -140,10 +141,11 @@ def test_the_fallback_sentence_follows_the_recorded_rule(monkeypatch):
                              shipped["fallback_rates"]]
     monkeypatch.setattr(seg_ref, "results", lambda: old)
     assert seg_ref.default_ensemble().fallback_entropy == 0.0  # off, not today's default
-    said = [line for line in seg_ref.findings() if line.startswith("The ensemble keeps")]
-    assert said == [f"The ensemble keeps the handcrafted mask alone where IoU(HM, DEEP) < 0.3: on "
-                    f"25.0% of the images of {old['fallback_rates'][0]['unit']} at most, on 25.0% "
-                    f"at least."]
+    said = [line for line in seg_ref.findings() if line.startswith("The per-image fallback")]
+    unit = display_names_in(old["fallback_rates"][0]["unit"])
+    assert said == [f"The per-image fallback keeps the handcrafted mask alone where IoU(HM, DEEP) "
+                    f"< 0.3: on 25.0% of the images of {unit} at most, on 25.0% at least (before "
+                    f"the set gate)."]
     never = copy.deepcopy(old)
     never["fallback"]["chosen"] = "0"
     never["defaults"]["ensemble"].update(fallback_iou=0.0, fallback_entropy=0.0)
@@ -182,13 +184,13 @@ def test_the_set_gate_sentences_follow_the_recorded_choice(monkeypatch):
     assert list(t.index[t["handcrafted masks kept"]]) == ["bloodseg -> jtsc"]
     said = [line for line in seg_ref.findings() if "set gate" in line or "held out" in line]
     assert ("The set gate (median U-Net entropy above 0.3 bit) keeps the handcrafted masks of 1 "
-            "of 3 image sets: bloodseg -> jtsc.") in said
+            "of 3 image sets: SMC_IDB (BloodSeg) -> JTSC.") in said
     assert any(line.startswith("Chosen without the dataset of the pair") and
-               "bloodseg -> jtsc (jtsc held out)" in line for line in said)
+               "SMC_IDB (BloodSeg) -> JTSC (JTSC held out)" in line for line in said)
     r["defaults"]["ensemble"]["gate_entropy"] = 0.0
     assert not seg_ref.set_entropies()["handcrafted masks kept"].any()
-    assert any(line.startswith("The protocol chose no set gate") and "0.42 bit, on bloodseg -> "
-               "jtsc" in line for line in seg_ref.findings())
+    assert any(line.startswith("The protocol chose no set gate") and "0.42 bit, on SMC_IDB "
+               "(BloodSeg) -> JTSC" in line for line in seg_ref.findings())
 
 
 # ----------------------------------------------------------------------------- real data

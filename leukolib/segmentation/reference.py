@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from leukolib import reference
+from leukolib.data.datasets import display_names_in
 from leukolib.segmentation.ensemble import EnsembleParams
 from leukolib.tables import format_interval
 
@@ -32,6 +33,7 @@ __all__ = [
     "paired",
     "paper_table",
     "provenance",
+    "reason",
     "results",
     "selection",
     "set_entropies",
@@ -100,6 +102,17 @@ def selection(parameter: str, top: int | None = None) -> pd.DataFrame:
     return t
 
 
+def reason(parameter: str) -> str:
+    """Why the protocol chose what it chose for ``parameter``, with the datasets' display names.
+
+    Examples
+    --------
+    >>> available() and "jtsc" in reason("threshold")  # "JTSC" instead
+    False
+    """
+    return display_names_in(results()[parameter]["reason"])
+
+
 def held_out(parameter: str) -> pd.DataFrame:
     """Leave-one-dataset-out: the choice made without a dataset, and its score on it.
 
@@ -131,8 +144,14 @@ def overall() -> pd.DataFrame:
 
 
 def paper_table(dataset: str) -> pd.DataFrame:
-    """One dataset in the paper's layout (ours, then its rows and Table 4's competitors)."""
-    return pd.DataFrame(results()["paper_tables"][dataset]).set_index(["source", "method"])
+    """One dataset in the paper's layout (ours, then its rows and Table 4's competitors).
+
+    The image counts are integers (JSON gave them as floats beside the missing ones).
+    """
+    t = pd.DataFrame(results()["paper_tables"][dataset]).set_index(["source", "method"])
+    if "n_images" in t:
+        t["n_images"] = t["n_images"].round().astype("Int64")
+    return t
 
 
 def paired() -> pd.DataFrame:
@@ -218,7 +237,8 @@ def findings() -> list[str]:
 
     One sentence per dataset (the ensemble against HM, DEEP and the paper), per
     paired comparison, per held-out choice and for the generalization matrix,
-    so that the book's discussion never carries a typed number.
+    so that the book's discussion never carries a typed number. Datasets
+    have their display names (:func:`~leukolib.data.datasets.display_names_in`).
     """
     r = results()
     ens = r["defaults"]["ensemble_label"]
@@ -263,13 +283,14 @@ def findings() -> list[str]:
     where = default_ensemble().fallback_label()
     if rates is not None and col in rates and where:
         busiest = rates[col].idxmax()
-        out.append(f"The ensemble keeps the handcrafted mask alone "
+        out.append(f"The per-image fallback keeps the handcrafted mask alone "
                    f"{where.removeprefix(', handcrafted alone ')}: on {rates[col].max():.1%} of "
-                   f"the images of {busiest} at most, on {rates[col].min():.1%} at least.")
+                   f"the images of {busiest} at most, on {rates[col].min():.1%} at least "
+                   f"(before the set gate).")
     elif col == "0":
         out.append("The protocol chose no fallback: the ensemble always lets the U-Net vote.")
     out.extend(_gate_findings(r))
-    return out
+    return [display_names_in(line) for line in out]
 
 
 def _gate_findings(r: dict[str, Any]) -> list[str]:
