@@ -205,6 +205,7 @@ def write_glance(folder: str | Path) -> Path:
         The markdown file; it says so when no reference results are shipped.
     """
     from leukolib import reference
+    from leukolib.segmentation import reference as seg_ref
 
     folder = Path(folder)
     seg, cls = segmentation_glance(), classification_glance()
@@ -241,7 +242,8 @@ def write_glance(folder: str | Path) -> Path:
             "",
             _markdown(_generalization()),
             "",
-            _unet_scale_sentence(),
+            _unet_scale_sentence() + ("" if seg_ref.gate_sentence() is None else
+                                      " " + seg_ref.gate_sentence()[:-1] + " (chapter 4)."),
             "",
         ]
         before = _generalization(before=True)

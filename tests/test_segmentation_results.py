@@ -185,8 +185,13 @@ def test_the_set_gate_sentences_follow_the_recorded_choice(monkeypatch):
     said = [line for line in seg_ref.findings() if "set gate" in line or "held out" in line]
     assert ("The set gate (median U-Net entropy above 0.3 bit) keeps the handcrafted masks of 1 "
             "of 3 image sets: SMC_IDB (BloodSeg) -> JTSC.") in said
-    assert any(line.startswith("Chosen without the dataset of the pair") and
-               "SMC_IDB (BloodSeg) -> JTSC (JTSC held out)" in line for line in said)
+    assert any(line.startswith("Chosen without the dataset of the pair, the protocol does not")
+               and "SMC_IDB (BloodSeg) -> JTSC (JTSC held out: '0', 0.870 against 0.900)" in line
+               and line.endswith("seen only with that dataset.") for line in said)
+    assert any(line.startswith("Chosen without the dataset of the pair, the protocol still") and
+               "JTSC (SMC_IDB (BloodSeg) held out: 'set entropy>0.3', 0.900)" in line
+               for line in said)
+    assert seg_ref.gate_sentence() in said
     r["defaults"]["ensemble"]["gate_entropy"] = 0.0
     assert not seg_ref.set_entropies()["handcrafted masks kept"].any()
     assert any(line.startswith("The protocol chose no set gate") and "0.42 bit, on SMC_IDB "
