@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -152,51 +153,65 @@ def _made(file: str) -> tuple[str | None, str]:
     return None, ""
 
 
+def _git(*args: str) -> subprocess.CompletedProcess | None:
+    """A git command in the repository (None when git cannot run here)."""
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return None
+
+
+def _is_ancestor(ancestor: str, commit: str) -> bool | None:
+    """Whether ``ancestor`` is ``commit`` or precedes it (None: no history to tell)."""
+    done = _git("merge-base", "--is-ancestor", ancestor, commit)
+    return None if done is None or done.returncode not in (0, 1) else done.returncode == 0
+
+
 def _source_then(file: str, source: str) -> dict[str, Any] | None:
-    """``source``'s file as it was at the commit ``file`` was made at (None: no history).
+    """The version of ``source`` that ``file`` was computed from (None: no history to tell).
 
-    A derived result read the runs of that moment, so their split is the one that
-    version of the source records, whatever the source became later.
+    A file's provenance commit is the code it ran on. The source it read is the
+    newest committed version of the source whose own run came at or before that
+    commit (it may have been committed later than ``file``'s run started).
     """
-    import subprocess
-
     commit, name = _made(file)[0], source.split(":")[0]
+    if not commit:
+        return None
     for folder in ("leukolib/reference", "benchmarks/results"):
-        if not commit:
+        log = _git("log", "--format=%H", "--", f"{folder}/{name}")
+        if log is None or log.returncode != 0:
             return None
-        try:
-            done = subprocess.run(["git", "show", f"{commit}:{folder}/{name}"], cwd=ROOT,
-                                  capture_output=True, text=True)
-        except OSError:
-            return None
-        if done.returncode == 0:
-            return json.loads(done.stdout)
+        for version in log.stdout.split():
+            shown = _git("show", f"{version}:{folder}/{name}")
+            try:
+                data = json.loads(shown.stdout) if shown and shown.returncode == 0 else None
+            except json.JSONDecodeError:
+                continue
+            made = ((data or {}).get("provenance") or data or {}).get("commit")
+            if made and _is_ancestor(made, commit):
+                return data
     return None
 
 
 def _descends(file: str, source: str) -> bool:
-    """Whether ``file`` was made at or after ``source`` (git ancestry, else the dates)."""
-    import subprocess
+    """Whether ``file`` was made at or after ``source``: git ancestry, else the dates.
 
+    Without history (a shallow clone) a day decides, and the same day counts as after.
+    """
     (commit, date), (ancestor, source_date) = _made(file), _made(source)
     if not commit or not ancestor:
         return False
-    try:
-        done = subprocess.run(["git", "merge-base", "--is-ancestor", ancestor, commit],
-                              cwd=ROOT, capture_output=True)
-    except OSError:
-        done = None
-    if done is not None and done.returncode in (0, 1):
-        return done.returncode == 0
-    return date >= source_date  # no history here (a shallow clone): the dates decide
+    known = _is_ancestor(ancestor, commit)
+    return date >= source_date if known is None else known
 
 
 def _clean_then(file: str, source: str, shared: Path, cache: dict) -> bool:
     """Whether the runs ``file`` was computed from had a split free of straddling groups.
 
     Made at or after today's source (audited clean by the caller), it read today's
-    runs. Made before it, it read the runs of the source as it was at ``file``'s
-    commit, which is audited like today's (without git history: not clean).
+    runs. Made before it, it read the runs of an older version of the source
+    (:func:`_source_then`), which is audited like today's; without the history to
+    find that version, or without a split in it, it is not clean.
     """
     if _descends(file, source):
         return True
@@ -206,8 +221,8 @@ def _clean_then(file: str, source: str, shared: Path, cache: dict) -> bool:
     if ":" in source:  # a U-Net run of the segmentation report
         dataset = source.split(":")[1]
         entry = then.get("results", {}).get("unet_runs", {}).get(dataset)
-        return entry is not None and audit_unet(dataset, entry, then["provenance"], shared,
-                                                cache)["clean"]
+        return entry is not None and audit_unet(dataset, entry, then.get("provenance") or {},
+                                                shared, cache)["clean"]
     report = then if "grid" in then else then.get("results", {})
     if "grid" not in report:
         return False

@@ -211,6 +211,7 @@ def write_glance(folder: str | Path) -> Path:
     seg, cls = segmentation_glance(), classification_glance()
     parts = []
     if seg is not None:
+        gate = seg_ref.gate_sentence()
         (folder / "images").mkdir(parents=True, exist_ok=True)
         _figure(seg, folder / "images" / "results_at_a_glance.svg")
         parts += [
@@ -242,8 +243,8 @@ def write_glance(folder: str | Path) -> Path:
             "",
             _markdown(_generalization()),
             "",
-            _unet_scale_sentence() + ("" if seg_ref.gate_sentence() is None else
-                                      " " + seg_ref.gate_sentence()[:-1] + " (chapter 4)."),
+            _unet_scale_sentence() + ("" if gate is None else
+                                      f" {gate.removesuffix('.')} (chapter 4)."),
             "",
         ]
         before = _generalization(before=True)

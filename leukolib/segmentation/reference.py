@@ -104,12 +104,24 @@ def selection(parameter: str, top: int | None = None) -> pd.DataFrame:
 
 
 def reason(parameter: str) -> str:
-    """Why the protocol chose what it chose for ``parameter``, with the datasets' display names.
+    """Why the protocol chose what it chose for ``parameter``, in words.
+
+    Parameters
+    ----------
+    parameter : str
+        A key of :data:`PARAMETERS`.
+
+    Returns
+    -------
+    str
+        The report's reason, with the datasets' display names
+        (:func:`~leukolib.data.datasets.display_names_in`).
 
     Examples
     --------
-    >>> available() and "jtsc" in reason("threshold")  # "JTSC" instead
-    False
+    >>> text = reason("threshold") if available() else "on JTSC"
+    >>> "jtsc" in text, "JTSC" in text
+    (False, True)
     """
     return display_names_in(results()[parameter]["reason"])
 
@@ -151,7 +163,7 @@ def paper_table(dataset: str) -> pd.DataFrame:
     """
     t = pd.DataFrame(results()["paper_tables"][dataset]).set_index(["source", "method"])
     if "n_images" in t:
-        t["n_images"] = t["n_images"].round().astype("Int64")
+        t["n_images"] = pd.to_numeric(t["n_images"]).round().astype("Int64")
     return t
 
 
@@ -290,19 +302,23 @@ def findings() -> list[str]:
                    f"(before the set gate).")
     elif col == "0":
         out.append("The protocol chose no fallback: the ensemble always lets the U-Net vote.")
-    out.extend(_gate_findings(r))
+    out.extend(_gate_findings())
     return [display_names_in(line) for line in out]
 
 
 def gate_sentence() -> str | None:
     """Which image sets the chosen set gate gives their handcrafted masks, in one sentence.
 
-    None when the report has no set gate; with display names.
+    Returns
+    -------
+    str or None
+        The sentence, with the datasets' display names; ``None`` for a report
+        without a set gate.
 
     Examples
     --------
-    >>> s = gate_sentence() if available() else None
-    >>> s is None or s.startswith(("The set gate", "The protocol chose no set gate"))
+    >>> said = gate_sentence() if available() else None
+    >>> said is None or said.startswith(("The set gate", "The protocol chose no set gate"))
     True
     """
     ent = set_entropies()
@@ -321,30 +337,39 @@ def gate_sentence() -> str | None:
         f"{len(kept)} of {len(ent)} image sets" + (f": {', '.join(kept)}." if kept else "."))
 
 
-def _gate_findings(r: dict[str, Any]) -> list[str]:
+def _gate_findings() -> list[str]:
     """The set gate in words: which image sets keep their handcrafted masks, and held out.
 
-    A gated pair's gain is confirmed on data that chose nothing when the gate
-    chosen without the pair's evaluated dataset scores there as the library's.
+    For a gated set, the gate chosen without the set's evaluated dataset either
+    gates it too (its threshold chose nothing there) or not (the gain is seen
+    only with that dataset): the threshold against the set's median entropy
+    decides, the IoUs are the numbers.
     """
+    from leukolib.segmentation.selection import gate_candidates
+
     said = gate_sentence()
     if said is None:
         return []
-    out = [said]
     ent = set_entropies()
     kept = set(ent.index[ent["handcrafted masks kept"]])
-    lodo = held_out("set_gate")
+    gates = {label: p.gate_entropy for label, p in gate_candidates().items()}
     held, missed = [], []
-    for (h, u), row in lodo.iterrows():
-        if u not in kept:
+    for (h, u), row in held_out("set_gate").iterrows():
+        label = row["chosen without it"]
+        if u not in kept or label not in gates:
             continue
-        got, lib = row["IoU, chosen without it"], row["IoU, library default"]
-        (held if got >= lib else missed).append(
-            f"{u} ({h} held out: {row['chosen without it']!r}, {got:.3f}"
-            + ("" if got >= lib else f" against {lib:.3f}") + ")")
+        gated = bool(gates[label]) and ent.loc[u, "median entropy (bit)"] > gates[label]
+        name = "no gate" if not gates[label] else repr(label)
+        if gated:
+            held.append(f"{u} ({h} held out: {name}, {row['IoU, chosen without it']:.3f})")
+        else:
+            missed.append(f"{u} ({h} held out: {name}, {row['IoU, chosen without it']:.3f} "
+                          f"against {row['IoU, library default']:.3f})")
+    out = [said]
     if held:
         out.append("Chosen without the dataset of the pair, the protocol still keeps the "
-                   "handcrafted masks of " + ", ".join(held) + ": data that chose nothing.")
+                   "handcrafted masks of " + ", ".join(held) + ": that threshold chose nothing "
+                   "there, though the gate's measure was designed after seeing the pair.")
     if missed:
         out.append("Chosen without the dataset of the pair, the protocol does not keep the "
                    "handcrafted masks of " + ", ".join(missed)
