@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LABELS",
+    "TIED",
     "beside_paper",
     "best_mask",
     "format_cell",
@@ -363,6 +364,10 @@ def styled(
     return sty
 
 
+#: The verdict of a paired comparison whose pairs all tie (:func:`paired_view`).
+TIED = "identical: every pair tied"
+
+
 def paired_view(table: pd.DataFrame, names: tuple[str, str] = ("a", "b"),
                 digits: int = 3) -> pd.DataFrame:
     """A table of paired comparisons (:func:`leukolib.stats.paired_comparison` rows), to read.
@@ -372,8 +377,8 @@ def paired_view(table: pd.DataFrame, names: tuple[str, str] = ("a", "b"),
     every difference is equal), the Wilcoxon p-value raw and Holm-adjusted
     over the table's rows (:func:`leukolib.stats.holm_paired`, applied here
     when the table has no adjusted column), ``wins / losses / ties`` and the
-    verdict (decided on the adjusted p); the table's note
-    (``attrs["note"]``) names the correction.
+    verdict (decided on the adjusted p; :data:`TIED` where every pair ties);
+    the table's note (``attrs["note"]``) names the correction.
 
     Examples
     --------
@@ -396,7 +401,10 @@ def paired_view(table: pd.DataFrame, names: tuple[str, str] = ("a", "b"),
     out["Holm p"] = table["wilcoxon_p_holm"].astype(float).map(lambda p: f"{p:.2g}")
     out["wins / losses / ties"] = [f"{w} / {lo} / {t}" for w, lo, t in
                                    zip(table["wins"], table["losses"], table["ties"], strict=True)]
-    out["verdict"] = table["verdict"]
+    # every pair tied (e.g. a set the ensemble's gate gives its handcrafted masks): no test
+    # can find a difference, and there is none to find
+    tied = (table["wins"] == 0) & (table["losses"] == 0)
+    out["verdict"] = table["verdict"].where(~tied, TIED)
     out.attrs.update(table.attrs)
     return out
 

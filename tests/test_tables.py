@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -105,6 +106,19 @@ def test_paired_view_of_a_table_without_means_adjusts_and_keeps_a_small_mean_vis
     assert view["difference [95 % CI]"].iloc[0] == "-0.0001 [-0.0040, +0.0020]"
     assert view["Holm p"].tolist() == ["0.04", "0.04"]  # Holm over the table's two tests
     assert "Holm" in view.attrs["note"]
+
+
+def test_paired_view_says_when_every_pair_ties():
+    from leukolib.tables import TIED, paired_view
+
+    table = pd.DataFrame({"mean_diff": [0.0, 0.017], "ci_low": [np.nan, 0.013],
+                          "ci_high": [np.nan, 0.022], "wilcoxon_p": [1.0, 0.02],
+                          "wins": [0, 40], "losses": [0, 2], "ties": [300, 1],
+                          "verdict": ["no significant difference", "ENSEMBLE better"]},
+                         index=["ENSEMBLE - HM", "ENSEMBLE - DEEP"])
+    view = paired_view(table, ("ENSEMBLE", "HM"))
+    assert view["verdict"].tolist() == [TIED, "ENSEMBLE better"]
+    assert view["difference [95 % CI]"].iloc[0] == "+0.000 (no interval)"
 
 
 def test_a_cell_keeps_a_single_word_that_a_header_would_spell_out():

@@ -19,7 +19,7 @@ import pandas as pd
 from leukolib import reference
 from leukolib.data.datasets import display_names_in
 from leukolib.segmentation.ensemble import EnsembleParams
-from leukolib.tables import format_interval
+from leukolib.tables import TIED, format_interval
 
 __all__ = [
     "PARAMETERS",
@@ -267,7 +267,8 @@ def findings() -> list[str]:
     for (d, t, comp), row in paired().iterrows():
         where = "out-of-fold" if d == t else f"U-Net trained on {t}"
         diff = format_interval(row["mean_diff"], row["ci_low"], row["ci_high"], 4, signed=True)
-        out.append(f"{d} ({where}), {comp}: {diff}, {row['verdict']}.")
+        tied = row["wins"] == 0 and row["losses"] == 0
+        out.append(f"{d} ({where}), {comp}: {diff}, {TIED if tied else row['verdict']}.")
     for key, what in PARAMETERS.items():
         if key not in r:
             continue
