@@ -307,17 +307,10 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
 
 def _gate_text(seg: Mapping[str, Any]) -> list[str]:
     """Which image sets the set gate gave their handcrafted masks, in words."""
-    gate = ((seg.get("defaults") or {}).get("ensemble") or {}).get("gate_entropy") or 0.0
-    sets = seg.get("set_entropies") or []
-    if not sets or "set_gate" not in seg:
-        return []
-    if not gate:
-        return ["The protocol chose no set gate: no threshold on a set's median U-Net entropy "
-                "gained without a loss on some image set."]
-    kept = [display_names_in(r["unit"]) for r in sets if r["median_entropy"] > gate]
-    return [f"The set gate (median U-Net entropy above {gate:g} bit) keeps the handcrafted masks "
-            f"of {len(kept)} of {len(sets)} image sets"
-            + (f": {', '.join(kept)}." if kept else ".")]
+    from leukolib.segmentation.reference import gate_sentence
+
+    said = gate_sentence(seg)
+    return [said] if said else []
 
 
 def _ensemble_claim(data: Mapping[str, Any]) -> Claim | None:

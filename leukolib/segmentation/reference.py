@@ -12,6 +12,7 @@ paper, and the generalization matrix. Each function raises
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -19,7 +20,7 @@ import pandas as pd
 from leukolib import reference
 from leukolib.data.datasets import display_names_in
 from leukolib.segmentation.ensemble import EnsembleParams
-from leukolib.tables import TIED, format_interval
+from leukolib.tables import format_interval, paired_view
 
 __all__ = [
     "PARAMETERS",
@@ -264,11 +265,12 @@ def findings() -> list[str]:
         paper_txt = f"; the paper reports {theirs:.3f}" if theirs == theirs else ""
         out.append(f"{d}: ENSEMBLE {s.loc['ENSEMBLE', d]:.3f} mean IoU, HM {s.loc['HM', d]:.3f}, "
                    f"DEEP {s.loc['DEEP', d]:.3f}{paper_txt}.")
-    for (d, t, comp), row in paired().iterrows():
+    pairs = paired()
+    verdicts = paired_view(pairs)["verdict"]  # as the table reads (TIED where all pairs tie)
+    for (d, t, comp), row in pairs.iterrows():
         where = "out-of-fold" if d == t else f"U-Net trained on {t}"
         diff = format_interval(row["mean_diff"], row["ci_low"], row["ci_high"], 4, signed=True)
-        tied = row["wins"] == 0 and row["losses"] == 0
-        out.append(f"{d} ({where}), {comp}: {diff}, {TIED if tied else row['verdict']}.")
+        out.append(f"{d} ({where}), {comp}: {diff}, {verdicts[(d, t, comp)]}.")
     for key, what in PARAMETERS.items():
         if key not in r:
             continue
@@ -307,8 +309,13 @@ def findings() -> list[str]:
     return [display_names_in(line) for line in out]
 
 
-def gate_sentence() -> str | None:
+def gate_sentence(report: Mapping[str, Any] | None = None) -> str | None:
     """Which image sets the chosen set gate gives their handcrafted masks, in one sentence.
+
+    Parameters
+    ----------
+    report : mapping, optional
+        The ``results`` of a segmentation report (default: the shipped one).
 
     Returns
     -------
@@ -318,24 +325,29 @@ def gate_sentence() -> str | None:
 
     Examples
     --------
-    >>> said = gate_sentence() if available() else None
-    >>> said is None or said.startswith(("The set gate", "The protocol chose no set gate"))
-    True
+    >>> gate_sentence({"set_gate": {}, "defaults": {"ensemble": {"gate_entropy": 0.15}},
+    ...                "set_entropies": [{"unit": "jtsc", "median_entropy": 0.08},
+    ...                                  {"unit": "bloodseg -> jtsc", "median_entropy": 0.39}]})
+    'The set gate (median U-Net entropy above 0.15 bit) keeps the handcrafted masks of 1 of 2 \
+image sets: SMC_IDB (BloodSeg) -> JTSC.'
     """
-    ent = set_entropies()
-    if ent is None or "set_gate" not in results():
+    r = results() if report is None else report
+    sets = r.get("set_entropies") or []
+    if not sets or "set_gate" not in r:
         return None
-    gate = default_ensemble().gate_entropy
+    # a report that predates the gate measured without one (as default_ensemble reads it)
+    gate = ((r.get("defaults") or {}).get("ensemble") or {}).get("gate_entropy") or 0.0
     if not gate:
-        top = ent["median entropy (bit)"].idxmax()
-        return display_names_in(
-            f"The protocol chose no set gate (no candidate gained without a loss); the highest "
-            f"median U-Net entropy of an image set is {ent.loc[top, 'median entropy (bit)']:.2f} "
-            f"bit, on {top}.")
-    kept = list(ent.index[ent["handcrafted masks kept"]])
-    return display_names_in(
-        f"The set gate (median U-Net entropy above {gate:g} bit) keeps the handcrafted masks of "
-        f"{len(kept)} of {len(ent)} image sets" + (f": {', '.join(kept)}." if kept else "."))
+        top = max(sets, key=lambda row: row["median_entropy"])
+        said = (f"The protocol chose no set gate (no candidate gained without a loss); the "
+                f"highest median U-Net entropy of an image set is {top['median_entropy']:.2f} "
+                f"bit, on {top['unit']}.")
+    else:
+        kept = [row["unit"] for row in sets if row["median_entropy"] > gate]
+        said = (f"The set gate (median U-Net entropy above {gate:g} bit) keeps the handcrafted "
+                f"masks of {len(kept)} of {len(sets)} image sets"
+                + (f": {', '.join(kept)}." if kept else "."))
+    return display_names_in(said)
 
 
 def _gate_findings() -> list[str]:
