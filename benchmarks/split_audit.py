@@ -41,6 +41,8 @@ DERIVED = {
     "explain_all_idb2_cpu.json": ["classification_all_idb2_cpu.json"],
     "robustness.json": ["classification_all_idb2_cpu.json", "segmentation.json:jtsc",
                         "segmentation.json:all_idb2"],
+    "seg_ceiling.json": ["segmentation.json:jtsc", "segmentation.json:all_idb2",
+                         "segmentation.json:bloodseg"],
     "classification_jtsc_cpu_settings.json": ["classification_jtsc_cpu.json"],
     "classification_all_idb2_cpu_settings.json": [
         "classification_all_idb2_cpu.json", "classification_all_idb2_cpu_seed1.json",

@@ -174,3 +174,19 @@ def test_the_kept_handcrafted_settings_are_named_once():
         pytest.skip("the shipped report replaced the paper's handcrafted settings")
     incumbent = findings.shipped()["segmentation"]["results"]["handcrafted"]["incumbent"]
     assert kept[0].count(incumbent) == 1 and "beat them" in kept[0]
+
+
+def test_the_ceiling_sentence_follows_the_bound():
+    data = findings.shipped(findings.CHAPTER_SOURCES[4])
+    if data.get("seg_ceiling") is None:
+        pytest.skip("seg_ceiling.json is not shipped")
+    data = copy.deepcopy(data)
+    row = data["seg_ceiling"]["results"]["summary"]["bloodseg"]
+    row["best_post_processing_iou"] = row["oracle_per_image_iou"] = row["target"] - 0.01
+    said = findings.chapter_findings(4, data)
+    assert any("SMC_IDB (BloodSeg)" in s and s.startswith("On ") for s in said)
+    for r in data["seg_ceiling"]["results"]["summary"].values():
+        r["oracle_per_image_iou"] = r["target"] + 0.01
+    said = findings.chapter_findings(4, data)
+    assert not any(s.startswith("On ") for s in said)
+    assert said[-1].startswith("Every target is within that bound")
