@@ -313,22 +313,26 @@ def _ceiling_text(data: Mapping[str, Any]) -> list[str]:
     if not rows:
         return []
     said = "; ".join(
-        f"{display_name(d)}, best {r['best_post_processing']} {r['best_post_processing_iou']:.3f} "
-        f"and a per-image pick of the best of HM, DEEP and AND "
-        f"{r['oracle_per_image_iou']:.3f}, against the target {r['target']:.3f} "
-        f"({r['target_is']})" for d, r in rows)
+        f"{display_name(d)} {r['best_post_processing_iou']:.3f} with the best single choice "
+        f"({r['best_post_processing']}) and {r['oracle_per_image_iou']:.3f} with the per-image "
+        f"pick, against a target of {r['target']:.3f} ({r['target_is']})" for d, r in rows)
     out = [f"How far post-processing alone could take these U-Nets in their own domain, with "
-           f"every threshold, fusion, erosion of HM and per-image pick chosen on the test images "
-           f"themselves (an upper bound, not a result): {said}."]
-    short = [display_name(d) for d, r in rows
-             if max(r["best_post_processing_iou"], r["oracle_per_image_iou"]) < r["target"]]
-    if short:
-        out.append(f"On {', '.join(short)} not even that bound reaches the target: what is "
-                   f"missing there is a better network (more training than the `cpu` profile "
-                   f"gives), not another fusion rule.")
-    else:
-        out.append("Every target is within that bound: a rule chosen without the test images "
-                   "could still get there.")
+           f"every threshold, fusion rule and erosion of HM, and a per-image pick of HM, DEEP or "
+           f"AND, chosen on the test images themselves (an upper bound, not a result): {said}."]
+    single = [d for d, r in rows if r["best_post_processing_iou"] >= r["target"]]
+    pick = [d for d, r in rows if d not in single and r["oracle_per_image_iou"] >= r["target"]]
+    neither = [d for d, r in rows if d not in single and d not in pick]
+    names = lambda ds: ", ".join(display_name(d) for d in ds)  # noqa: E731
+    if single:
+        out.append(f"Within reach of one choice: {names(single)}; a rule chosen without the "
+                   f"test images could still get there.")
+    if pick:
+        out.append(f"Within reach only of a per-image pick as good as the ground truth's: "
+                   f"{names(pick)}.")
+    if neither:
+        out.append(f"Out of reach of any of them: {names(neither)}; what is missing there is a "
+                   f"better network (more training than the `cpu` profile gives), not another "
+                   f"fusion rule.")
     return out
 
 
