@@ -331,8 +331,7 @@ def _ceiling_text(data: Mapping[str, Any]) -> list[str]:
                    f"{names(pick)}.")
     if neither:
         out.append(f"Out of reach of any of them: {names(neither)}; what is missing there is a "
-                   f"better network (more training than the `cpu` profile gives), not another "
-                   f"fusion rule.")
+                   f"better network, not another fusion rule.")
     return out
 
 
