@@ -322,7 +322,10 @@ def _ceiling_text(data: Mapping[str, Any]) -> list[str]:
     single = [d for d, r in rows if r["best_post_processing_iou"] >= r["target"]]
     pick = [d for d, r in rows if d not in single and r["oracle_per_image_iou"] >= r["target"]]
     neither = [d for d, r in rows if d not in single and d not in pick]
-    names = lambda ds: ", ".join(display_name(d) for d in ds)  # noqa: E731
+
+    def names(ds: list[str]) -> str:
+        return ", ".join(display_name(d) for d in ds)
+
     if single:
         out.append(f"Within reach of one choice: {names(single)}; a rule chosen without the "
                    f"test images could still get there.")
