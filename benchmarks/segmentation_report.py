@@ -18,8 +18,11 @@ For the datasets found under ``--shared`` (JTSC, ALL-IDB2, SMC_IDB), it
    fallbacks), and chooses each default in turn, in-domain and across datasets,
    leave-one-dataset-out (the fallback, a safety switch, by the no-harm rule);
 4. evaluates the chosen defaults once more (HM, DEEP, ENSEMBLE and the other fusions),
-   chooses on that pass the set gate (whether a whole image set, out of the U-Net's domain,
-   keeps its handcrafted masks; no-harm rule, leave-one-dataset-out), and writes the
+   decides on that pass whether each fold's own fusion, chosen on its validation images
+   (:mod:`leukolib.segmentation.fold_fusion`), replaces the global one on the run's own
+   images (no-harm rule, in-domain, leave-one-dataset-out), then the set gate (whether a
+   whole image set, out of the U-Net's domain, keeps its handcrafted masks; no-harm rule,
+   leave-one-dataset-out), and writes the
    report files into ``--out`` and the reference results that the book renders into
    ``leukolib/reference/segmentation.json`` (``--no-reference`` to skip).
 
@@ -38,6 +41,7 @@ from dataclasses import replace
 from pathlib import Path
 
 DATASETS = (("jtsc", "segmentation_WBC"), ("all_idb2", "ALL_IDB2"), ("bloodseg", "BloodSeg"))
+FOLD_METHOD = "ENSEMBLE per fold"  # scored beside ENSEMBLE, then folded into it when chosen
 DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -155,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     from leukolib import reference
     from leukolib.data import limit_dataset, load_dataset
     from leukolib.errors import LeukolibError
+    from leukolib.metrics import SEGMENTATION_METRICS
     from leukolib.profiles import get_profile
-    from leukolib.segmentation.ensemble import EnsembleParams
+    from leukolib.segmentation.ensemble import ENSEMBLE, EnsembleParams
     from leukolib.segmentation.evaluate import (
         Evaluation,
         apply_set_gate,
@@ -165,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         standard_methods,
     )
     from leukolib.segmentation.figures import failure_gallery
+    from leukolib.segmentation.fold_fusion import FOLD_FUSION, PER_FOLD_LABEL, FoldFusionRule
     from leukolib.segmentation.generalization import matrix
     from leukolib.segmentation.handcrafted import HandcraftedParams
     from leukolib.segmentation.report import (
@@ -255,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
                 for ds in data.values():
                     m = standard_methods(run.predictor_for(ds), ensemble=base,
                                          handcrafted=lambda im: _hm(im),
-                                         extra=candidate_rules(base))
+                                         extra=candidate_rules(base), fold_fusion=False)
                     ev = evaluate_segmentation(ds, m, trained_on=t, progress=progress)
                     parts.append(ev.per_image)
             return pd.concat(parts, ignore_index=True)
@@ -327,13 +333,22 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     alternatives = {k: v for k, v in fusion_candidates(final).items() if v != final}
     alternatives = {k: alternatives[k] for k in ("AND", "OR", "SOFT w=0.75") if k in alternatives}
 
+    fold_rules: dict = {}
+
     def final_pass():
         parts = []
         for t, run in runs.items():
             for ds in data.values():
-                m = standard_methods(run.predictor_for(ds), ensemble=final,
-                                     alternatives=alternatives, handcrafted=_hm)
+                pred = run.predictor_for(ds)
+                # the global rule as ENSEMBLE, and beside it each fold's own rule (the same
+                # rule on images no fold held out: the other datasets)
+                per_fold = FoldFusionRule(pred, final, _hm)
+                m = standard_methods(pred, ensemble=final, alternatives=alternatives,
+                                     handcrafted=_hm, fold_fusion=False,
+                                     extra={FOLD_METHOD: per_fold})
                 part = evaluate_segmentation(ds, m, trained_on=t, progress=progress)
+                if t == ds.name:
+                    fold_rules[t] = pred.fold_fusions(final, _hm)
                 sources[f"{t} -> {ds.name}"] = part.info[ds.name].get("scale_sources")
                 parts.append(part)
         return Evaluation.concat(parts)
@@ -341,6 +356,32 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     sources: dict[str, dict | None] = {}
 
     ev = final_pass()
+    # each fold's own fusion, chosen on its validation images: an adaptive rule that acts
+    # differently on each dataset by design, so it is judged like the safety switches (no-harm
+    # rule) on the in-domain units, where it acts; the consistent rule's verdict is kept beside
+    per = ev.per_image
+    own = per[(per["trained_on"] == per["dataset"]) & per["method"].isin([ENSEMBLE, FOLD_METHOD])]
+    fold_scores = (own.groupby(["method", "dataset"], sort=False)["iou"].mean().unstack("dataset")
+                   .rename(index={ENSEMBLE: "global", FOLD_METHOD: "per fold"})
+                   .reindex(["global", "per fold"]))
+    fold_choice = choose(fold_scores, "global", criterion="no-harm")
+    results["fold_fusion"] = {
+        **_choice_record(fold_choice, leave_one_out(fold_scores, "global", criterion="no-harm")),
+        "consistent_rule": _choice_record(choose(fold_scores, "global"),
+                                          leave_one_out(fold_scores, "global")),
+        "runs": {t: (r.to_dict() if r is not None else None) for t, r in fold_rules.items()}}
+    print("\neach fold's own fusion (in-domain mean IoU)\n", fold_scores.round(4), "\n",
+          fold_choice.reason)
+    use_fold = fold_choice.chosen == "per fold"
+    if use_fold:  # ENSEMBLE takes the per-fold scores (identical to it away from its own images)
+        per = per.copy()
+        key = ["trained_on", "dataset", "id"]
+        metrics = [c for c in SEGMENTATION_METRICS if c in per]
+        folds = per[per["method"] == FOLD_METHOD].set_index(key)[metrics]
+        rows = per["method"] == ENSEMBLE
+        per.loc[rows, metrics] = folds.loc[pd.MultiIndex.from_frame(per.loc[rows, key])].to_numpy()
+    per = per[per["method"] != FOLD_METHOD].reset_index(drop=True)
+    ev = Evaluation(per, ev.agreement, list(ev.failures), ev.info)
     # the set gate (a whole image set keeps its handcrafted masks): scored on this pass, whose
     # ensemble has none, by the no-harm rule over every unit, leave-one-dataset-out
     gates = gate_candidates(final)
@@ -355,17 +396,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
           gate_choice.reason, "\n", entropies.round(3))
     final = gates[gate_choice.chosen]
     ev = apply_set_gate(ev, final)
+    label = final.label() + (PER_FOLD_LABEL if use_fold else "")
     for d in ev.info:
-        ev.info[d]["ensemble"] = final.label()
+        ev.info[d]["ensemble"] = label
     results["defaults"] = {"handcrafted": hm_params.to_dict(), "ensemble": final.to_dict(),
-                           "ensemble_label": final.label()}
-    library = {"handcrafted": HandcraftedParams().to_dict(), "ensemble": EnsembleParams().to_dict()}
+                           "ensemble_label": label, "fold_fusion": use_fold}
+    library = {"handcrafted": HandcraftedParams().to_dict(), "ensemble": EnsembleParams().to_dict(),
+               "fold_fusion": FOLD_FUSION}
     results["library_defaults_match"] = library == {k: results["defaults"][k]
-                                                    for k in ("handcrafted", "ensemble")}
+                                                    for k in ("handcrafted", "ensemble",
+                                                              "fold_fusion")}
     save_report(ev, out / "report", n_boot=args.n_boot, seed=args.seed)
     for name, ds in data.items():
         fig = failure_gallery(ev, ds, standard_methods(runs[name].predictor_for(ds), final,
-                                                       handcrafted=_hm))
+                                                       handcrafted=_hm, fold_fusion=use_fold))
         fig.savefig(out / "report" / f"failure_gallery_{name}.png", dpi=110)
     # the U-Nets' out-of-fold numbers from this evaluation (one inference rule for every table)
     own = ev.per_image[(ev.per_image["method"] == "DEEP")

@@ -201,8 +201,9 @@ def _ensemble(model: Any = None, dataset: Any = None, diameter: float | None = N
     from leukolib.segmentation.ensemble import EnsembleSegmenter
 
     params = _ensemble_params(options)
+    # a rule the user names is applied as named: no fold picks another one
     return EnsembleSegmenter(_unet_predictor(model, dataset, params.threshold, diameter),
-                             params=params)
+                             params=params, fold_fusion="fusion" not in options)
 
 
 register_method(
@@ -270,6 +271,7 @@ def methods_for(name: str, model: Any = None, dataset: Any = None, **options: An
     MethodError
         As :func:`get_method`.
     """
+    from leukolib.segmentation import fold_fusion
     from leukolib.segmentation.ensemble import ENSEMBLE, fuse
 
     key = str(name).lower()
@@ -289,9 +291,14 @@ def methods_for(name: str, model: Any = None, dataset: Any = None, **options: An
         diameter = options.pop("diameter", None)
         params = _ensemble_params(options)
         deep = _unet_predictor(model, dataset, params.threshold, diameter)
-        return Methods({ENSEMBLE: lambda hm, p: fuse(hm, p, params)}, segment_nucleus, deep,
+        per_fold = (fold_fusion.FOLD_FUSION and "fusion" not in options
+                    and deep.mode != "fold-average")
+        rule = (fold_fusion.FoldFusionRule(deep, params, segment_nucleus) if per_fold
+                else lambda hm, p: fuse(hm, p, params))
+        label = params.label() + (fold_fusion.PER_FOLD_LABEL if per_fold else "")
+        return Methods({ENSEMBLE: rule}, segment_nucleus, deep,
                        threshold=params.threshold,
-                       info={"mode": deep.mode, "reason": deep.reason, "ensemble": params.label(),
+                       info={"mode": deep.mode, "reason": deep.reason, "ensemble": label,
                              "fusion": params.fusion, "fallback_iou": params.fallback_iou,
                              "fallback_entropy": params.fallback_entropy})
     return Methods(segmenter=get_method(key, model, **options), segmenter_name=key)

@@ -356,6 +356,11 @@ class EnsembleSegmenter:
     With a set gate (``params.gate_entropy``), :meth:`calibrate` on the image
     set decides once whether the whole set keeps its handcrafted masks; an
     image segmented without it is a set of one (its own entropy decides).
+
+    On the U-Net's own training images (out of fold), each image takes the
+    rule its fold chose on its validation images
+    (:mod:`~leukolib.segmentation.fold_fusion`) where ``fold_fusion`` is on;
+    elsewhere ``params``.
     """
 
     def __init__(
@@ -363,16 +368,19 @@ class EnsembleSegmenter:
         deep: Any,
         handcrafted: Callable[[np.ndarray], np.ndarray] | None = None,
         params: EnsembleParams | None = None,
+        fold_fusion: bool = True,
     ) -> None:
+        from leukolib.segmentation import fold_fusion as ff
         from leukolib.segmentation.handcrafted import segment_nucleus
 
         self.deep = deep
         self.handcrafted = handcrafted or segment_nucleus
         self.params = params or EnsembleParams()
+        self._fold_rule = (ff.FoldFusionRule(deep, self.params, handcrafted)
+                           if fold_fusion and hasattr(deep, "fold_fusions") else None)
         self.fallbacks = 0  # images on which the handcrafted mask was kept alone
         self.set_entropy: float | None = None  # the calibrated set's median entropy
         self.set_out_of_domain: bool | None = None  # None: not calibrated
-        self._no_fallback = replace(self.params, fallback_iou=0.0, fallback_entropy=0.0)
         self._takes_mask = "handcrafted_mask" in inspect.signature(deep.proba).parameters
 
     @property
@@ -434,10 +442,11 @@ class EnsembleSegmenter:
         hm, p = self._parts(sample)
         gated = (self.set_out_of_domain is None
                  and out_of_domain([uncertainty(hm, p)], self.params))
-        if gated or falls_back(hm, p, self.params):  # counted here, decided once
+        params = self.params if self._fold_rule is None else self._fold_rule.params_for(sample)
+        if gated or falls_back(hm, p, params):  # counted here, decided once
             self.fallbacks += 1
             return hm.copy()
-        return fuse(hm, p, self._no_fallback)
+        return fuse(hm, p, replace(params, fallback_iou=0.0, fallback_entropy=0.0))
 
     def __repr__(self) -> str:
         return f"EnsembleSegmenter({self.params.label()!r}, deep={self.deep!r})"

@@ -149,6 +149,7 @@ def standard_methods(
     alternatives: Mapping[str, EnsembleParams] | None = None,
     handcrafted: Callable[[np.ndarray], np.ndarray] | None = None,
     extra: Mapping[str, Rule] | None = None,
+    fold_fusion: bool = True,
 ) -> Methods:
     """HM, DEEP, the ensemble and other fusions, from one HM mask and one U-Net map per image.
 
@@ -164,20 +165,29 @@ def standard_methods(
         Default: the handcrafted defaults.
     extra : mapping, optional
         More rules by name (candidates of the selection protocol).
+    fold_fusion : bool
+        On the run's own images, the ensemble takes each fold's rule, chosen
+        on its validation images (:mod:`~leukolib.segmentation.fold_fusion`,
+        where the library uses it); ``False``: ``ensemble`` everywhere.
     """
+    from leukolib.segmentation import fold_fusion as ff
     from leukolib.segmentation.handcrafted import segment_nucleus
 
     ens = ensemble or EnsembleParams()
     t = ens.threshold
     rules: dict[str, Rule] = {"HM": lambda hm, _: hm, "DEEP": lambda _, p: p >= t,
                               ENSEMBLE: lambda hm, p: fuse(hm, p, ens)}
+    per_fold = (fold_fusion and ff.FOLD_FUSION and hasattr(deep, "fold_fusions")
+                and getattr(deep, "mode", "fold-average") != "fold-average")
+    if per_fold:
+        rules[ENSEMBLE] = ff.FoldFusionRule(deep, ens, handcrafted)
     gates = {ENSEMBLE: ens} if ens.gate_entropy else {}
     for name, params in (alternatives or {}).items():
         rules[name] = lambda hm, p, _q=params: fuse(hm, p, _q)
         if params.gate_entropy:
             gates[name] = params
     rules.update(extra or {})
-    info = {"ensemble": ens.label(),
+    info = {"ensemble": ens.label() + (ff.PER_FOLD_LABEL if per_fold else ""),
             "alternatives": {k: v.label() for k, v in (alternatives or {}).items()},
             "mode": str(getattr(deep, "mode", "unknown")),
             "reason": str(getattr(deep, "reason", ""))}
@@ -533,8 +543,9 @@ def _masks(methods: Methods, s: Sample, hm, p, err, timing) -> tuple[dict[str, A
         finally:
             timing["seconds_segmenter"] += time.perf_counter() - t0
         return {methods.segmenter_name: mask}, None
-    try:
-        return {name: np.asarray(rule(hm, p), dtype=bool)
+    try:  # a per-sample rule (each fold's own fusion) also takes the sample
+        return {name: np.asarray(rule(hm, p, s) if getattr(rule, "per_sample", False)
+                                 else rule(hm, p), dtype=bool)
                 for name, rule in methods.rules.items()}, None
     except Exception as exc:  # noqa: BLE001
         return {}, f"prediction failed: {_reason(exc)}"

@@ -286,6 +286,10 @@ class SegmentationPredictor:
         :data:`~leukolib.segmentation.scale.DIAMETER_SOURCES`).
     scale_sources : dict
         How many images took their diameter from each source (what was done).
+    dataset : Dataset, optional
+        The image set it segments (:meth:`UNetRun.predictor_for`): on the
+        run's own images, each fold's validation images choose that fold's
+        fusion (:meth:`fold_fusions`).
     """
 
     run: UNetRun
@@ -295,6 +299,8 @@ class SegmentationPredictor:
     diameter: float | None = None
     diameter_source: str = DIAMETER_SOURCES[0]
     scale_sources: dict[str, int] = field(default_factory=dict)
+    dataset: Dataset | None = field(default=None, repr=False)
+    _fold_rules: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def proba(self, sample: Sample, handcrafted_mask: np.ndarray | None = None) -> np.ndarray:
         """Nucleus probability map of a sample, at its own size.
@@ -312,6 +318,33 @@ class SegmentationPredictor:
     def __call__(self, sample: Sample) -> np.ndarray:
         """The nucleus mask of a sample (bool, at its own size)."""
         return self.proba(sample) >= self.threshold
+
+    def fold_of(self, sample: Sample) -> int | None:
+        """The one fold whose model segments ``sample``, or ``None`` (a fold average)."""
+        folds = self.run.folds_for(sample.image)
+        return folds[0] if folds is not None and len(folds) == 1 else None
+
+    def fold_fusions(self, base: Any, handcrafted: Any = None) -> Any:
+        """Each fold's ensemble rule, chosen on its validation images, or ``None``.
+
+        ``None`` where no fold rule applies: :data:`~leukolib.segmentation.fold_fusion.FOLD_FUSION`
+        is off, the set is not the run's own (``mode`` ``"fold-average"``), or
+        none of the folds' validation images is in it. Chosen once per
+        ``(base, handcrafted)`` (:func:`~leukolib.segmentation.fold_fusion.choose_fold_fusions`),
+        at the set's diameter.
+        """
+        from leukolib.segmentation import fold_fusion
+
+        if not fold_fusion.FOLD_FUSION or self.mode == "fold-average" or self.dataset is None:
+            return None
+        key = (base, handcrafted)
+        if key not in self._fold_rules:
+            try:
+                self._fold_rules[key] = fold_fusion.choose_fold_fusions(
+                    self.run, self.dataset, base, handcrafted, self.diameter, progress=False)
+            except ValueError:  # the set holds none of the validation images: the global rule
+                self._fold_rules[key] = None
+        return self._fold_rules[key]
 
     def __repr__(self) -> str:
         return f"<SegmentationPredictor mode={self.mode!r}: {self.reason}>"
@@ -592,7 +625,8 @@ class UNetRun:
             if diameter is not None:
                 reason += (f"; nucleus diameter {diameter:.1f} px, the median of the handcrafted "
                            f"masks of {n} of its images")
-        return SegmentationPredictor(self, mode, reason, threshold, diameter, source)
+        return SegmentationPredictor(self, mode, reason, threshold, diameter, source,
+                                     dataset=dataset)
 
     # ------------------------------------------------------------------ record
 
