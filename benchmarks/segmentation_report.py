@@ -334,12 +334,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     alternatives = {k: alternatives[k] for k in ("AND", "OR", "SOFT w=0.75") if k in alternatives}
 
     fold_rules: dict = {}
+    preds: dict = {}  # the predictors, whose fold rules are chosen once
 
     def final_pass():
         parts = []
         for t, run in runs.items():
             for ds in data.values():
-                pred = run.predictor_for(ds)
+                pred = preds[t, ds.name] = run.predictor_for(ds)
                 # the global rule as ENSEMBLE, and beside it each fold's own rule (the same
                 # rule on images no fold held out: the other datasets)
                 per_fold = FoldFusionRule(pred, final, _hm)
@@ -373,10 +374,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     print("\neach fold's own fusion (in-domain mean IoU)\n", fold_scores.round(4), "\n",
           fold_choice.reason)
     use_fold = fold_choice.chosen == "per fold"
+    key = ["trained_on", "dataset", "id"]
+    metrics = [c for c in SEGMENTATION_METRICS if c in per]
+    away = per[per["trained_on"] != per["dataset"]]
+    a, b = (away[away["method"] == m].set_index(key)[metrics].sort_index()
+            for m in (ENSEMBLE, FOLD_METHOD))
+    assert a.equals(b), "away from its own images the per-fold rule must be the global one"
     if use_fold:  # ENSEMBLE takes the per-fold scores (identical to it away from its own images)
         per = per.copy()
-        key = ["trained_on", "dataset", "id"]
-        metrics = [c for c in SEGMENTATION_METRICS if c in per]
         folds = per[per["method"] == FOLD_METHOD].set_index(key)[metrics]
         rows = per["method"] == ENSEMBLE
         per.loc[rows, metrics] = folds.loc[pd.MultiIndex.from_frame(per.loc[rows, key])].to_numpy()
@@ -408,8 +413,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
                                                               "fold_fusion")}
     save_report(ev, out / "report", n_boot=args.n_boot, seed=args.seed)
     for name, ds in data.items():
-        fig = failure_gallery(ev, ds, standard_methods(runs[name].predictor_for(ds), final,
-                                                       handcrafted=_hm, fold_fusion=use_fold))
+        pred = preds[name, name]
+        shown = standard_methods(pred, final, handcrafted=_hm, fold_fusion=False)
+        if use_fold:
+            shown.rules[ENSEMBLE] = FoldFusionRule(pred, final, _hm)
+        fig = failure_gallery(ev, ds, shown)
         fig.savefig(out / "report" / f"failure_gallery_{name}.png", dpi=110)
     # the U-Nets' out-of-fold numbers from this evaluation (one inference rule for every table)
     own = ev.per_image[(ev.per_image["method"] == "DEEP")

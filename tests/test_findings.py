@@ -192,3 +192,41 @@ def test_the_ceiling_sentence_follows_the_bound():
     said = findings.chapter_findings(4, data)
     assert not any(s.startswith(("Out of reach", "Within reach of one")) for s in said)
     assert said[-1].startswith("Within reach only of a per-image pick")
+
+
+def test_the_fold_rule_sentence_follows_the_protocols_decision():
+    data = copy.deepcopy(DATA)
+    seg = data["segmentation"]["results"]
+    sets = ["jtsc", "all_idb2", "bloodseg"]
+    table = [{"candidate": "global", **dict.fromkeys(sets, 0.90)},
+             {"candidate": "per fold", **dict.fromkeys(sets, 0.91)}]
+    lodo = [{"held_out": d, "unit": d, "chosen": "per fold", "chosen_score": 0.91}
+            for d in sets]
+    seg["fold_fusion"] = {
+        "chosen": "per fold", "reason": "'per fold' lost on none", "table": table,
+        "leave_one_out": lodo,
+        "consistent_rule": {"leave_one_out": [dict(r, chosen="global") for r in lodo]},
+        "runs": {"jtsc": {"folds": [{"chosen": "AND t=0.3"}, {"chosen": "AND t=0.3"},
+                                    {"chosen": "global"}]}}}
+    said = findings.chapter_findings(4, data)
+    fold = next(s for s in said if s.startswith("Each fold's own fusion"))
+    assert "Taken by the no-harm rule" in fold and "JTSC 0.9000 -> 0.9100" in fold
+    assert any("AND t=0.3 (2 of 3), global (1 of 3)" in s for s in said)
+    assert any("would be per fold for none of them" in s for s in said)
+    seg["fold_fusion"]["chosen"] = "global"
+    said = findings.chapter_findings(4, data)
+    assert any("Not taken" in s for s in said if s.startswith("Each fold's own fusion"))
+    del seg["fold_fusion"]  # a report that predates the fold rules says nothing of them
+    assert not any(s.startswith("Each fold's own") for s in findings.chapter_findings(4, data))
+
+
+def test_a_target_the_ensemble_reached_is_said_so():
+    data = copy.deepcopy(findings.shipped(findings.CHAPTER_SOURCES[4]))
+    if data.get("seg_ceiling") is None:
+        pytest.skip("seg_ceiling.json is not shipped")
+    summary = data["seg_ceiling"]["results"]["summary"]
+    for r in summary.values():
+        r["target"] = 0.5  # below every shipped ensemble
+    said = findings.chapter_findings(4, data)
+    assert any(s.startswith("Reached by the ensemble itself") for s in said)
+    assert not any(s.startswith(("Within reach", "Out of reach")) for s in said)

@@ -16,6 +16,7 @@ from leukolib.errors import LossyMaskWarning
 from leukolib.folds import kfold
 from leukolib.metrics import segmentation_metrics
 from leukolib.segmentation.ensemble import EnsembleParams, fuse
+from leukolib.segmentation.fold_fusion import FOLD_FUSION
 from leukolib.segmentation.handcrafted import HandcraftedParams, segment_nucleus
 from leukolib.selection import choose, leave_one_out
 
@@ -100,8 +101,11 @@ def test_the_library_defaults_are_the_ones_the_protocol_chose():
     # a parameter the report predates must keep the behaviour the report measured
     newer = {k: v for k, v in library.items() if k not in recorded}
     assert all(k.startswith(("fallback_", "gate_")) and v == 0.0 for k, v in newer.items()), newer
-    for key in ("handcrafted", "threshold", "fusion_in_domain", "area_opening"):
+    for key in ("handcrafted", "threshold", "fusion_in_domain", "area_opening", "fold_fusion"):
         assert r[key]["leave_one_out"], key  # every choice was checked on held-out data
+    # each fold's own rule is the library's only where the protocol took it
+    assert r["defaults"]["fold_fusion"] is FOLD_FUSION
+    assert (r["fold_fusion"]["chosen"] == "per fold") is FOLD_FUSION
 
 
 def test_a_long_selection_table_keeps_the_incumbent_the_choice_and_the_best():

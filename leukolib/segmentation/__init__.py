@@ -203,7 +203,18 @@ def _ensemble(model: Any = None, dataset: Any = None, diameter: float | None = N
     params = _ensemble_params(options)
     # a rule the user names is applied as named: no fold picks another one
     return EnsembleSegmenter(_unet_predictor(model, dataset, params.threshold, diameter),
-                             params=params, fold_fusion="fusion" not in options)
+                             params=params, fold_fusion=_fold_fusion_on(options))
+
+
+def _fold_fusion_on(options: dict[str, Any]) -> bool:
+    """Whether each fold's own rule may apply.
+
+    The library's decision, unless the user named the fusion, threshold or soft
+    weight: then that rule holds everywhere.
+    """
+    from leukolib.segmentation.fold_fusion import FOLD_FUSION
+
+    return FOLD_FUSION and not {"fusion", "threshold", "soft_weight"} & set(options)
 
 
 register_method(
@@ -291,8 +302,8 @@ def methods_for(name: str, model: Any = None, dataset: Any = None, **options: An
         diameter = options.pop("diameter", None)
         params = _ensemble_params(options)
         deep = _unet_predictor(model, dataset, params.threshold, diameter)
-        per_fold = (fold_fusion.FOLD_FUSION and "fusion" not in options
-                    and deep.mode != "fold-average")
+        per_fold = (_fold_fusion_on(options)
+                    and deep.fold_fusions(params, segment_nucleus) is not None)
         rule = (fold_fusion.FoldFusionRule(deep, params, segment_nucleus) if per_fold
                 else lambda hm, p: fuse(hm, p, params))
         label = params.label() + (fold_fusion.PER_FOLD_LABEL if per_fold else "")

@@ -352,6 +352,10 @@ class EnsembleSegmenter:
     handcrafted : callable, optional
         ``handcrafted(image) -> bool mask``; default: the handcrafted defaults.
     params : EnsembleParams, optional
+    fold_fusion : bool, optional
+        Take each fold's own rule on the U-Net's training images (default:
+        :data:`~leukolib.segmentation.fold_fusion.FOLD_FUSION`, the protocol's
+        decision); ``False``: ``params`` everywhere.
 
     With a set gate (``params.gate_entropy``), :meth:`calibrate` on the image
     set decides once whether the whole set keeps its handcrafted masks; an
@@ -359,8 +363,8 @@ class EnsembleSegmenter:
 
     On the U-Net's own training images (out of fold), each image takes the
     rule its fold chose on its validation images
-    (:mod:`~leukolib.segmentation.fold_fusion`) where ``fold_fusion`` is on;
-    elsewhere ``params``.
+    (:mod:`~leukolib.segmentation.fold_fusion`) where ``fold_fusion`` is on
+    and the predictor knows its set; elsewhere ``params``.
     """
 
     def __init__(
@@ -368,7 +372,7 @@ class EnsembleSegmenter:
         deep: Any,
         handcrafted: Callable[[np.ndarray], np.ndarray] | None = None,
         params: EnsembleParams | None = None,
-        fold_fusion: bool = True,
+        fold_fusion: bool | None = None,
     ) -> None:
         from leukolib.segmentation import fold_fusion as ff
         from leukolib.segmentation.handcrafted import segment_nucleus
@@ -376,8 +380,9 @@ class EnsembleSegmenter:
         self.deep = deep
         self.handcrafted = handcrafted or segment_nucleus
         self.params = params or EnsembleParams()
+        per_fold = ff.FOLD_FUSION if fold_fusion is None else fold_fusion
         self._fold_rule = (ff.FoldFusionRule(deep, self.params, handcrafted)
-                           if fold_fusion and hasattr(deep, "fold_fusions") else None)
+                           if per_fold and hasattr(deep, "fold_fusions") else None)
         self.fallbacks = 0  # images on which the handcrafted mask was kept alone
         self.set_entropy: float | None = None  # the calibrated set's median entropy
         self.set_out_of_domain: bool | None = None  # None: not calibrated

@@ -63,7 +63,8 @@ __all__ = [
     "standard_methods",
 ]
 
-#: A rule: ``rule(hm, proba) -> bool mask`` (either part may be ``None`` if unused).
+#: A rule: ``rule(hm, proba) -> bool mask`` (either part may be ``None`` if unused); a rule
+#: with ``per_sample = True`` is called ``rule(hm, proba, sample)`` (each fold's own fusion).
 Rule = Callable[[np.ndarray | None, np.ndarray | None], np.ndarray]
 
 #: Pixel counts per image of every (HM, DEEP, truth) combination, before any area opening.
@@ -168,7 +169,8 @@ def standard_methods(
     fold_fusion : bool
         On the run's own images, the ensemble takes each fold's rule, chosen
         on its validation images (:mod:`~leukolib.segmentation.fold_fusion`,
-        where the library uses it); ``False``: ``ensemble`` everywhere.
+        where the library uses it: :data:`~leukolib.segmentation.fold_fusion.FOLD_FUSION`);
+        ``False``: ``ensemble`` everywhere.
     """
     from leukolib.segmentation import fold_fusion as ff
     from leukolib.segmentation.handcrafted import segment_nucleus
@@ -177,8 +179,9 @@ def standard_methods(
     t = ens.threshold
     rules: dict[str, Rule] = {"HM": lambda hm, _: hm, "DEEP": lambda _, p: p >= t,
                               ENSEMBLE: lambda hm, p: fuse(hm, p, ens)}
+    # chosen here, once: the label then says what the rows hold
     per_fold = (fold_fusion and ff.FOLD_FUSION and hasattr(deep, "fold_fusions")
-                and getattr(deep, "mode", "fold-average") != "fold-average")
+                and deep.fold_fusions(ens, handcrafted) is not None)
     if per_fold:
         rules[ENSEMBLE] = ff.FoldFusionRule(deep, ens, handcrafted)
     gates = {ENSEMBLE: ens} if ens.gate_entropy else {}

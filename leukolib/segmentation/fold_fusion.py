@@ -12,8 +12,12 @@ On each fold's validation images, with that fold's own model at the set's
 nucleus scale, every candidate of :func:`fold_candidates` (AND and OR at the
 protocol's thresholds, the soft vote at its weights, with the rest of the
 ensemble, area opening and fallbacks, as given) is scored by its mean IoU.
-The given rule (the global one) stays unless a candidate's mean is higher
-(:meth:`FoldFusions.chosen`). The choice applies where that fold's model
+The given rule (the global one) stays unless a candidate's mean is higher by
+more than :data:`TOLERANCE` (:meth:`FoldFusions.chosen`). The same images also
+chose the fold's kept epoch (its best validation IoU), so the U-Net looks a
+little better on them than on its test images, a bias towards the rules that
+trust it more; the test images, which chose nothing, say whether the choice
+held (``segmentation.json``). The choice applies where that fold's model
 segments an image: the run's own images, out of fold. An image that no fold
 held out (another dataset, a user's new images) is segmented by the average
 of all folds, and keeps the global rule: the validation images measured each
@@ -31,18 +35,23 @@ Examples
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from leukolib.data.sample import Sample
+from leukolib.errors import LeukolibError
 from leukolib.segmentation.ensemble import EnsembleParams, fuse
+from leukolib.segmentation.selection import SOFT_WEIGHTS, THRESHOLDS
 
-__all__ = ["FOLD_FUSION", "FOLD_THRESHOLDS", "PER_FOLD_LABEL", "FoldFusionRule", "FoldFusions",
-           "choose_fold_fusions", "fold_candidates"]
+__all__ = ["FOLD_FUSION", "FOLD_SOFT_WEIGHTS", "FOLD_THRESHOLDS", "PER_FOLD_LABEL", "TOLERANCE",
+           "FoldFusionRule", "FoldFusions", "NoValidationImages", "choose_fold_fusions",
+           "fold_candidates"]
 
 #: Whether leukolib's ensemble takes each fold's rule on the run's own images (out of fold).
 #: Decided by the protocol: ``segmentation.json``'s ``fold_fusion``.
@@ -53,10 +62,18 @@ PER_FOLD_LABEL = ("; on the run's own images, each fold's fusion and threshold c
                   "its validation images")
 
 #: The U-Net thresholds each fold may choose for AND and OR (the protocol's, in order).
-FOLD_THRESHOLDS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7)
+FOLD_THRESHOLDS: tuple[float, ...] = tuple(sorted(THRESHOLDS))
 
 #: The soft vote's weights each fold may choose (the protocol's).
-FOLD_SOFT_WEIGHTS: tuple[float, ...] = (0.6, 0.67, 0.75, 0.9)
+FOLD_SOFT_WEIGHTS: tuple[float, ...] = SOFT_WEIGHTS
+
+#: The mean IoU a candidate must gain over the global rule on a fold's validation images (the
+#: loss the protocol's no-harm rule forgives: noise of a mean over images).
+TOLERANCE: float = 1e-3
+
+
+class NoValidationImages(LeukolibError, ValueError):
+    """None of a run's validation images is in the image set: no fold can choose."""
 
 
 def fold_candidates(base: EnsembleParams | None = None) -> dict[str, EnsembleParams]:
@@ -95,28 +112,35 @@ class FoldFusions:
     n_val : dict of int to int
         The validation images each fold was scored on.
     note : str
-        Why some folds have no rule (their validation images were not in the
-        dataset), or ``""``.
+        Why some folds chose on fewer images (validation images missing from
+        the dataset, or unreadable), or ``""``.
+    seconds : float
+        The time the choice took (one U-Net pass over the validation images).
     """
 
     base: EnsembleParams
     scores: pd.DataFrame
     n_val: dict[int, int] = field(default_factory=dict)
     note: str = ""
+    seconds: float = 0.0
 
-    @property
+    @cached_property
     def chosen(self) -> dict[int, str]:
-        """Per fold, the candidate with the highest mean (``"global"`` unless beaten)."""
+        """Per fold, the best candidate if it beats ``"global"`` by :data:`TOLERANCE`."""
         out = {}
         for fold, row in self.scores.iterrows():
             best = row.idxmax()
-            out[int(fold)] = best if row[best] > row["global"] else "global"
+            out[int(fold)] = best if row[best] > row["global"] + TOLERANCE else "global"
         return out
+
+    @cached_property
+    def _rules(self) -> dict[str, EnsembleParams]:
+        return fold_candidates(self.base)
 
     def params(self, fold: int | None) -> EnsembleParams:
         """The rule of ``fold`` (``base`` for ``None`` or a fold without one)."""
         name = self.chosen.get(int(fold)) if fold is not None else None
-        return fold_candidates(self.base)[name] if name else self.base
+        return self._rules[name] if name else self.base
 
     def label(self) -> str:
         """The choices in words, e.g. ``"fold 0 SOFT w=0.67, fold 1 global ..."``."""
@@ -124,7 +148,7 @@ class FoldFusions:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record: the base, every fold's choice, scores and images."""
-        return {"base": self.base.to_dict(), "note": self.note,
+        return {"base": self.base.to_dict(), "note": self.note, "seconds": self.seconds,
                 "folds": [{"fold": int(k), "chosen": self.chosen[int(k)],
                            "n_val": int(self.n_val.get(int(k), 0)),
                            "val_iou": {c: float(v) for c, v in row.items()}}
@@ -156,6 +180,7 @@ def choose_fold_fusions(
         The set's nucleus diameter in pixels, as the predictor segments the
         set (a run in diameter mode); ``None``: each image's own estimate.
     progress : bool
+        A progress bar over the folds on stderr.
 
     Returns
     -------
@@ -163,46 +188,59 @@ def choose_fold_fusions(
 
     Raises
     ------
-    ValueError
-        When no fold's validation images are in ``dataset`` (by id and pixels).
+    NoValidationImages
+        When no fold's validation images are in ``dataset`` (by id, checked
+        by their pixels against the run's record).
     """
     from tqdm.auto import tqdm
 
     from leukolib.metrics import segmentation_metrics
     from leukolib.segmentation.handcrafted import segment_nucleus
 
+    t0 = time.perf_counter()
     b = base or EnsembleParams()
     hm_of = handcrafted or segment_nucleus
     cands = fold_candidates(b)
     index = {str(sid): i for i, sid in enumerate(dataset.ids)}
-    rows, n_val, missing = {}, {}, []
+    rows, n_val, short, unreadable = {}, {}, [], []
     folds = run.record["folds"]
     for f in tqdm(folds, desc=f"fold rules of {run.dataset_name}", disable=not progress,
                   leave=False):
         k, ids = int(f["fold"]), [str(i) for i in f["val_ids"]]
-        found = [index[i] for i in ids if i in index and _same_pixels(run, i, dataset[index[i]])]
-        if len(found) < len(ids):
-            missing.append(k)
-        if not found:
-            continue
         scores: dict[str, list[float]] = {c: [] for c in cands}
-        for i in found:
-            s: Sample = dataset[i]
+        for sid in ids:
+            if sid not in index:
+                continue
+            try:
+                s: Sample = dataset[index[sid]]
+            except (LeukolibError, OSError):  # reported where the set is segmented
+                unreadable.append(sid)
+                continue
+            if not _same_pixels(run, sid, s):  # another image under the same id
+                continue
             hm = np.asarray(hm_of(s.image), dtype=bool)
             p, _ = run.predict_proba_with_source(s.image, folds=k, diameter=diameter,
                                                  handcrafted_mask=hm)
             truth = np.asarray(s.nucleus, dtype=bool)
             for c, q in cands.items():
                 scores[c].append(float(segmentation_metrics(fuse(hm, p, q), truth)["iou"]))
-        rows[k] = {c: float(np.mean(v)) for c, v in scores.items()}
-        n_val[k] = len(found)
+        n_val[k] = len(scores["global"])
+        if n_val[k] < len(ids):
+            short.append(k)
+        if n_val[k]:
+            rows[k] = {c: float(np.mean(v)) for c, v in scores.items()}
     if not rows:
-        raise ValueError(f"none of the validation images of {run.run_dir} is in dataset "
-                         f"{getattr(dataset, 'name', '?')!r} (matched by id)")
-    note = (f"folds {', '.join(map(str, missing))} had validation images missing from the "
-            "dataset: their rules were chosen on the rest" if missing else "")
+        raise NoValidationImages(
+            f"none of the validation images of {run.run_dir} is in dataset "
+            f"{getattr(dataset, 'name', '?')!r} (looked up by id, checked by pixels)")
+    note = ""
+    if short:
+        note = (f"folds {', '.join(map(str, short))} chose on fewer validation images than they "
+                "kept (missing from the set, other pixels under their id, or unreadable"
+                + (f": {', '.join(unreadable)}" if unreadable else "") + ")")
     scores = pd.DataFrame.from_dict(rows, orient="index")[list(cands)]
-    return FoldFusions(b, scores.rename_axis("fold"), n_val, note)
+    return FoldFusions(b, scores.rename_axis("fold"), {k: v for k, v in n_val.items() if v},
+                       note, time.perf_counter() - t0)
 
 
 def _same_pixels(run: Any, sid: str, sample: Sample) -> bool:
@@ -216,9 +254,11 @@ def _same_pixels(run: Any, sid: str, sample: Sample) -> bool:
 class FoldFusionRule:
     """The ensemble rule ``rule(hm, proba, sample)`` with each fold's own fusion.
 
-    The fold rules are chosen (:func:`choose_fold_fusions`) on first use,
-    through the predictor (:meth:`~leukolib.segmentation.unet.SegmentationPredictor.fold_fusions`);
-    an image that no single fold held out takes ``base``.
+    The fold rules are chosen (:func:`choose_fold_fusions`) once, through the
+    predictor (:meth:`~leukolib.segmentation.unet.SegmentationPredictor.fold_fusions`);
+    an image that no single fold held out takes ``base``. Used whatever
+    :data:`FOLD_FUSION` says (the protocol measures it with this rule); the
+    library's ensemble asks :data:`FOLD_FUSION` before it builds one.
     """
 
     per_sample = True  # the evaluation passes the sample: its fold decides the rule

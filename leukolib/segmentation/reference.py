@@ -53,6 +53,8 @@ PARAMETERS: dict[str, str] = {
     "fusion_cross": "fusion rule, U-Net applied to another dataset",
     "area_opening": "area opening after the fusion",
     "fallback": "fallback to the handcrafted mask alone (its measure and threshold)",
+    "fold_fusion": "each fold's own fusion and threshold, chosen on its validation images "
+                   "(the run's own images, no-harm rule)",
     "set_gate": "set gate: a whole image set keeps its handcrafted masks (the set's median "
                 "U-Net entropy above)",
 }

@@ -56,6 +56,7 @@ __all__ = [
     "FALLBACKS",
     "GATES",
     "HANDCRAFTED_INCUMBENT",
+    "SOFT_WEIGHTS",
     "THRESHOLDS",
     "candidate_rules",
     "fallback_candidates",
@@ -77,10 +78,14 @@ THRESHOLDS: tuple[float, ...] = (0.5, 0.3, 0.4, 0.6, 0.7)
 #: Area openings tried after the fusion, pixels at 256 x 256 (150, the paper's, first).
 AREA_OPENINGS: tuple[int, ...] = (150, 0, 75, 300)
 
+#: Soft-vote weights tried (the weight of the U-Net's probability).
+SOFT_WEIGHTS: tuple[float, ...] = (0.6, 0.67, 0.75, 0.9)
+
 #: The paper's ensemble, where the protocol starts: AND at p >= 0.5, Table A1's area opening
-#: (150 px at 256 x 256), never falling back. Not the library's default, which is the result.
+#: (150 px at 256 x 256), never falling back, no set gate. Not the library's default, which is
+#: the result.
 ENSEMBLE_INCUMBENT = EnsembleParams("and", threshold=0.5, min_area=AREA_OPENINGS[0],
-                                    fallback_iou=0.0, fallback_entropy=0.0)
+                                    fallback_iou=0.0, fallback_entropy=0.0, gate_entropy=0.0)
 
 #: Fallback IoUs tried (0, never falling back, the paper's ensemble, first).
 FALLBACKS: tuple[float, ...] = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
@@ -157,7 +162,7 @@ def fusion_candidates(base: EnsembleParams | None = None) -> dict[str, EnsembleP
     """AND (the paper's rule) first, then OR and soft votes of several weights."""
     b = base or EnsembleParams()
     out = {"AND": replace(b, fusion="and"), "OR": replace(b, fusion="or")}
-    for w in (0.6, 0.67, 0.75, 0.9):
+    for w in SOFT_WEIGHTS:
         out[f"SOFT w={w:g}"] = replace(b, fusion="soft", soft_weight=w)
     return out
 

@@ -54,10 +54,10 @@ saw gets the average of all folds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -78,6 +78,10 @@ from leukolib.segmentation.scale import (
     estimate_diameter,
     resample,
 )
+
+if TYPE_CHECKING:  # type hints only: the ensemble imports this module's users
+    from leukolib.segmentation.ensemble import EnsembleParams
+    from leukolib.segmentation.fold_fusion import FoldFusions
 
 __all__ = [
     "NETWORK",
@@ -299,8 +303,9 @@ class SegmentationPredictor:
     diameter: float | None = None
     diameter_source: str = DIAMETER_SOURCES[0]
     scale_sources: dict[str, int] = field(default_factory=dict)
-    dataset: Dataset | None = field(default=None, repr=False)
-    _fold_rules: dict[Any, Any] = field(default_factory=dict, repr=False)
+    dataset: Dataset | None = field(default=None, repr=False, compare=False)
+    _fold_rules: dict[Any, Any] = field(default_factory=dict, init=False, repr=False,
+                                        compare=False)
 
     def proba(self, sample: Sample, handcrafted_mask: np.ndarray | None = None) -> np.ndarray:
         """Nucleus probability map of a sample, at its own size.
@@ -324,25 +329,29 @@ class SegmentationPredictor:
         folds = self.run.folds_for(sample.image)
         return folds[0] if folds is not None and len(folds) == 1 else None
 
-    def fold_fusions(self, base: Any, handcrafted: Any = None) -> Any:
+    def fold_fusions(self, base: EnsembleParams,
+                     handcrafted: Callable[[np.ndarray], np.ndarray] | None = None,
+                     progress: bool = False) -> FoldFusions | None:
         """Each fold's ensemble rule, chosen on its validation images, or ``None``.
 
-        ``None`` where no fold rule applies: :data:`~leukolib.segmentation.fold_fusion.FOLD_FUSION`
-        is off, the set is not the run's own (``mode`` ``"fold-average"``), or
-        none of the folds' validation images is in it. Chosen once per
-        ``(base, handcrafted)`` (:func:`~leukolib.segmentation.fold_fusion.choose_fold_fusions`),
-        at the set's diameter.
+        ``None`` where no fold rule can apply: the set is not the run's own
+        (``mode`` ``"fold-average"``), the predictor was built without its
+        set, or none of the folds' validation images is in it. Chosen once per
+        rule, handcrafted method and diameter
+        (:func:`~leukolib.segmentation.fold_fusion.choose_fold_fusions`).
         """
         from leukolib.segmentation import fold_fusion
+        from leukolib.segmentation.handcrafted import segment_nucleus
 
-        if not fold_fusion.FOLD_FUSION or self.mode == "fold-average" or self.dataset is None:
+        if self.mode == "fold-average" or self.dataset is None:
             return None
-        key = (base, handcrafted)
+        hm = handcrafted or segment_nucleus
+        key = (base, hm, self.diameter)
         if key not in self._fold_rules:
             try:
                 self._fold_rules[key] = fold_fusion.choose_fold_fusions(
-                    self.run, self.dataset, base, handcrafted, self.diameter, progress=False)
-            except ValueError:  # the set holds none of the validation images: the global rule
+                    self.run, self.dataset, base, hm, self.diameter, progress=progress)
+            except fold_fusion.NoValidationImages:  # none is in the set: the global rule
                 self._fold_rules[key] = None
         return self._fold_rules[key]
 
