@@ -47,9 +47,15 @@ def test_evaluate_on_the_training_set_is_out_of_fold(paired_root, run_dir, tmp_p
     assert record["n_images"] == 8 and 0.0 <= record["iou"] <= 1.0
     if method == "ensemble":  # one name, one rule: the library's ensemble, named in the output
         from leukolib.segmentation.ensemble import EnsembleParams
+        from leukolib.segmentation.fold_fusion import FOLD_FUSION, PER_FOLD_LABEL
 
         assert record["fusion"] == EnsembleParams().fusion
-        assert record["ensemble"] == EnsembleParams().label()
+        # on its own images, each fold's rule where the library takes them (and which)
+        assert record["ensemble"] == EnsembleParams().label() + (PER_FOLD_LABEL if FOLD_FUSION
+                                                                 else "")
+        if FOLD_FUSION:
+            folds = record["fold_rules"]["folds"]
+            assert len(folds) == 2 and all(f["chosen"] in f["val_iou"] for f in folds)
 
 
 def test_evaluate_elsewhere_uses_the_fold_average(run_dir, tmp_path):

@@ -337,6 +337,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             record.update(model=str(args.model), model_mode=info["mode"])
         if info.get("ensemble"):
             record.update(fusion=info["fusion"], ensemble=info["ensemble"])
+            if info.get("fold_rules"):  # each fold's rule, and the validation scores it won on
+                record["fold_rules"] = info["fold_rules"]
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {json_path}")

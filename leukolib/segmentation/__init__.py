@@ -307,9 +307,10 @@ def methods_for(name: str, model: Any = None, dataset: Any = None, **options: An
         rule = (fold_fusion.FoldFusionRule(deep, params, segment_nucleus) if per_fold
                 else lambda hm, p: fuse(hm, p, params))
         label = params.label() + (fold_fusion.PER_FOLD_LABEL if per_fold else "")
+        folds = deep.fold_fusions(params, segment_nucleus).to_dict() if per_fold else None
         return Methods({ENSEMBLE: rule}, segment_nucleus, deep,
                        threshold=params.threshold,
                        info={"mode": deep.mode, "reason": deep.reason, "ensemble": label,
                              "fusion": params.fusion, "fallback_iou": params.fallback_iou,
-                             "fallback_entropy": params.fallback_entropy})
+                             "fallback_entropy": params.fallback_entropy, "fold_rules": folds})
     return Methods(segmenter=get_method(key, model, **options), segmenter_name=key)
