@@ -64,7 +64,7 @@ def _cached(path: Path, compute):
 def _choice_record(choice, lodo=None) -> dict:
     rec = {"incumbent": choice.incumbent, "chosen": choice.chosen, "units": choice.units,
            "reason": choice.reason,
-           "table": choice.table.reset_index().rename(columns={"index": "candidate"})
+           "table": choice.table.rename_axis("candidate").reset_index()
            .to_dict(orient="records")}
     if lodo is not None:
         rec["leave_one_out"] = lodo.to_dict(orient="records")

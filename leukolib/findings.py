@@ -309,8 +309,10 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
 
 def _fold_text(seg: Mapping[str, Any]) -> list[str]:
     """Whether each fold's own fusion (chosen on its validation images) was taken, in words."""
+    from leukolib.segmentation.reference import choice_rows
+
     rec = seg.get("fold_fusion") or {}
-    table = {r["candidate"]: r for r in rec.get("table") or []}
+    table = {r["candidate"]: r for r in choice_rows(rec)}
     if not {"global", "per fold"} <= set(table):
         return []
     sets = [d for d in SEG_SETS if d in table["global"]]
