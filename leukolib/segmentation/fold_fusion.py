@@ -142,10 +142,6 @@ class FoldFusions:
         name = self.chosen.get(int(fold)) if fold is not None else None
         return self._rules[name] if name else self.base
 
-    def label(self) -> str:
-        """The choices in words, e.g. ``"fold 0 SOFT w=0.67, fold 1 global ..."``."""
-        return ", ".join(f"fold {k} {v}" for k, v in self.chosen.items())
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready record: the base, every fold's choice, scores and images."""
         return {"base": self.base.to_dict(), "note": self.note, "seconds": self.seconds,
@@ -171,7 +167,7 @@ def choose_fold_fusions(
         The trained run (its ``record["folds"]`` name each fold's ``val_ids``).
     dataset : Dataset
         The run's training set (its samples are found by id, and checked by
-        their pixels against the run's record).
+        their pixels: :meth:`~leukolib.segmentation.unet.UNetRun.seen_by`).
     base : EnsembleParams, optional
         The global rule (default: leukolib's ensemble).
     handcrafted : callable, optional
@@ -216,7 +212,7 @@ def choose_fold_fusions(
             except (LeukolibError, OSError):  # reported where the set is segmented
                 unreadable.append(sid)
                 continue
-            if not _same_pixels(run, sid, s):  # another image under the same id
+            if k not in (run.seen_by(s.image) or ()):  # another image under the same id
                 continue
             hm = np.asarray(hm_of(s.image), dtype=bool)
             p, _ = run.predict_proba_with_source(s.image, folds=k, diameter=diameter,
@@ -241,14 +237,6 @@ def choose_fold_fusions(
     scores = pd.DataFrame.from_dict(rows, orient="index")[list(cands)]
     return FoldFusions(b, scores.rename_axis("fold"), {k: v for k, v in n_val.items() if v},
                        note, time.perf_counter() - t0)
-
-
-def _same_pixels(run: Any, sid: str, sample: Sample) -> bool:
-    """Whether ``sample`` is the training image ``sid`` by its recorded fingerprint."""
-    from leukolib.data.fingerprint import image_fingerprint
-
-    prints = run.record["dataset"].get("fingerprints") or {}
-    return sid not in prints or prints[sid] == image_fingerprint(sample.image)
 
 
 class FoldFusionRule:
