@@ -194,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         unit_means,
     )
     from leukolib.segmentation.training import train_unet
+    from leukolib.segmentation.tta import TTA, VIEW_SETS, VIEWS
     from leukolib.segmentation.unet import load_unet_run
     from leukolib.selection import choose, leave_one_out
 
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     for name, ds in data.items():
         rd = args.runs / run_dir_name(name, prof.name, args.seed)
         train_unet(ds, rd, profile=prof, seed=args.seed, data_root=roots[name], progress=progress)
-        runs[name] = load_unet_run(rd)
+        runs[name] = load_unet_run(rd, tta=VIEW_SETS[0])  # one view until the views are chosen
     if args.no_table_a2:
         results["unet_hparams"] = {"dataset": "jtsc", "skipped": "run with --no-table-a2",
                                    "profile_uses": prof.segmentation.hparams}
@@ -333,13 +334,18 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     alternatives = {k: v for k, v in fusion_candidates(final).items() if v != final}
     alternatives = {k: alternatives[k] for k in ("AND", "OR", "SOFT w=0.75") if k in alternatives}
 
-    fold_rules: dict = {}
-    preds: dict = {}  # the predictors, whose fold rules are chosen once
+    def final_pass(tta: str, which: str = "all"):
+        """Runs on datasets with ``final``, the U-Nets seeing ``tta``'s views.
 
-    def final_pass():
-        parts = []
+        ``which``: ``"all"`` pairs, the ``"in-domain"`` ones or the ``"cross"`` ones.
+        """
+        parts, preds, rules, sources = [], {}, {}, {}
+        t0 = time.perf_counter()
         for t, run in runs.items():
+            run.tta = tta
             for ds in data.values():
+                if which != "all" and (t == ds.name) != (which == "in-domain"):
+                    continue
                 pred = preds[t, ds.name] = run.predictor_for(ds)
                 # the global rule as ENSEMBLE, and beside it each fold's own rule (the same
                 # rule on images no fold held out: the other datasets)
@@ -349,14 +355,33 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
                                      extra={FOLD_METHOD: per_fold})
                 part = evaluate_segmentation(ds, m, trained_on=t, progress=progress)
                 if t == ds.name:
-                    fold_rules[t] = pred.fold_fusions(final, _hm)
+                    rules[t] = pred.fold_fusions(final, _hm)
                 sources[f"{t} -> {ds.name}"] = part.info[ds.name].get("scale_sources")
                 parts.append(part)
-        return Evaluation.concat(parts)
+            run.tta = VIEW_SETS[0]  # the candidate passes' single view, again
+        return Evaluation.concat(parts), preds, rules, sources, time.perf_counter() - t0
 
-    sources: dict[str, dict | None] = {}
+    key = ["trained_on", "dataset", "id"]
 
-    ev = final_pass()
+    def fold_into(ev: Evaluation, use: bool) -> Evaluation:
+        """ENSEMBLE with the per-fold scores where ``use`` (identical away from own images)."""
+        per = ev.per_image
+        metrics = [c for c in SEGMENTATION_METRICS if c in per]
+        away = per[per["trained_on"] != per["dataset"]]
+        a, b = (away[away["method"] == m].set_index(key)[metrics].sort_index()
+                for m in (ENSEMBLE, FOLD_METHOD))
+        assert a.equals(b), "away from its own images the per-fold rule must be the global one"
+        if use:
+            per = per.copy()
+            folds = per[per["method"] == FOLD_METHOD].set_index(key)[metrics]
+            rows = per["method"] == ENSEMBLE
+            per.loc[rows, metrics] = folds.loc[pd.MultiIndex.from_frame(
+                per.loc[rows, key])].to_numpy()
+        per = per[per["method"] != FOLD_METHOD].reset_index(drop=True)
+        return Evaluation(per, ev.agreement, list(ev.failures), ev.info)
+
+    passes = {VIEW_SETS[0]: final_pass(VIEW_SETS[0])}
+    ev, preds, fold_rules, sources, _ = passes[VIEW_SETS[0]]
     # each fold's own fusion, chosen on its validation images: an adaptive rule that acts
     # differently on each dataset by design, so it is judged like the safety switches (no-harm
     # rule) on the in-domain units, where it acts; the consistent rule's verdict is kept beside
@@ -374,19 +399,45 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     print("\neach fold's own fusion (in-domain mean IoU)\n", fold_scores.round(4), "\n",
           fold_choice.reason)
     use_fold = fold_choice.chosen == "per fold"
-    key = ["trained_on", "dataset", "id"]
-    metrics = [c for c in SEGMENTATION_METRICS if c in per]
-    away = per[per["trained_on"] != per["dataset"]]
-    a, b = (away[away["method"] == m].set_index(key)[metrics].sort_index()
-            for m in (ENSEMBLE, FOLD_METHOD))
-    assert a.equals(b), "away from its own images the per-fold rule must be the global one"
-    if use_fold:  # ENSEMBLE takes the per-fold scores (identical to it away from its own images)
-        per = per.copy()
-        folds = per[per["method"] == FOLD_METHOD].set_index(key)[metrics]
-        rows = per["method"] == ENSEMBLE
-        per.loc[rows, metrics] = folds.loc[pd.MultiIndex.from_frame(per.loc[rows, key])].to_numpy()
-    per = per[per["method"] != FOLD_METHOD].reset_index(drop=True)
-    ev = Evaluation(per, ev.agreement, list(ev.failures), ev.info)
+    evs = {VIEW_SETS[0]: fold_into(ev, use_fold)}
+    # test-time mirroring (leukolib.segmentation.tta): a uniform change of the U-Net's output,
+    # chosen like the fusion, by the consistent rule on the in-domain units of the shipped
+    # ensemble, leave-one-dataset-out; the incumbent is one view. The fold rules are chosen
+    # again under each view set (their validation images see the same views). The cross pairs
+    # are scored with the views only when they are chosen (the matrix shows what ships).
+    for tta in VIEW_SETS[1:]:
+        passes[tta] = final_pass(tta, "in-domain")
+        evs[tta] = fold_into(passes[tta][0], use_fold)
+    tta_rows = {}
+    for tta, e in evs.items():
+        p = e.per_image
+        p = p[(p["method"] == ENSEMBLE) & (p["trained_on"] == p["dataset"])]
+        tta_rows[tta] = p.groupby("dataset", sort=False)["iou"].mean()
+    tta_scores = pd.DataFrame(tta_rows).T.reindex(columns=names)
+    tta_choice = choose(tta_scores, VIEW_SETS[0])
+    results["tta"] = {**_choice_record(tta_choice, leave_one_out(tta_scores, VIEW_SETS[0])),
+                      "no_harm_rule": _choice_record(
+                          choose(tta_scores, VIEW_SETS[0], criterion="no-harm"),
+                          leave_one_out(tta_scores, VIEW_SETS[0], criterion="no-harm")),
+                      "views": {k: list(VIEWS[k]) for k in VIEW_SETS},
+                      "in_domain_seconds": {k: round(v[4], 1) for k, v in passes.items()}}
+    results["tta"]["in_domain_seconds"][VIEW_SETS[0]] = None  # that pass held every pair
+    chosen_tta = tta_choice.chosen
+    if chosen_tta != VIEW_SETS[0]:  # the cross pairs under the chosen views, then one pass
+        inside, cross = passes[chosen_tta], final_pass(chosen_tta, "cross")
+        passes[chosen_tta] = (Evaluation.concat([inside[0], cross[0]]),
+                              {**inside[1], **cross[1]}, inside[2], {**inside[3], **cross[3]},
+                              inside[4] + cross[4])
+        evs[chosen_tta] = fold_into(passes[chosen_tta][0], use_fold)
+    print("\ntest-time mirroring (in-domain mean IoU of the ensemble)\n", tta_scores.round(4),
+          "\n", tta_choice.reason)
+    ev = evs[chosen_tta]
+    _, preds, fold_rules, sources, _ = passes[chosen_tta]
+    for run in runs.values():
+        run.tta = chosen_tta  # the gallery below segments as the defaults do
+    if chosen_tta != VIEW_SETS[0]:  # the fold rules under the chosen views are the shipped ones
+        results["fold_fusion"]["runs"] = {t: (r.to_dict() if r is not None else None)
+                                          for t, r in fold_rules.items()}
     # the set gate (a whole image set keeps its handcrafted masks): scored on this pass, whose
     # ensemble has none, by the no-harm rule over every unit, leave-one-dataset-out
     gates = gate_candidates(final)
@@ -405,12 +456,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     for d in ev.info:
         ev.info[d]["ensemble"] = label
     results["defaults"] = {"handcrafted": hm_params.to_dict(), "ensemble": final.to_dict(),
-                           "ensemble_label": label, "fold_fusion": use_fold}
+                           "ensemble_label": label, "fold_fusion": use_fold,
+                           "tta": chosen_tta}
     library = {"handcrafted": HandcraftedParams().to_dict(), "ensemble": EnsembleParams().to_dict(),
-               "fold_fusion": FOLD_FUSION}
+               "fold_fusion": FOLD_FUSION, "tta": TTA}
     results["library_defaults_match"] = library == {k: results["defaults"][k]
                                                     for k in ("handcrafted", "ensemble",
-                                                              "fold_fusion")}
+                                                              "fold_fusion", "tta")}
     save_report(ev, out / "report", n_boot=args.n_boot, seed=args.seed)
     for name, ds in data.items():
         pred = preds[name, name]

@@ -270,6 +270,7 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
     if label:
         out.append(f"The ensemble chosen by the protocol: {label}.")
     out.extend(_fold_text(seg))
+    out.extend(_tta_text(seg))
     for d in SEG_SETS:
         ens = _interval(seg, d, "ENSEMBLE")
         if not ens:
@@ -345,6 +346,30 @@ def _fold_text(seg: Mapping[str, Any]) -> list[str]:
                    f"defaults (a gain on every choosing dataset and a mean gain above the spread "
                    f"of the gains) the held-out choice would be per fold for "
                    + (", ".join(took) if took else "none of them") + ".")
+    return out
+
+
+def _tta_text(seg: Mapping[str, Any]) -> list[str]:
+    """Whether the U-Net's test-time mirroring was taken, in words."""
+    from leukolib.segmentation.reference import choice_rows
+
+    rec = seg.get("tta") or {}
+    table = {r["candidate"]: r for r in choice_rows(rec)}
+    if len(table) < 2 or rec.get("incumbent") not in table:
+        return []
+    one = table[rec["incumbent"]]
+    sets = [d for d in SEG_SETS if d in one]
+    out = []
+    for name, row in table.items():
+        if name == rec["incumbent"]:
+            continue
+        moves = "; ".join(f"{display_name(d)} {one[d]:.4f} -> {row[d]:.4f}" for d in sets)
+        out.append(f"Test-time mirroring ({name}) against one view, the ensemble's in-domain "
+                   f"mean IoU: {moves}.")
+    harm = rec.get("no_harm_rule") or {}
+    out.append(("Taken" if rec.get("chosen") != rec["incumbent"] else "Not taken")
+               + f" by the rule of the fixed defaults: {rec['reason']}."
+               + (f" The no-harm rule would choose {harm['chosen']!r}." if harm else ""))
     return out
 
 

@@ -104,6 +104,24 @@ def test_segment_with_a_set_gate_keeps_the_handcrafted_masks_out_of_domain(paire
     assert "--gate is for --method ensemble" in capsys.readouterr().err
 
 
+def test_evaluate_with_mirrored_views(paired_root, run_dir, tmp_path, capsys):
+    """``--tta`` reaches the U-Net (recorded), and is refused for a method without one."""
+    out = {}
+    for tta in ("none", "flips"):
+        out[tta] = tmp_path / f"{tta}.json"
+        argv = ["evaluate", "--dataset", "paired", "--root", str(paired_root), "--method",
+                "unet", "--model", str(run_dir), "--tta", tta, "--json", str(out[tta]),
+                "--quiet"]
+        assert main(argv) == 0
+    one, four = (json.loads(out[k].read_text()) for k in ("none", "flips"))
+    assert (one["tta"], four["tta"]) == ("none", "flips")
+    assert one["iou"] != four["iou"]  # four views average to another map
+    argv = ["segment", str(paired_root / "images"), "--tta", "flips", "--out",
+            str(tmp_path / "hm")]
+    assert main(argv) == 2
+    assert "--tta is for --method unet or ensemble" in capsys.readouterr().err
+
+
 def test_model_errors_are_usage_errors(tmp_path, capsys):
     assert main(["evaluate", "--dataset", "synthetic", "--method", "unet", "--quiet"]) == 2
     assert "needs a trained model" in capsys.readouterr().err

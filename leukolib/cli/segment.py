@@ -33,8 +33,9 @@ def _methods_help() -> str:
 
 
 def add_method_args(p: argparse.ArgumentParser) -> None:
-    """``--method``, ``--model``, ``--fusion``, ``--gate`` and ``--diameter``."""
+    """``--method``, ``--model``, ``--fusion``, ``--gate``, ``--diameter`` and ``--tta``."""
     from leukolib.segmentation import SEGMENTERS
+    from leukolib.segmentation.tta import TTA, VIEW_SETS
 
     p.add_argument("--method", "-m", default="handcrafted", choices=list(SEGMENTERS),
                    help=f"segmentation method (default: handcrafted). {_methods_help()}")
@@ -50,6 +51,10 @@ def add_method_args(p: argparse.ArgumentParser) -> None:
                    help="nucleus diameter of the images in pixels (unet and ensemble with a run "
                    "trained at the nucleus scale); default: estimated per image from its "
                    "handcrafted mask, else the run's training median. What was used is printed")
+    p.add_argument("--tta", choices=list(VIEW_SETS),
+                   help="test-time augmentation of the U-Net (unet and ensemble): 'flips' also "
+                   "segments each patch in its three mirror images and averages the four "
+                   f"(4x the network's time); default: the library's ({TTA!r})")
 
 
 def add_parsers(sub) -> None:
@@ -113,6 +118,10 @@ def _options(args: argparse.Namespace) -> dict:
             raise UsageError(f"--diameter must be a positive number of pixels, "
                              f"got {args.diameter:g}")
         out["diameter"] = args.diameter
+    if getattr(args, "tta", None) is not None:
+        if args.method not in ("unet", "ensemble"):
+            raise UsageError(f"--tta is for --method unet or ensemble, not {args.method!r}")
+        out["tta"] = args.tta
     return out
 
 
@@ -188,6 +197,10 @@ def scale_line(segment) -> str | None:
         return None
     used = ", ".join(f"{n} image(s) by {src}" for src, n in sources.items())
     line = f"scale: {run.scale.label()}; nucleus diameter: {used}"
+    if getattr(run, "tta", "none") != "none":
+        from leukolib.segmentation.tta import tta_label
+
+        line += f"; the U-Net sees {tta_label(run.tta)}"
     params = getattr(segment, "params", None)
     if params is not None and params.fallback_label():
         line += (f"; handcrafted mask kept alone on {segment.fallbacks} image(s) "
@@ -301,6 +314,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{args.method}: {info['mode']} ({info.get('reason', '')})")
     if info.get("ensemble"):
         print(f"ensemble: {info['ensemble']}")
+    if info.get("tta"):
+        from leukolib.segmentation.tta import tta_label
+
+        print(f"U-Net views: {tta_label(info['tta'])} (--tta)")
     ev = evaluate_segmentation(dataset, methods, limit=args.limit, progress=not args.quiet)
     for _, sid, why in ev.failures:
         print(f"  {sid}: {why}", file=sys.stderr)
@@ -334,7 +351,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   "mask_repaired_pixels": d["mask_repaired_pixels"],
                   "per_image": per.to_dict(orient="records")}
         if info.get("mode"):
-            record.update(model=str(args.model), model_mode=info["mode"])
+            record.update(model=str(args.model), model_mode=info["mode"], tta=info.get("tta"))
         if info.get("ensemble"):
             record.update(fusion=info["fusion"], ensemble=info["ensemble"])
             if info.get("fold_rules"):  # each fold's rule, and the validation scores it won on

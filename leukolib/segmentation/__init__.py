@@ -171,13 +171,23 @@ register_method(
 
 
 def _unet_predictor(model: Any = None, dataset: Any = None, threshold: float | None = None,
-                    diameter: float | None = None):
+                    diameter: float | None = None, tta: str | None = None):
     # torch is imported here, so that `import leukolib.segmentation` stays light
+    import copy
+
     from leukolib.segmentation.ensemble import EnsembleParams
+    from leukolib.segmentation.tta import check_tta
     from leukolib.segmentation.unet import SegmentationPredictor, UNetRun, load_unet_run
 
     t = EnsembleParams().threshold if threshold is None else float(threshold)
+    try:
+        tta = None if tta is None else check_tta(tta)
+    except ValueError as exc:
+        raise MethodError(str(exc)) from None
     run = model if isinstance(model, UNetRun) else load_unet_run(model)
+    if tta is not None and tta != run.tta:  # the caller's run keeps its own views
+        run = copy.copy(run)
+        run.tta = tta
     if diameter is not None and not float(diameter) > 0:
         raise MethodError(f"the nucleus diameter must be a positive number of pixels, "
                           f"got {diameter}")
@@ -197,12 +207,12 @@ def _ensemble_params(options: dict[str, Any]):
 
 
 def _ensemble(model: Any = None, dataset: Any = None, diameter: float | None = None,
-              **options: Any) -> Segmenter:
+              tta: str | None = None, **options: Any) -> Segmenter:
     from leukolib.segmentation.ensemble import EnsembleSegmenter
 
     params = _ensemble_params(options)
     # a rule the user names is applied as named: no fold picks another one
-    return EnsembleSegmenter(_unet_predictor(model, dataset, params.threshold, diameter),
+    return EnsembleSegmenter(_unet_predictor(model, dataset, params.threshold, diameter, tta),
                              params=params, fold_fusion=_fold_fusion_on(options))
 
 
@@ -297,11 +307,12 @@ def methods_for(name: str, model: Any = None, dataset: Any = None, **options: An
         deep = _unet_predictor(model, dataset, **options)
         t = deep.threshold
         return Methods({"DEEP": lambda _, p: p >= t}, deep=deep, threshold=t,
-                       info={"mode": deep.mode, "reason": deep.reason, "threshold": t})
+                       info={"mode": deep.mode, "reason": deep.reason, "threshold": t,
+                             "tta": deep.run.tta})
     if key == "ensemble":
-        diameter = options.pop("diameter", None)
+        diameter, tta = options.pop("diameter", None), options.pop("tta", None)
         params = _ensemble_params(options)
-        deep = _unet_predictor(model, dataset, params.threshold, diameter)
+        deep = _unet_predictor(model, dataset, params.threshold, diameter, tta)
         per_fold = (_fold_fusion_on(options)
                     and deep.fold_fusions(params, segment_nucleus) is not None)
         rule = (fold_fusion.FoldFusionRule(deep, params, segment_nucleus) if per_fold
@@ -312,5 +323,6 @@ def methods_for(name: str, model: Any = None, dataset: Any = None, **options: An
                        threshold=params.threshold,
                        info={"mode": deep.mode, "reason": deep.reason, "ensemble": label,
                              "fusion": params.fusion, "fallback_iou": params.fallback_iou,
-                             "fallback_entropy": params.fallback_entropy, "fold_rules": folds})
+                             "fallback_entropy": params.fallback_entropy, "fold_rules": folds,
+                             "tta": deep.run.tta})
     return Methods(segmenter=get_method(key, model, **options), segmenter_name=key)

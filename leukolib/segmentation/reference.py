@@ -58,12 +58,14 @@ PARAMETERS: dict[str, str] = {
     "fallback": "fallback to the handcrafted mask alone (its measure and threshold)",
     "fold_fusion": "each fold's own fusion and threshold, chosen on its validation images "
                    "(the run's own images, no-harm rule)",
+    "tta": "test-time mirroring: the U-Net also sees each patch's three mirror images "
+           "(ensemble, in-domain)",
     "set_gate": "set gate: a whole image set keeps its handcrafted masks (the set's median "
                 "U-Net entropy above)",
 }
 
 #: What each choice's incumbent is, where it is not the paper's value.
-INCUMBENTS: dict[str, str] = {"fold_fusion": "the global rule"}
+INCUMBENTS: dict[str, str] = {"fold_fusion": "the global rule", "tta": "one view"}
 
 
 def choice_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:

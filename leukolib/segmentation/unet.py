@@ -36,7 +36,10 @@ segmentation.scale.ScaleSpec` (``config["scale"]``):
   recorded a scale): the image is resized to ``patch_size`` x ``patch_size``
   and the probabilities mapped back to the original size (:func:`predict_proba`).
 
-Either way the probabilities are thresholded at 0.5 for a mask.
+Either way the probabilities are thresholded at 0.5 for a mask. A loaded run
+also segments each patch in its mirror images and averages them, where the
+selection protocol chose to (:mod:`~leukolib.segmentation.tta`; the run's
+``tta``); training and its out-of-fold record use one view.
 
 Trained runs
 ------------
@@ -78,6 +81,7 @@ from leukolib.segmentation.scale import (
     estimate_diameter,
     resample,
 )
+from leukolib.segmentation.tta import TTA, check_tta, mirrored
 
 if TYPE_CHECKING:  # type hints only: the ensemble imports this module's users
     from leukolib.segmentation.ensemble import EnsembleParams
@@ -175,6 +179,7 @@ def predict_proba(
     device: str | torch.device = "cpu",
     batch_size: int = 16,
     colour: str = "rgb",
+    tta: str = "none",
 ) -> list[np.ndarray]:
     """Nucleus probabilities of images, averaged over ``models``, at original size.
 
@@ -195,6 +200,8 @@ def predict_proba(
         Images per forward pass (images of different sizes are fine).
     colour : str
         The run's colour handling (:func:`~leukolib.segmentation.augment.unet_input`).
+    tta : str
+        Test-time augmentation (:func:`~leukolib.segmentation.tta.mirrored`).
 
     Returns
     -------
@@ -207,10 +214,8 @@ def predict_proba(
     for start in range(0, len(items), batch_size):
         chunk = [_as_image(im) for im in items[start : start + batch_size]]
         x = torch.stack([resize_image(unet_input(im, colour), size) for im in chunk]).to(device)
-        prob = torch.zeros(x.shape[0], 1, size, size, device=device)
-        for m in models:
-            prob += torch.sigmoid(m(x).float())
-        prob /= len(models)
+        prob = mirrored(lambda t: sum(torch.sigmoid(m(t).float()) for m in models), tta)(x)
+        prob = prob / len(models)
         for p, im in zip(prob, chunk, strict=True):
             h, w = im.shape[:2]
             back = F.interpolate(p[None], size=(h, w), mode="bilinear", align_corners=False)
@@ -226,6 +231,7 @@ def predict_proba_at_scale(
     spec: ScaleSpec,
     device: str | torch.device = "cpu",
     sw_batch_size: int = 8,
+    tta: str = "none",
 ) -> np.ndarray:
     """Nucleus probability of one image at a nucleus scale, at the image's own size.
 
@@ -246,6 +252,9 @@ def predict_proba_at_scale(
     device : str or torch.device
     sw_batch_size : int
         Patches per forward pass.
+    tta : str
+        Test-time augmentation: each patch also seen in its mirrors
+        (:func:`~leukolib.segmentation.tta.mirrored`).
 
     Returns
     -------
@@ -261,7 +270,8 @@ def predict_proba_at_scale(
         return sum(torch.sigmoid(m(t).float()) for m in models) / len(models)
 
     p = sliding_window_inference(x[None].to(device), (spec.patch_size, spec.patch_size),
-                                 sw_batch_size, net, overlap=spec.overlap, mode="gaussian")
+                                 sw_batch_size, mirrored(net, tta), overlap=spec.overlap,
+                                 mode="gaussian")
     p = p[..., cut[0], cut[1]]
     back = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)
     return back[0, 0].clamp_(0, 1).cpu().numpy().astype(np.float32)
@@ -382,12 +392,17 @@ class UNetRun:
     dataset_name : str
     ids : list of str
         The training dataset's sample ids.
+    tta : str
+        Test-time augmentation at inference (:mod:`~leukolib.segmentation.tta`;
+        default: the library's :data:`~leukolib.segmentation.tta.TTA`).
     """
 
-    def __init__(self, run_dir: str | Path, record: dict[str, Any], device: str = "cpu") -> None:
+    def __init__(self, run_dir: str | Path, record: dict[str, Any], device: str = "cpu",
+                 tta: str | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.record = record
         self.device = device
+        self.tta = check_tta(TTA if tta is None else tta)
         cfg = record["config"]
         self.image_size = int(cfg["image_size"])
         self.scale = ScaleSpec.from_config(cfg)
@@ -480,10 +495,10 @@ class UNetRun:
         im = _as_image(image)
         if self.scale.mode == "square":
             return predict_proba(self.models(folds), [im], self.image_size, self.device,
-                                 colour=self.scale.colour)[0], "square resize"
+                                 colour=self.scale.colour, tta=self.tta)[0], "square resize"
         d, source = self.diameter_for(im, diameter, handcrafted_mask)
         p = predict_proba_at_scale(self.models(folds), im, self.scale.factor(d), self.scale,
-                                   self.device)
+                                   self.device, tta=self.tta)
         return p, source
 
     def predict(
@@ -514,7 +529,7 @@ class UNetRun:
         ims = [_as_image(i) for i in images]
         if self.scale.mode == "square":
             out = predict_proba(self.models(folds), ims, self.image_size, self.device,
-                                batch_size, colour=self.scale.colour)
+                                batch_size, colour=self.scale.colour, tta=self.tta)
             got = ["square resize"] * len(ims)
         else:
             hms = list(handcrafted_masks) if handcrafted_masks is not None else [None] * len(ims)
@@ -666,7 +681,8 @@ class UNetRun:
 
 
 def load_unet_run(
-    run_dir: str | Path, device: str | None = None, allow_incomplete: bool = False
+    run_dir: str | Path, device: str | None = None, allow_incomplete: bool = False,
+    tta: str | None = None,
 ) -> UNetRun:
     """Open a trained run directory.
 
@@ -679,6 +695,10 @@ def load_unet_run(
     allow_incomplete : bool
         Open a run whose training has not finished (only its completed folds
         can predict).
+    tta : str, optional
+        Test-time augmentation at inference (one of
+        :data:`~leukolib.segmentation.tta.VIEW_SETS`); default: the library's
+        :data:`~leukolib.segmentation.tta.TTA`.
 
     Returns
     -------
@@ -699,5 +719,5 @@ def load_unet_run(
             f"{run_dir}: training is not finished ({done} of {record['config']['folds']} folds); "
             "run train_unet again with the same arguments to resume it"
         )
-    return UNetRun(run_dir, record, select_device(device))
+    return UNetRun(run_dir, record, select_device(device), tta)
 
