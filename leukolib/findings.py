@@ -366,10 +366,20 @@ def _tta_text(seg: Mapping[str, Any]) -> list[str]:
         moves = "; ".join(f"{display_name(d)} {one[d]:.4f} -> {row[d]:.4f}" for d in sets)
         out.append(f"Test-time mirroring ({name}) against one view, the ensemble's in-domain "
                    f"mean IoU: {moves}.")
-    harm = rec.get("no_harm_rule") or {}
-    out.append(("Taken" if rec.get("chosen") != rec["incumbent"] else "Not taken")
-               + f" by the rule of the fixed defaults: {rec['reason']}."
-               + (f" The no-harm rule would choose {harm['chosen']!r}." if harm else ""))
+    taken = rec.get("chosen") != rec["incumbent"]
+    row = table.get(rec.get("chosen") if taken else next(k for k in table
+                                                         if k != rec["incumbent"]))
+    why = (f"its mean gain {row['mean_gain']:+.4f} "
+           + ("exceeds" if row["mean_gain"] > row["spread"] else "does not exceed")
+           + f" the spread of its gains, {row['spread']:.4f}")
+    lodo = [display_name(r["unit"]) for r in rec.get("leave_one_out") or []
+            if r["chosen"] != rec["incumbent"]]
+    harm = (rec.get("no_harm_rule") or {}).get("chosen")
+    out.append(("Taken" if taken else "Not taken") + " by the rule of the fixed defaults: "
+               + why + "."
+               + (f" Chosen without {' or without '.join(lodo)} (the other datasets deciding), "
+                  "it would be taken for that dataset." if lodo and not taken else "")
+               + (f" The no-harm rule would choose {harm!r}." if harm else ""))
     return out
 
 

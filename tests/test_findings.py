@@ -230,3 +230,27 @@ def test_a_target_the_ensemble_reached_is_said_so():
     said = findings.chapter_findings(4, data)
     assert any(s.startswith("Reached by the ensemble as shipped") for s in said)
     assert not any(s.startswith(("Within reach", "Out of reach")) for s in said)
+
+
+def test_the_mirroring_sentence_follows_the_rule_and_its_held_out_choices():
+    data = copy.deepcopy(DATA)
+    seg = data["segmentation"]["results"]
+    sets = ["jtsc", "all_idb2", "bloodseg"]
+    table = [{"candidate": "none", **dict.fromkeys(sets, 0.90), "mean_gain": 0.0, "spread": 0.0},
+             {"candidate": "flips", "jtsc": 0.901, "all_idb2": 0.905, "bloodseg": 0.901,
+              "mean_gain": 0.002, "spread": 0.004}]
+    lodo = [{"held_out": d, "unit": d, "chosen": "flips" if d == "jtsc" else "none"}
+            for d in sets]
+    seg["tta"] = {"incumbent": "none", "chosen": "none", "reason": "no candidate", "table": table,
+                  "leave_one_out": lodo, "no_harm_rule": {"chosen": "flips"}}
+    said = findings.chapter_findings(4, data)
+    assert any("JTSC 0.9000 -> 0.9010" in s for s in said)
+    text = next(s for s in said if s.startswith("Not taken by the rule of the fixed defaults"))
+    assert "+0.0020 does not exceed the spread of its gains, 0.0040" in text
+    assert "Chosen without JTSC (the other" in text and "no-harm rule would choose 'flips'" in text
+    seg["tta"]["chosen"], table[1]["spread"] = "flips", 0.001
+    said = findings.chapter_findings(4, data)
+    text = next(s for s in said if s.startswith("Taken by the rule"))
+    assert "exceeds the spread" in text and "Chosen without" not in text
+    del seg["tta"]  # a report that predates the mirroring says nothing of it
+    assert not any("mirroring" in s for s in findings.chapter_findings(4, data))

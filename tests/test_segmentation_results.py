@@ -17,6 +17,7 @@ from leukolib.folds import kfold
 from leukolib.metrics import segmentation_metrics
 from leukolib.segmentation.ensemble import EnsembleParams, fuse
 from leukolib.segmentation.fold_fusion import FOLD_FUSION
+from leukolib.segmentation.tta import TTA, VIEW_SETS
 from leukolib.segmentation.handcrafted import HandcraftedParams, segment_nucleus
 from leukolib.selection import choose, leave_one_out
 
@@ -106,6 +107,9 @@ def test_the_library_defaults_are_the_ones_the_protocol_chose():
     # each fold's own rule is the library's only where the protocol took it
     assert r["defaults"]["fold_fusion"] is FOLD_FUSION
     assert (r["fold_fusion"]["chosen"] == "per fold") is FOLD_FUSION
+    # test-time mirroring: the library's views are the protocol's, chosen against one view
+    assert r["defaults"]["tta"] == TTA == r["tta"]["chosen"]
+    assert r["tta"]["incumbent"] == VIEW_SETS[0] and r["tta"]["leave_one_out"]
 
 
 def test_a_long_selection_table_keeps_the_incumbent_the_choice_and_the_best():
