@@ -17,8 +17,8 @@ from leukolib.folds import kfold
 from leukolib.metrics import segmentation_metrics
 from leukolib.segmentation.ensemble import EnsembleParams, fuse
 from leukolib.segmentation.fold_fusion import FOLD_FUSION
-from leukolib.segmentation.tta import TTA, VIEW_SETS
 from leukolib.segmentation.handcrafted import HandcraftedParams, segment_nucleus
+from leukolib.segmentation.tta import TTA, VIEW_SETS
 from leukolib.selection import choose, leave_one_out
 
 # ----------------------------------------------------------------------------- fusion rules
