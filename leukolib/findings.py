@@ -330,8 +330,8 @@ def _fold_text(seg: Mapping[str, Any]) -> list[str]:
     out = [f"Each fold's own fusion rule and threshold, chosen on the fold's validation images "
            f"(neither its training nor its test images), against the global rule, in-domain "
            f"mean IoU: {moves}. "
-           + (f"Taken by the no-harm rule: {rec['reason']}." if taken else
-              f"Not taken: {rec['reason']}.")]
+           + (f"Taken by the no-harm rule: {display_names_in(rec['reason'])}." if taken else
+              f"Not taken: {display_names_in(rec['reason'])}.")]
     if picks:
         out.append("The folds chose: " + "; ".join(picks) + ".")
     lodo = [r for r in rec.get("leave_one_out") or [] if r["unit"] in sets]
