@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
 
         ``which``: ``"all"`` pairs, the ``"in-domain"`` ones or the ``"cross"`` ones.
         """
-        parts, preds, rules, sources = [], {}, {}, {}
+        parts, preds, rules, sources = {}, {}, {}, {}
         t0 = time.perf_counter()
         for t, run in runs.items():
             run.tta = tta
@@ -357,9 +357,13 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
                 if t == ds.name:
                     rules[t] = pred.fold_fusions(final, _hm)
                 sources[f"{t} -> {ds.name}"] = part.info[ds.name].get("scale_sources")
-                parts.append(part)
+                parts[t, ds.name] = part
             run.tta = VIEW_SETS[0]  # the candidate passes' single view, again
-        return Evaluation.concat(parts), preds, rules, sources, time.perf_counter() - t0
+        return parts, preds, rules, sources, time.perf_counter() - t0
+
+    def joined(parts: dict) -> Evaluation:
+        """One evaluation of a pass's parts, in the order of a pass over every pair."""
+        return Evaluation.concat([parts[t, d] for t in runs for d in data if (t, d) in parts])
 
     key = ["trained_on", "dataset", "id"]
 
@@ -381,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         return Evaluation(per, ev.agreement, list(ev.failures), ev.info)
 
     passes = {VIEW_SETS[0]: final_pass(VIEW_SETS[0])}
-    ev, preds, fold_rules, sources, _ = passes[VIEW_SETS[0]]
+    parts, preds, fold_rules, sources, _ = passes[VIEW_SETS[0]]
+    ev = joined(parts)
     # each fold's own fusion, chosen on its validation images: an adaptive rule that acts
     # differently on each dataset by design, so it is judged like the safety switches (no-harm
     # rule) on the in-domain units, where it acts; the consistent rule's verdict is kept beside
@@ -407,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
     # are scored with the views only when they are chosen (the matrix shows what ships).
     for tta in VIEW_SETS[1:]:
         passes[tta] = final_pass(tta, "in-domain")
-        evs[tta] = fold_into(passes[tta][0], use_fold)
+        evs[tta] = fold_into(joined(passes[tta][0]), use_fold)
     tta_rows = {}
     for tta, e in evs.items():
         p = e.per_image
@@ -423,21 +428,23 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
                       "in_domain_seconds": {k: round(v[4], 1) for k, v in passes.items()}}
     results["tta"]["in_domain_seconds"][VIEW_SETS[0]] = None  # that pass held every pair
     chosen_tta = tta_choice.chosen
-    if chosen_tta != VIEW_SETS[0]:  # the cross pairs under the chosen views, then one pass
+    if chosen_tta != VIEW_SETS[0] and len(data) > 1:  # the cross pairs under the chosen views
         inside, cross = passes[chosen_tta], final_pass(chosen_tta, "cross")
-        passes[chosen_tta] = (Evaluation.concat([inside[0], cross[0]]),
-                              {**inside[1], **cross[1]}, inside[2], {**inside[3], **cross[3]},
-                              inside[4] + cross[4])
-        evs[chosen_tta] = fold_into(passes[chosen_tta][0], use_fold)
+        passes[chosen_tta] = ({**inside[0], **cross[0]}, {**inside[1], **cross[1]}, inside[2],
+                              {**inside[3], **cross[3]}, inside[4] + cross[4])
+        evs[chosen_tta] = fold_into(joined(passes[chosen_tta][0]), use_fold)
     print("\ntest-time mirroring (in-domain mean IoU of the ensemble)\n", tta_scores.round(4),
           "\n", tta_choice.reason)
     ev = evs[chosen_tta]
     _, preds, fold_rules, sources, _ = passes[chosen_tta]
     for run in runs.values():
         run.tta = chosen_tta  # the gallery below segments as the defaults do
-    if chosen_tta != VIEW_SETS[0]:  # the fold rules under the chosen views are the shipped ones
+    if chosen_tta != VIEW_SETS[0]:
+        # the fold rules under the chosen views are the shipped ones; whether to use fold rules
+        # at all was decided with one view and carries over (its table stays that pass's)
         results["fold_fusion"]["runs"] = {t: (r.to_dict() if r is not None else None)
                                           for t, r in fold_rules.items()}
+        results["fold_fusion"]["runs_views"] = chosen_tta
     # the set gate (a whole image set keeps its handcrafted masks): scored on this pass, whose
     # ensemble has none, by the no-harm rule over every unit, leave-one-dataset-out
     gates = gate_candidates(final)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from leukolib.data.synthetic import SyntheticDataset
-from leukolib.segmentation import MethodError, get_method
+from leukolib.segmentation import MethodError, get_method, methods_for
 from leukolib.segmentation.scale import ScaleSpec
 from leukolib.segmentation.training import train_unet
 from leukolib.segmentation.tta import TTA, VIEW_SETS, VIEWS, check_tta, mirrored
@@ -39,17 +39,20 @@ class RedIsNucleus(torch.nn.Module):
 
 def test_views_are_mapped_back_before_they_are_averaged():
     x = torch.zeros(1, 1, 6, 8)
-    x[..., 3:] = 1.0  # a rising edge at column 3
+    x[..., 3:] = 1.0  # a rising edge between columns 2 and 3
     net = LeftEdge()
     one, four = net(x), mirrored(net, "flips")(x)
-    assert one[0, 0, :, 3].min() > 0.99  # one view sees the rising edge
-    # mirrored left-right the edge falls, so two of the four views miss it: the average halves
-    assert four[0, 0, :, 3].max() == pytest.approx(0.75, abs=0.01)
+    assert one[0, 0, :, 3].min() > 0.99  # one view sees the rising edge at column 3
+    # Mirrored left-right, the edge falls and the net answers sigmoid(-50) at column 2, mapped
+    # back; without the mapping back the dark pixel would land elsewhere. The four views (two of
+    # them mirrored left-right) then average, column by column, to:
+    row = [0.5, 0.5, 0.25, 0.75, 0.5, 0.5, 0.5, 0.5]
+    assert torch.allclose(four[0, 0], torch.tensor(row).expand(6, 8), atol=1e-6)
     assert four.shape == x.shape
-    # a mirror is its own inverse: the views of a symmetric input agree with one view
-    sym = torch.rand(1, 1, 5, 5)
-    sym = (sym + sym.flip(-1) + sym.flip(-2) + sym.flip((-2, -1))) / 4
-    assert torch.allclose(mirrored(lambda t: t ** 2, "flips")(sym), sym ** 2)
+    # each view's answer is mapped back before the average: per view, against a reference
+    views = [(), (-1,), (-2,), (-2, -1)]
+    ref = sum(torch.flip(net(torch.flip(x, a)), a) if a else net(x) for a in views) / 4
+    assert torch.allclose(four, ref)
 
 
 def test_one_view_is_the_network_itself_and_names_are_checked():
@@ -71,7 +74,7 @@ def test_mirroring_keeps_the_right_answer_of_a_symmetric_network_at_any_scale():
     b = predict_proba_at_scale(nets, image, 0.4, spec, tta="flips")
     assert np.abs(a - b).max() < 1e-4  # the red channel has no direction
     c = predict_proba(nets, [image], 32, tta="flips")[0]
-    assert ((c >= 0.5) == (predict_proba(nets, [image], 32)[0] >= 0.5)).all()
+    assert np.abs(c - predict_proba(nets, [image], 32)[0]).max() < 1e-4
 
 
 def test_a_run_uses_the_library_views_unless_told(scale_run_dir):
@@ -86,6 +89,10 @@ def test_a_run_uses_the_library_views_unless_told(scale_run_dir):
     assert seg.run.tta == other and run.tta == TTA
     with pytest.raises(MethodError, match="unknown test-time augmentation"):
         get_method("unet", model=run, tta="rotations")
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        run.tta = "rotations"  # the attribute is checked too
+    ens = methods_for("ensemble", scale_run_dir, tta="flips")
+    assert ens.info["tta"] == "flips" and ens.deep.run.tta == "flips"
     image = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
     p1 = load_unet_run(scale_run_dir, tta="none").predict_proba(image)
     p4 = load_unet_run(scale_run_dir, tta="flips").predict_proba(image)

@@ -128,10 +128,12 @@ def _segmenter_version() -> str:
 
     from leukolib import __version__
     from leukolib.data.fingerprint import file_sha256
-    from leukolib.segmentation import ensemble, handcrafted
+    from leukolib.segmentation import ensemble, fold_fusion, handcrafted, tta
 
+    # the U-Net's views and the fold rules change the ensemble's masks without its source
     ident = {"leukolib": __version__, "handcrafted": asdict(handcrafted.HandcraftedParams()),
-             "sources": [file_sha256(m.__file__) for m in (handcrafted, ensemble)]}
+             "sources": [file_sha256(m.__file__) for m in (handcrafted, ensemble)],
+             "tta": tta.TTA, "fold_fusion": fold_fusion.FOLD_FUSION}
     return hashlib.sha1(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 

@@ -317,7 +317,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if info.get("tta"):
         from leukolib.segmentation.tta import tta_label
 
-        print(f"U-Net views: {tta_label(info['tta'])} (--tta)")
+        how = "--tta" if getattr(args, "tta", None) else "the library's default; --tta to change"
+        print(f"U-Net views: {tta_label(info['tta'])} ({how})")
     ev = evaluate_segmentation(dataset, methods, limit=args.limit, progress=not args.quiet)
     for _, sid, why in ev.failures:
         print(f"  {sid}: {why}", file=sys.stderr)

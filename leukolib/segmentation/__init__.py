@@ -182,9 +182,9 @@ def _unet_predictor(model: Any = None, dataset: Any = None, threshold: float | N
     t = EnsembleParams().threshold if threshold is None else float(threshold)
     try:
         tta = None if tta is None else check_tta(tta)
-    except ValueError as exc:
-        raise MethodError(str(exc)) from None
-    run = model if isinstance(model, UNetRun) else load_unet_run(model)
+    except (TypeError, ValueError) as exc:
+        raise MethodError(f"test-time augmentation: {exc}") from None
+    run = model if isinstance(model, UNetRun) else load_unet_run(model, tta=tta)
     if tta is not None and tta != run.tta:  # the caller's run keeps its own views
         run = copy.copy(run)
         run.tta = tta

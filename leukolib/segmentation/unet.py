@@ -356,7 +356,7 @@ class SegmentationPredictor:
         if self.mode == "fold-average" or self.dataset is None:
             return None
         hm = handcrafted or segment_nucleus
-        key = (base, hm, self.diameter)
+        key = (base, hm, self.diameter, self.run.tta)  # rules chosen on the views they use
         if key not in self._fold_rules:
             try:
                 self._fold_rules[key] = fold_fusion.choose_fold_fusions(
@@ -397,12 +397,21 @@ class UNetRun:
         default: the library's :data:`~leukolib.segmentation.tta.TTA`).
     """
 
+    @property
+    def tta(self) -> str:
+        """Test-time augmentation at inference (one of :data:`~.tta.VIEW_SETS`), checked."""
+        return self._tta
+
+    @tta.setter
+    def tta(self, name: str) -> None:
+        self._tta = check_tta(name)
+
     def __init__(self, run_dir: str | Path, record: dict[str, Any], device: str = "cpu",
                  tta: str | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.record = record
         self.device = device
-        self.tta = check_tta(TTA if tta is None else tta)
+        self.tta = TTA if tta is None else tta
         cfg = record["config"]
         self.image_size = int(cfg["image_size"])
         self.scale = ScaleSpec.from_config(cfg)
