@@ -310,10 +310,8 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
 
 def _fold_text(seg: Mapping[str, Any]) -> list[str]:
     """Whether each fold's own fusion (chosen on its validation images) was taken, in words."""
-    from leukolib.segmentation.reference import choice_rows
-
     rec = seg.get("fold_fusion") or {}
-    table = {r["candidate"]: r for r in choice_rows(rec)}
+    table = {r["candidate"]: r for r in rec.get("table") or []}
     if not {"global", "per fold"} <= set(table):
         return []
     sets = [d for d in SEG_SETS if d in table["global"]]
@@ -351,10 +349,8 @@ def _fold_text(seg: Mapping[str, Any]) -> list[str]:
 
 def _tta_text(seg: Mapping[str, Any]) -> list[str]:
     """Whether the U-Net's test-time mirroring was taken, in words."""
-    from leukolib.segmentation.reference import choice_rows
-
     rec = seg.get("tta") or {}
-    table = {r["candidate"]: r for r in choice_rows(rec)}
+    table = {r["candidate"]: r for r in rec.get("table") or []}
     if len(table) < 2 or rec.get("incumbent") not in table:
         return []
     one = table[rec["incumbent"]]

@@ -26,7 +26,6 @@ __all__ = [
     "INCUMBENTS",
     "PARAMETERS",
     "available",
-    "choice_rows",
     "default_ensemble",
     "fallback_rates",
     "gate_sentence",
@@ -68,26 +67,6 @@ PARAMETERS: dict[str, str] = {
 INCUMBENTS: dict[str, str] = {"fold_fusion": "the global rule", "tta": "one view"}
 
 
-def choice_rows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """A choice's table rows, each naming its ``candidate``.
-
-    The report of 570ff4b named the fold rule's rows by ``method`` (the
-    column its table was grouped by); read either.
-
-    Examples
-    --------
-    >>> choice_rows({"table": [{"method": "global", "jtsc": 0.9}]})
-    [{'candidate': 'global', 'jtsc': 0.9}]
-    """
-    rows = []
-    for r in record.get("table") or []:
-        r = dict(r)
-        if "candidate" not in r:
-            r = {"candidate": r.pop("method", r.pop("index", None)), **r}
-        rows.append(r)
-    return rows
-
-
 def incumbent_name(parameter: str) -> str:
     """The incumbent of ``parameter`` in words: the paper's value, or :data:`INCUMBENTS`'."""
     return INCUMBENTS.get(parameter, "the paper's value")
@@ -127,7 +106,7 @@ def selection(parameter: str, top: int | None = None) -> pd.DataFrame:
         ``spread``, ``passes`` and ``chosen`` (one row is True).
     """
     rec = results()[parameter]
-    t = pd.DataFrame(choice_rows(rec)).set_index("candidate")
+    t = pd.DataFrame(rec["table"]).set_index("candidate")
     t = t.drop(columns=["min_gain"], errors="ignore")
     t["chosen"] = t.index == rec["chosen"]
     if top is not None and len(t) > top + 2:
