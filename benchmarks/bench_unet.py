@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
     ap.add_argument("--folds", type=int, default=None, help="override the profile's folds")
+    ap.add_argument("--res-units", type=int, default=None,
+                    help="MONAI num_res_units of the network (default: the library's)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if present)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
@@ -37,10 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     ds = profile_dataset(args.dataset, args.root, args.profile, args.seed)
     rec = train_unet(ds, args.out, profile=args.profile, seed=args.seed, device=args.device,
                      progress=not args.quiet, epochs=args.epochs, folds=args.folds,
+                     res_units=args.res_units,
                      data_root=args.root)
     s, t, c = rec["oof"]["summary"], rec["timings"], rec["config"]
     print(f"\n{ds.name}: {len(ds)} images, {c['folds']} folds x {c['epochs']} epochs at "
-          f"{c['image_size']} px, hyper-parameters {c['hparams_source']}")
+          f"{c['image_size']} px, hyper-parameters {c['hparams_source']}, num_res_units "
+          f"{c['network']['num_res_units']}")
     for m in ("iou", "dsc", "pre", "rec"):
         print(f"  {m:4s} {s[m]['mean']:.4f} ± {s[m]['std']:.4f}")
     print(f"  {t['total_seconds'] / 60:.1f} min in all; per epoch {t['mean_epoch_seconds']:.1f} s "

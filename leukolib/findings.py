@@ -305,6 +305,7 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
                        f"{hm[worst[1]]:.3f}.")
     out.extend(_gate_text(seg))
     out.extend(_ceiling_text(data))
+    out.extend(_variants_text(data))
     return out
 
 
@@ -377,6 +378,42 @@ def _tta_text(seg: Mapping[str, Any]) -> list[str]:
                   "it would be taken for that dataset." if lodo and not taken else "")
                + (f" The no-harm rule would choose {harm!r}." if harm else ""))
     return out
+
+
+def _variants_text(data: Mapping[str, Any]) -> list[str]:
+    """Stronger U-Nets trained on the same folds (``unet_variants_cpu.json``), in words."""
+    res = _results(data.get("unet_variants_cpu"))
+    if not res:
+        return []
+    base, runs = res["incumbent"], res["runs"]
+    paired = {(r["variant"], r["dataset"], r["method"]): r for r in res["paired"]}
+    times = {(r["variant"], r["dataset"]): r for r in res["training_time"]}
+    said = []
+    for v in res["variants"][1:]:
+        first = next(iter(runs[v].values()))
+        parts = []
+        for d in runs[v]:
+            row = paired.get((v, d, "ENSEMBLE"))
+            t = times.get((v, d))
+            parts.append(f"{display_name(d)} {runs[base][d]['ensemble_iou']:.4f} -> "
+                         f"{runs[v][d]['ensemble_iou']:.4f}"
+                         + (f" ({_paired_text(row)}" if row else " (")
+                         + (f"; trained {t['ratio']:.1f} times as long, "
+                            + ("within" if t["within_limit"] else "beyond")
+                            + " the time limit)" if t else ")"))
+        said.append(f"{v} (num_res_units {first['num_res_units']}, {first['epochs']} epochs): "
+                    + "; ".join(parts))
+    choice = res.get("choice")
+    verdict = (f"The rule of the fixed defaults keeps {base}: {choice['reason']}."
+               if choice and choice["chosen"] == base else
+               f"The rule of the fixed defaults would take {choice['chosen']}: "
+               f"{choice['reason']}." if choice else
+               f"No variant was trained on every dataset, so the rule chose nothing and "
+               f"{base} stays.")
+    return [f"Stronger U-Nets, trained on the same folds as the library's ({base}: MONAI's "
+            f"num_res_units {next(iter(runs[base].values()))['num_res_units']}, "
+            f"{next(iter(runs[base].values()))['epochs']} epochs), the ensemble's out-of-fold "
+            f"mean IoU at the shipped defaults: " + "; ".join(said) + ". " + verdict]
 
 
 def _ceiling_text(data: Mapping[str, Any]) -> list[str]:
@@ -983,7 +1020,7 @@ def verdict_summary(data: Mapping[str, Any] | None = None) -> pd.DataFrame:
 CHAPTER_SOURCES: dict[int, tuple[str, ...]] = {
     2: ("segmentation",),
     3: ("segmentation",),
-    4: ("segmentation", "seg_ceiling"),
+    4: ("segmentation", "seg_ceiling", "unet_variants_cpu"),
     5: ("classification_all_idb2_cpu", "classification_jtsc_cpu",
         "classification_all_idb2_cpu_splits"),
     6: ("explain_all_idb2_cpu", "explain_jtsc_cpu"),

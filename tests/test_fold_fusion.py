@@ -98,3 +98,29 @@ def test_a_set_without_the_validation_images_keeps_the_global_rule(run):
     with pytest.raises(ValueError, match="validation images"):
         ff.choose_fold_fusions(run, other, progress=False)
     assert run.predictor_for(data).fold_fusions(EnsembleParams()) is not None
+
+
+class _Renamed:
+    """The same images under other ids (renamed files)."""
+
+    def __init__(self, base):
+        self.base, self.name = base, base.name
+        self.ids = [f"renamed_{sid}" for sid in base.ids]
+        self.has_masks = True
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        return replace(self.base[i], id=self.ids[i])
+
+
+def test_a_set_that_renamed_the_images_finds_them_by_their_pixels(run):
+    data = _data()
+    renamed = _Renamed(data)
+    assert not set(renamed.ids) & set(data.ids)
+    pred = run.predictor_for(data)
+    mine = ff.choose_fold_fusions(run, data, diameter=pred.diameter, progress=False)
+    theirs = ff.choose_fold_fusions(run, renamed, diameter=pred.diameter, progress=False)
+    pd.testing.assert_frame_equal(theirs.scores, mine.scores)
+    assert theirs.n_val == mine.n_val and theirs.chosen == mine.chosen

@@ -320,6 +320,15 @@ def test_a_duplicate_shares_its_twins_fold_and_is_never_out_of_fold_of_it(tmp_pa
     assert load_unet_run(tmp_path / "twins").folds_for(other) is None
 
 
+def test_res_units_are_recorded_and_the_run_loads_with_them(tmp_path):
+    record = train_unet(_tiny_data(), tmp_path / "deeper", seed=0, res_units=1, **TINY)
+    assert record["config"]["network"]["num_res_units"] == 1
+    state = torch.load(tmp_path / "deeper" / "fold_00.pt", weights_only=True)
+    assert any(".residual." in k for k in state)  # residual units, not the default single convs
+    run = load_unet_run(tmp_path / "deeper", device="cpu")
+    assert run.predict_proba(_tiny_data()[0].image).shape == _tiny_data()[0].image.shape[:2]
+
+
 def test_a_run_of_other_pixels_is_not_reused(tiny_run, tmp_path):
     run_dir, _ = tiny_run
     with pytest.raises(RunError, match="trained on other pixels"):

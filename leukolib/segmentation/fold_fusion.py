@@ -151,6 +151,32 @@ class FoldFusions:
                           for k, row in self.scores.iterrows()]}
 
 
+def _validation_index(run: Any, dataset: Any, val_ids: list[str]) -> dict[str, int]:
+    """Where each validation image is in ``dataset``: by id, else by its pixels.
+
+    A set that holds the run's images under other names (renamed files, another
+    folder layout) is recognised by the fingerprints the run recorded; its
+    images are read only when some validation id is missing and the set has
+    images under ids the run does not know.
+    """
+    from leukolib.data.fingerprint import image_fingerprint
+
+    index = {str(sid): i for i, sid in enumerate(dataset.ids)}
+    prints = run.record["dataset"].get("fingerprints") or {}
+    wanted = {prints[i]: i for i in val_ids if i not in index and i in prints}
+    known = {str(i) for i in run.record["dataset"]["ids"]}
+    others = [i for i, sid in enumerate(dataset.ids) if str(sid) not in known]
+    found = {}
+    for i in others if wanted else []:
+        try:
+            fp = image_fingerprint(dataset[i].image)
+        except (LeukolibError, OSError):  # reported where the set is segmented
+            continue
+        if fp in wanted:
+            found[wanted[fp]] = i
+    return {**index, **found}
+
+
 def choose_fold_fusions(
     run: Any,
     dataset: Any,
@@ -166,8 +192,9 @@ def choose_fold_fusions(
     run : UNetRun
         The trained run (its ``record["folds"]`` name each fold's ``val_ids``).
     dataset : Dataset
-        The run's training set (its samples are found by id, and checked by
-        their pixels: :meth:`~leukolib.segmentation.unet.UNetRun.seen_by`).
+        The run's training set (its samples are found by id, else by their
+        pixels, and checked by their pixels:
+        :meth:`~leukolib.segmentation.unet.UNetRun.seen_by`).
     base : EnsembleParams, optional
         The global rule (default: leukolib's ensemble).
     handcrafted : callable, optional
@@ -185,8 +212,8 @@ def choose_fold_fusions(
     Raises
     ------
     NoValidationImages
-        When no fold's validation images are in ``dataset`` (by id, checked
-        by their pixels against the run's record).
+        When no fold's validation images are in ``dataset`` (by id or by
+        their pixels, checked against the run's record).
     """
     from tqdm.auto import tqdm
 
@@ -197,9 +224,9 @@ def choose_fold_fusions(
     b = base or EnsembleParams()
     hm_of = handcrafted or segment_nucleus
     cands = fold_candidates(b)
-    index = {str(sid): i for i, sid in enumerate(dataset.ids)}
-    rows, n_val, short, unreadable = {}, {}, [], []
     folds = run.record["folds"]
+    index = _validation_index(run, dataset, [str(i) for f in folds for i in f["val_ids"]])
+    rows, n_val, short, unreadable = {}, {}, [], []
     for f in tqdm(folds, desc=f"fold rules of {run.dataset_name}", disable=not progress,
                   leave=False):
         k, ids = int(f["fold"]), [str(i) for i in f["val_ids"]]
@@ -228,7 +255,7 @@ def choose_fold_fusions(
     if not rows:
         raise NoValidationImages(
             f"none of the validation images of {run.run_dir} is in dataset "
-            f"{getattr(dataset, 'name', '?')!r} (looked up by id, checked by pixels)")
+            f"{getattr(dataset, 'name', '?')!r} (looked up by id and by pixels)")
     note = ""
     if short:
         note = (f"folds {', '.join(map(str, short))} chose on fewer validation images than they "

@@ -311,7 +311,9 @@ def _config(dataset: Dataset, prof: Profile, hp: UNetHParams, seed: int, overrid
         "groups": grouped_by,
         "hparams": hp.values(),
         "hparams_source": hp.source,
-        "network": dict(NETWORK),
+        "network": {**NETWORK, "num_res_units": int(overrides["res_units"]
+                                                    if overrides.get("res_units") is not None
+                                                    else NETWORK["num_res_units"])},
         "loss": "UnifiedFocalLoss (asymmetric, Yeung et al. 2022)",
         "optimizer": "Adam",
         "scheduler": dict(SCHEDULER),
@@ -344,6 +346,7 @@ def train_unet(
     scale: str | None = None,
     colour: str | None = None,
     stain_sigma: float | None = None,
+    res_units: int | None = None,
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train the U-Net by grouped k-fold cross-validation into a run directory (resumable).
@@ -384,6 +387,9 @@ def train_unet(
         Add the HED stain jitter of this half-width to the augmentation
         (:class:`~leukolib.segmentation.augment.RandStainJitterd`); default
         none, the paper's augmentation.
+    res_units : int, optional
+        MONAI's ``num_res_units`` of the network (default
+        :data:`~leukolib.segmentation.unet.NUM_RES_UNITS`), recorded in the run.
     on_epoch_end : callable, optional
         ``on_epoch_end(fold, epoch_row)`` after each epoch.
 
@@ -410,7 +416,7 @@ def train_unet(
                                  caller_groups=groups is not None)
     overrides = {"epochs": epochs, "folds": folds, "image_size": image_size,
                  "batch_size": batch_size, "scale": scale, "colour": colour,
-                 "stain_sigma": stain_sigma}
+                 "stain_sigma": stain_sigma, "res_units": res_units}
     config = _config(dataset, prof, hp, seed, overrides, grouped_by)
     rundir = RunDirectory(out_dir, RUN_FORMAT)
     record = rundir.prepare(config, overwrite)

@@ -1,0 +1,192 @@
+"""U-Nets given more capacity or more epochs, against the library's, on the same folds.
+
+Usage::
+
+    # the runs, one per dataset and variant, trained one after the other on one machine
+    python benchmarks/bench_unet.py --dataset jtsc --root ../shared/data/segmentation_WBC \\
+        --profile cpu --out runs/library/jtsc --quiet
+    python benchmarks/bench_unet.py --res-units 2 --dataset jtsc \\
+        --root ../shared/data/segmentation_WBC --profile cpu --out runs/res2/jtsc --quiet
+    python benchmarks/bench_unet.py --epochs 26 --dataset jtsc \\
+        --root ../shared/data/segmentation_WBC --profile cpu --out runs/epochs26/jtsc --quiet
+    python benchmarks/unet_variants.py --shared ../shared/data \\
+        --runs library=runs/library res2=runs/res2 epochs26=runs/epochs26
+
+Each variant is a folder of k-fold runs, one per dataset (``DIR/<dataset>``),
+trained with the profile's folds and seed; the first is the library's. A run's
+folds must be those of the shipped report's run of its dataset (checked: they
+depend on the seed and the images only), so every image is scored out of fold
+by every variant, the comparisons are paired image by image, and the split
+audit of ``segmentation.json`` covers these runs too:
+
+* DEEP: the run's own out-of-fold record (threshold 0.5);
+* ENSEMBLE: the library's ensemble with its shipped defaults, fold rules
+  included (what ``leukolib evaluate --method ensemble --model RUN`` does).
+  The defaults were chosen by the segmentation report on runs of the
+  library's network, which favours it a little.
+
+Printed and written (``leukolib/reference/unet_variants_<profile>.json``, read
+by chapter 4): mean IoU per dataset and variant, each variant's paired
+difference from the library's (bootstrap interval, Wilcoxon p, Holm-adjusted
+over the table), the choice the rule of :mod:`leukolib.selection` makes on the
+ensemble's means among the variants run on every dataset (and
+leave-one-dataset-out), and the training time. The ``cpu`` profile's limit on
+training time is the shipped report's record of the runs before the nucleus
+scale (``segmentation.json``, ``before_scale``). A time measured here is
+carried to that record's machine by its ratio to the library's run of the same
+dataset on this machine, applied to the shipped run's recorded time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FOLDERS = {"jtsc": "segmentation_WBC", "all_idb2": "ALL_IDB2", "bloodseg": "BloodSeg"}
+
+
+def _variant(text: str) -> tuple[str, Path]:
+    name, sep, folder = text.partition("=")
+    if not sep or not name or not folder:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=FOLDER")
+    return name, Path(folder)
+
+
+def _no_root(arg: str) -> str:
+    """An argument without this machine's folders (``NAME=/a/b`` -> ``NAME=b``)."""
+    head, sep, tail = arg.rpartition("=")
+    return head + sep + (Path(tail).name if tail.startswith("/") else tail)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shared", type=Path, required=True, help="folder of the datasets")
+    ap.add_argument("--runs", type=_variant, nargs="+", required=True, metavar="NAME=FOLDER",
+                    help="the variants' run folders, the library's first")
+    ap.add_argument("--datasets", default="jtsc,all_idb2,bloodseg")
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--out", type=Path, default=ROOT / "leukolib" / "reference",
+                    help="folder of the JSON (default: the shipped results, which chapter 4 reads)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing JSON")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = ap.parse_args(argv)
+
+    import pandas as pd
+
+    from leukolib import reference
+    from leukolib.data import load_dataset
+    from leukolib.segmentation import evaluate_segmentation, methods_for
+    from leukolib.segmentation.ensemble import ENSEMBLE
+    from leukolib.selection import choose, leave_one_out
+    from leukolib.stats import holm_paired, paired_comparison
+
+    target = args.out / f"unet_variants_{args.profile}.json"
+    if target.exists() and not args.overwrite:
+        print(f"{target} exists; --overwrite to replace it", file=sys.stderr)
+        return 2
+    names = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    variants = [v for v, _ in args.runs]
+    if len(set(variants)) != len(variants) or len(variants) < 2:
+        print("--runs: two or more variants with distinct names", file=sys.stderr)
+        return 2
+    shipped = reference.load("segmentation")["results"]
+    scores: dict[tuple[str, str], dict[str, pd.Series]] = {}
+    runs: dict[str, dict[str, dict]] = {v: {} for v in variants}
+    for name in names:
+        ds = None
+        for variant, folder in args.runs:
+            rd = folder / name
+            if not (rd / "run.json").is_file():
+                continue
+            rec = json.loads((rd / "run.json").read_text())
+            if rec.get("status") != "complete":
+                print(f"{rd}: the run is not complete ({rec.get('status')})", file=sys.stderr)
+                return 1
+            folds = [sorted(map(str, f["test_ids"])) for f in rec["folds"]]
+            if folds != [sorted(map(str, f)) for f in shipped["unet_runs"][name]["fold_test_ids"]]:
+                print(f"{rd}: its folds are not those of segmentation.json's {name} run",
+                      file=sys.stderr)
+                return 1
+            ds = ds or load_dataset(name, args.shared / FOLDERS[name])
+            deep = pd.DataFrame(rec["oof"]["per_image"]).set_index("id")["iou"]
+            ev = evaluate_segmentation(ds, methods_for("ensemble", rd, ds),
+                                       progress=not args.quiet)
+            if ev.failures:
+                print(f"{name}: {len(ev.failures)} image(s) failed: {ev.failures}",
+                      file=sys.stderr)
+            p = ev.per_image
+            ens = p[p["method"] == ENSEMBLE].set_index("id")["iou"]
+            scores[(variant, name)] = {"DEEP": deep, "ENSEMBLE": ens}
+            cfg, t = rec["config"], rec["timings"]
+            runs[variant][name] = {
+                "num_res_units": cfg["network"]["num_res_units"], "epochs": cfg["epochs"],
+                "folds": cfg["folds"], "total_seconds": t["total_seconds"],
+                "mean_epoch_seconds": t["mean_epoch_seconds"],
+                "deep_iou": float(deep.mean()), "ensemble_iou": float(ens.mean())}
+    base = variants[0]
+    missing = [n for n in names if n not in runs[base]]
+    if missing:
+        print(f"{base} (the library's) has no run of {', '.join(missing)}", file=sys.stderr)
+        return 1
+
+    rows, times = [], []
+    for v in variants[1:]:
+        for name in runs[v]:
+            for method in ("DEEP", "ENSEMBLE"):
+                x, y = scores[(v, name)][method], scores[(base, name)][method]
+                ids = x.index.intersection(y.index)
+                c = paired_comparison(x[ids].to_numpy(), y[ids].to_numpy(), names=(v, base))
+                rows.append({"variant": v, "dataset": name, "method": method, **c})
+            ratio = runs[v][name]["total_seconds"] / runs[base][name]["total_seconds"]
+            recorded = shipped["unet_runs"][name]["total_seconds"]
+            limit = shipped["before_scale"]["unet_runs"][name]["total_seconds"]
+            times.append({"variant": v, "dataset": name, "ratio": ratio,
+                          "shipped_seconds": recorded, "carried_seconds": recorded * ratio,
+                          "limit_seconds": limit, "within_limit": bool(recorded * ratio <= limit)})
+    paired = holm_paired(pd.DataFrame(rows), [(r["variant"], base) for r in rows])
+
+    table = pd.DataFrame({f"{m} {v}": {n: runs[v][n][f"{m.lower()}_iou"] for n in runs[v]}
+                          for m in ("DEEP", "ENSEMBLE") for v in variants}).reindex(names)
+    print("\nout-of-fold mean IoU\n", table.round(4).to_string())
+    print("\npaired, each variant minus", base, "\n",
+          paired[["variant", "dataset", "method", "mean_diff", "ci_low", "ci_high",
+                  "wilcoxon_p_holm", "verdict"]].round(4).to_string(index=False))
+    print("\ntraining time\n", pd.DataFrame(times).round(2).to_string(index=False))
+
+    complete = [v for v in variants if all(n in runs[v] for n in names)]
+    choice = None
+    if len(complete) > 1:
+        means = pd.DataFrame({n: {v: runs[v][n]["ensemble_iou"] for v in complete}
+                              for n in names}).loc[complete]
+        c, lodo = choose(means, base), leave_one_out(means, base)
+        choice = {"candidates": complete, "chosen": c.chosen, "reason": c.reason,
+                  "table": c.table.rename_axis("candidate").reset_index()
+                  .to_dict(orient="records"),
+                  "leave_one_out": lodo.to_dict(orient="records")}
+        print("\nthe selection rule on the ensemble's means:", c.reason)
+    partial = [v for v in variants if v not in complete]
+    if partial:
+        print(f"not run on every dataset, so not a candidate of the rule: {', '.join(partial)}")
+
+    cmd = "python benchmarks/unet_variants.py " + shlex.join(
+        _no_root(x) for x in (argv or sys.argv[1:]))
+    results = {
+        "datasets": names, "variants": variants, "incumbent": base, "runs": runs,
+        "iou": table.reset_index(names="dataset").to_dict(orient="records"),
+        "paired": json.loads(paired.to_json(orient="records")),
+        "choice": choice, "not_candidates": partial,
+        "training_time": times,
+        "ensemble_defaults": f"the library's, chosen on runs of {base}'s network",
+    }
+    path = reference.write(f"unet_variants_{args.profile}", results, cmd, args.profile,
+                           folder=args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
