@@ -410,6 +410,10 @@ def _variants_text(data: Mapping[str, Any]) -> list[str]:
                f"{choice['reason']}." if choice else
                f"No variant was trained on every dataset, so the rule chose nothing and "
                f"{base} stays.")
+    for v in res.get("not_candidates") or []:
+        if choice:  # without a choice, the sentence above says it for every variant
+            verdict += (f" {v} was trained on {', '.join(display_name(d) for d in runs[v])} "
+                        f"only, so the rule could not weigh it and {base} stays.")
     return [f"Stronger U-Nets, trained on the same folds as the library's ({base}: MONAI's "
             f"num_res_units {next(iter(runs[base].values()))['num_res_units']}, "
             f"{next(iter(runs[base].values()))['epochs']} epochs), the ensemble's out-of-fold "
