@@ -274,23 +274,31 @@ def _variants(chosen: str | None) -> dict:
                         "choice": choice, "not_candidates": ["epochs26"]}}
 
 
+def _interval_mean(data: dict, dataset: str) -> float:
+    rows = data["segmentation"]["results"]["intervals"]
+    return next(r["mean"] for r in rows if r["dataset"] == dataset and r["method"] == "ENSEMBLE")
+
+
 def test_the_variants_sentence_gives_each_variant_and_the_rules_verdict():
     data = copy.deepcopy(DATA)
     data["unet_variants_cpu"] = _variants("library")
     said = [s for s in findings.chapter_findings(4, data) if s.startswith("Stronger U-Nets")]
     assert len(said) == 1
     s = said[0]
-    assert "res2 (num_res_units 2, 8 epochs): JTSC 0.9200 -> 0.9000 (res2 better" in s
-    assert "epochs26 (num_res_units 0, 26 epochs): JTSC 0.9200 -> 0.9300" in s
-    assert "3.0 times as long, beyond the time limit" in s
-    assert "2.0 times as long, within the time limit" in s
-    assert s.endswith("The rule of the fixed defaults keeps library: because. epochs26 was "
-                      "trained on JTSC only, so the rule could not weigh it and library stays.")
+    assert "*res2* (num_res_units 2, 8 epochs): JTSC 0.9200 -> 0.9000, res2 better (" in s
+    assert "*epochs26* (num_res_units 0, 26 epochs): JTSC 0.9200 -> 0.9300" in s
+    assert "3.0 times as long (beyond the time limit)" in s
+    assert "2.0 times as long (within the time limit)" in s
+    shipped = _interval_mean(data, "jtsc")
+    assert f"JTSC 0.9200 against the report's {shipped:.4f}" in s
+    assert s.endswith("The rule of the fixed defaults keeps *library*: no variant gained on "
+                      "every dataset. *epochs26* was trained on JTSC only, so the rule could not "
+                      "weigh it and *library* stays.")
     data["unet_variants_cpu"] = _variants("res2")
     s = next(s for s in findings.chapter_findings(4, data) if s.startswith("Stronger U-Nets"))
-    assert "would take res2: because." in s
+    assert "would take *res2*: a gain on every dataset" in s
     data["unet_variants_cpu"] = _variants(None)
     s = next(s for s in findings.chapter_findings(4, data) if s.startswith("Stronger U-Nets"))
-    assert s.endswith("so the rule chose nothing and library stays.")
+    assert s.endswith("chose nothing and *library* stays.")
     del data["unet_variants_cpu"]
     assert not any(s.startswith("Stronger U-Nets") for s in findings.chapter_findings(4, data))
