@@ -32,9 +32,12 @@ over the table), the choice the rule of :mod:`leukolib.selection` makes on the
 ensemble's means among the variants run on every dataset (and
 leave-one-dataset-out), and the training time. The ``cpu`` profile's limit on
 training time is the shipped report's record of the runs before the nucleus
-scale (``segmentation.json``, ``before_scale``). A time measured here is
-carried to that record's machine by its ratio to the library's run of the same
-dataset on this machine, applied to the shipped run's recorded time.
+scale (``segmentation.json``, ``before_scale``), against which the shipped
+runs' recorded times are held. A variant's time is carried to the shipped
+runs' record by its ratio to the library's run of the same dataset on this
+machine: within the limit when ``ratio <= limit / shipped time``. Both records
+are seconds on the machines that made them, so the limit is only as exact as
+those machines are alike.
 """
 
 from __future__ import annotations
@@ -126,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                 "num_res_units": cfg["network"]["num_res_units"], "epochs": cfg["epochs"],
                 "folds": cfg["folds"], "total_seconds": t["total_seconds"],
                 "mean_epoch_seconds": t["mean_epoch_seconds"],
-                "deep_iou": float(deep.mean()), "ensemble_iou": float(ens.mean())}
+                "deep_iou": float(deep.mean()), "ensemble_iou": float(ens.mean()),
+                "failed_images": len(ev.failures)}
+    empty = [v for v in variants if not runs[v]]
+    if empty:
+        print(f"no run of {', '.join(names)} in the folder of {', '.join(empty)}",
+              file=sys.stderr)
+        return 1
     base = variants[0]
     missing = [n for n in names if n not in runs[base]]
     if missing:
@@ -180,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "paired": json.loads(paired.to_json(orient="records")),
         "choice": choice, "not_candidates": partial,
         "training_time": times,
-        "ensemble_defaults": f"the library's, chosen on runs of {base}'s network",
+        "ensemble_defaults": f"the library's, chosen by the report on runs like {base}",
     }
     path = reference.write(f"unet_variants_{args.profile}", results, cmd, args.profile,
                            folder=args.out)

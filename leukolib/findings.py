@@ -381,7 +381,7 @@ def _tta_text(seg: Mapping[str, Any]) -> list[str]:
 
 
 def _variants_text(data: Mapping[str, Any]) -> list[str]:
-    """Stronger U-Nets trained on the same folds (``unet_variants_cpu.json``), in words."""
+    """U-Nets with more capacity or training, on the same folds (``unet_variants_cpu.json``)."""
     res = _results(data.get("unet_variants_cpu"))
     if not res:
         return []
@@ -397,9 +397,9 @@ def _variants_text(data: Mapping[str, Any]) -> list[str]:
             parts.append(f"{display_name(d)} {runs[base][d]['ensemble_iou']:.4f} -> "
                          f"{runs[v][d]['ensemble_iou']:.4f}"
                          + (f", {_paired_text(row)}" if row else "")
-                         + (f", training {t['ratio']:.1f} times as long ("
-                            + ("within" if t["within_limit"] else "beyond")
-                            + " the time limit)" if t else ""))
+                         + (f", training {t['ratio']:.2f} times as long, where the time "
+                            f"limit allows {t['limit_seconds'] / t['shipped_seconds']:.2f}"
+                            if t else ""))
         said.append(f"*{v}* (num_res_units {first['num_res_units']}, {first['epochs']} epochs): "
                     + "; ".join(parts))
     b0 = next(iter(runs[base].values()))
@@ -408,20 +408,23 @@ def _variants_text(data: Mapping[str, Any]) -> list[str]:
                if (row := _interval(_seg(data), d, "ENSEMBLE"))
                and abs(row["mean"] - runs[base][d]["ensemble_iou"]) >= 5e-5]
     choice = res.get("choice")
-    verdict = ("No variant was trained on every dataset, so the rule of the fixed defaults "
-               f"chose nothing and *{base}* stays." if not choice else
-               f"The rule of the fixed defaults keeps *{base}*: no variant gained on every "
-               f"dataset." if choice["chosen"] == base else
-               f"The rule of the fixed defaults would take *{choice['chosen']}*: a gain on "
-               f"every dataset, above the spread of its gains.")
-    for v in res.get("not_candidates") or []:
-        if choice:  # without a choice, the sentence above says it for every variant
+    if not choice:
+        verdict = ("No variant was trained on every dataset, so the rule of the fixed defaults "
+                   f"chose nothing and *{base}* stays.")
+    else:
+        on = " and ".join(display_name(d) for d in res["datasets"])
+        kept = choice["chosen"] == base
+        verdict = (f"The rule of the fixed defaults, on {on}, "
+                   + (f"keeps *{base}*: no variant gained on each of them by more than the "
+                      f"spread of its gains." if kept else
+                      f"would take *{choice['chosen']}*: a gain on each of them, above the "
+                      f"spread of its gains."))
+        for v in res.get("not_candidates") or []:
             verdict += (f" *{v}* was trained on {', '.join(display_name(d) for d in runs[v])} "
-                        f"only, so the rule could not weigh it and *{base}* stays.")
-    return [f"Stronger U-Nets, trained on the folds of the library's (*{base}*: MONAI's "
-            f"num_res_units {b0['num_res_units']}, {b0['epochs']} epochs"
-            + ("; retrained for the comparison on another machine: "
-               + ", ".join(shipped) if shipped else "")
+                        f"only, so the rule could not weigh it.")
+    return [f"U-Nets with more capacity or more training, on the folds of the library's "
+            f"(*{base}*: MONAI's num_res_units {b0['num_res_units']}, {b0['epochs']} epochs"
+            + ("; retrained for the comparison: " + ", ".join(shipped) if shipped else "")
             + "), the ensemble's out-of-fold mean IoU at the shipped defaults: "
             + "; ".join(said) + ". " + verdict]
 

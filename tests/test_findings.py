@@ -266,10 +266,12 @@ def _variants(chosen: str | None) -> dict:
                "ci_low": 0.005, "ci_high": 0.02, "wilcoxon_p_holm": 0.01,
                "verdict": f"{v} better"} for v in ("res2", "epochs26") for d in runs[v]]
     times = [{"variant": v, "dataset": d, "ratio": 2.0 if v == "res2" else 3.0,
-              "within_limit": v == "res2"} for v in ("res2", "epochs26") for d in runs[v]]
+              "shipped_seconds": 1000.0, "limit_seconds": 2500.0}
+             for v in ("res2", "epochs26") for d in runs[v]]
     choice = None if chosen is None else {"chosen": chosen, "reason": "because"}
     return {"provenance": {"commit": "abc"},
             "results": {"incumbent": "library", "variants": ["library", "res2", "epochs26"],
+                        "datasets": ["jtsc", "all_idb2"],
                         "runs": runs, "paired": paired, "training_time": times,
                         "choice": choice, "not_candidates": ["epochs26"]}}
 
@@ -282,23 +284,28 @@ def _interval_mean(data: dict, dataset: str) -> float:
 def test_the_variants_sentence_gives_each_variant_and_the_rules_verdict():
     data = copy.deepcopy(DATA)
     data["unet_variants_cpu"] = _variants("library")
-    said = [s for s in findings.chapter_findings(4, data) if s.startswith("Stronger U-Nets")]
+    said = [s for s in findings.chapter_findings(4, data)
+            if s.startswith("U-Nets with more capacity")]
     assert len(said) == 1
     s = said[0]
     assert "*res2* (num_res_units 2, 8 epochs): JTSC 0.9200 -> 0.9000, res2 better (" in s
     assert "*epochs26* (num_res_units 0, 26 epochs): JTSC 0.9200 -> 0.9300" in s
-    assert "3.0 times as long (beyond the time limit)" in s
-    assert "2.0 times as long (within the time limit)" in s
+    assert "3.00 times as long, where the time limit allows 2.50" in s
+    assert "2.00 times as long, where the time limit allows 2.50" in s
     shipped = _interval_mean(data, "jtsc")
     assert f"JTSC 0.9200 against the report's {shipped:.4f}" in s
-    assert s.endswith("The rule of the fixed defaults keeps *library*: no variant gained on "
-                      "every dataset. *epochs26* was trained on JTSC only, so the rule could not "
-                      "weigh it and *library* stays.")
+    assert s.endswith("The rule of the fixed defaults, on JTSC and ALL-IDB2, keeps *library*: no "
+                      "variant gained on each of them by more than the spread of its gains. "
+                      "*epochs26* was trained on JTSC only, so the rule could not weigh it.")
     data["unet_variants_cpu"] = _variants("res2")
-    s = next(s for s in findings.chapter_findings(4, data) if s.startswith("Stronger U-Nets"))
-    assert "would take *res2*: a gain on every dataset" in s
+    s = next(s for s in findings.chapter_findings(4, data)
+             if s.startswith("U-Nets with more capacity"))
+    assert s.endswith("would take *res2*: a gain on each of them, above the spread of its gains. "
+                      "*epochs26* was trained on JTSC only, so the rule could not weigh it.")
     data["unet_variants_cpu"] = _variants(None)
-    s = next(s for s in findings.chapter_findings(4, data) if s.startswith("Stronger U-Nets"))
+    s = next(s for s in findings.chapter_findings(4, data)
+             if s.startswith("U-Nets with more capacity"))
     assert s.endswith("chose nothing and *library* stays.")
     del data["unet_variants_cpu"]
-    assert not any(s.startswith("Stronger U-Nets") for s in findings.chapter_findings(4, data))
+    assert not any(s.startswith("U-Nets with more capacity")
+                   for s in findings.chapter_findings(4, data))

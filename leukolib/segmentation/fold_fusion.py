@@ -163,7 +163,10 @@ def _validation_index(run: Any, dataset: Any, val_ids: list[str]) -> dict[str, i
 
     index = {str(sid): i for i, sid in enumerate(dataset.ids)}
     prints = run.record["dataset"].get("fingerprints") or {}
-    wanted = {prints[i]: i for i in val_ids if i not in index and i in prints}
+    wanted: dict[str, list[str]] = {}  # identical validation images share a fingerprint
+    for sid in val_ids:
+        if sid not in index and sid in prints:
+            wanted.setdefault(prints[sid], []).append(sid)
     known = {str(i) for i in run.record["dataset"]["ids"]}
     others = [i for i, sid in enumerate(dataset.ids) if str(sid) not in known]
     found = {}
@@ -172,8 +175,10 @@ def _validation_index(run: Any, dataset: Any, val_ids: list[str]) -> dict[str, i
             fp = image_fingerprint(dataset[i].image)
         except (LeukolibError, OSError):  # reported where the set is segmented
             continue
-        if fp in wanted:
-            found[wanted[fp]] = i
+        for sid in wanted.pop(fp, []):
+            found[sid] = i
+        if not wanted:
+            break
     return {**index, **found}
 
 
