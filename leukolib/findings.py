@@ -400,7 +400,7 @@ def _variants_text(data: Mapping[str, Any]) -> list[str]:
                          + (f", training {t['ratio']:.2f} times as long, where the time "
                             f"limit allows {t['limit_seconds'] / t['shipped_seconds']:.2f}"
                             if t else ""))
-        said.append(f"*{v}* (num_res_units {first['num_res_units']}, {first['epochs']} epochs): "
+        said.append(f"`{v}` (num_res_units {first['num_res_units']}, {first['epochs']} epochs): "
                     + "; ".join(parts))
     b0 = next(iter(runs[base].values()))
     shipped = [f"{display_name(d)} {runs[base][d]['ensemble_iou']:.4f} against the report's "
@@ -410,20 +410,20 @@ def _variants_text(data: Mapping[str, Any]) -> list[str]:
     choice = res.get("choice")
     if not choice:
         verdict = ("No variant was trained on every dataset, so the rule of the fixed defaults "
-                   f"chose nothing and *{base}* stays.")
+                   f"chose nothing and `{base}` stays.")
     else:
         on = " and ".join(display_name(d) for d in res["datasets"])
         kept = choice["chosen"] == base
         verdict = (f"The rule of the fixed defaults, on {on}, "
-                   + (f"keeps *{base}*: no variant gained on each of them by more than the "
+                   + (f"keeps `{base}`: no variant gained on each of them by more than the "
                       f"spread of its gains." if kept else
-                      f"would take *{choice['chosen']}*: a gain on each of them, above the "
+                      f"would take `{choice['chosen']}`: a gain on each of them, above the "
                       f"spread of its gains."))
         for v in res.get("not_candidates") or []:
-            verdict += (f" *{v}* was trained on {', '.join(display_name(d) for d in runs[v])} "
+            verdict += (f" `{v}` was trained on {', '.join(display_name(d) for d in runs[v])} "
                         f"only, so the rule could not weigh it.")
     return [f"U-Nets with more capacity or more training, on the folds of the library's "
-            f"(*{base}*: MONAI's num_res_units {b0['num_res_units']}, {b0['epochs']} epochs"
+            f"(`{base}`: MONAI's num_res_units {b0['num_res_units']}, {b0['epochs']} epochs"
             + ("; retrained for the comparison: " + ", ".join(shipped) if shipped else "")
             + "), the ensemble's out-of-fold mean IoU at the shipped defaults: "
             + "; ".join(said) + ". " + verdict]

@@ -288,24 +288,24 @@ def test_the_variants_sentence_gives_each_variant_and_the_rules_verdict():
             if s.startswith("U-Nets with more capacity")]
     assert len(said) == 1
     s = said[0]
-    assert "*res2* (num_res_units 2, 8 epochs): JTSC 0.9200 -> 0.9000, res2 better (" in s
-    assert "*epochs26* (num_res_units 0, 26 epochs): JTSC 0.9200 -> 0.9300" in s
+    assert "`res2` (num_res_units 2, 8 epochs): JTSC 0.9200 -> 0.9000, res2 better (" in s
+    assert "`epochs26` (num_res_units 0, 26 epochs): JTSC 0.9200 -> 0.9300" in s
     assert "3.00 times as long, where the time limit allows 2.50" in s
     assert "2.00 times as long, where the time limit allows 2.50" in s
     shipped = _interval_mean(data, "jtsc")
     assert f"JTSC 0.9200 against the report's {shipped:.4f}" in s
-    assert s.endswith("The rule of the fixed defaults, on JTSC and ALL-IDB2, keeps *library*: no "
+    assert s.endswith("The rule of the fixed defaults, on JTSC and ALL-IDB2, keeps `library`: no "
                       "variant gained on each of them by more than the spread of its gains. "
-                      "*epochs26* was trained on JTSC only, so the rule could not weigh it.")
+                      "`epochs26` was trained on JTSC only, so the rule could not weigh it.")
     data["unet_variants_cpu"] = _variants("res2")
     s = next(s for s in findings.chapter_findings(4, data)
              if s.startswith("U-Nets with more capacity"))
-    assert s.endswith("would take *res2*: a gain on each of them, above the spread of its gains. "
-                      "*epochs26* was trained on JTSC only, so the rule could not weigh it.")
+    assert s.endswith("would take `res2`: a gain on each of them, above the spread of its gains. "
+                      "`epochs26` was trained on JTSC only, so the rule could not weigh it.")
     data["unet_variants_cpu"] = _variants(None)
     s = next(s for s in findings.chapter_findings(4, data)
              if s.startswith("U-Nets with more capacity"))
-    assert s.endswith("chose nothing and *library* stays.")
+    assert s.endswith("chose nothing and `library` stays.")
     del data["unet_variants_cpu"]
     assert not any(s.startswith("U-Nets with more capacity")
                    for s in findings.chapter_findings(4, data))
