@@ -124,3 +124,25 @@ def test_a_set_that_renamed_the_images_finds_them_by_their_pixels(run):
     theirs = ff.choose_fold_fusions(run, renamed, diameter=pred.diameter, progress=False)
     pd.testing.assert_frame_equal(theirs.scores, mine.scores)
     assert theirs.n_val == mine.n_val and theirs.chosen == mine.chosen
+
+
+class _Swapped(_Renamed):
+    """The run's images with two ids swapped: each of the two names the other's pixels."""
+
+    def __init__(self, base, a: str, b: str):
+        super().__init__(base)
+        self.ids = list(base.ids)
+        i, j = self.ids.index(a), self.ids.index(b)
+        self.ids[i], self.ids[j] = b, a
+
+
+def test_an_image_under_a_validation_id_must_have_its_recorded_pixels(run):
+    data = _data()
+    f0 = run.record["folds"][0]
+    v, t = str(f0["val_ids"][0]), str(f0["train_ids"][0])  # fold 0 trained on t's pixels
+    swapped = _Swapped(data, v, t)
+    pred = run.predictor_for(data)
+    mine = ff.choose_fold_fusions(run, data, diameter=pred.diameter, progress=False)
+    theirs = ff.choose_fold_fusions(run, swapped, diameter=pred.diameter, progress=False)
+    # under v, fold 0 now finds a training image of its own: not one of its validation images
+    assert theirs.n_val.get(f0["fold"], 0) == mine.n_val[f0["fold"]] - 1

@@ -222,6 +222,7 @@ def choose_fold_fusions(
     """
     from tqdm.auto import tqdm
 
+    from leukolib.data.fingerprint import image_fingerprint
     from leukolib.metrics import segmentation_metrics
     from leukolib.segmentation.handcrafted import segment_nucleus
 
@@ -231,6 +232,7 @@ def choose_fold_fusions(
     cands = fold_candidates(b)
     folds = run.record["folds"]
     index = _validation_index(run, dataset, [str(i) for f in folds for i in f["val_ids"]])
+    prints = run.record["dataset"].get("fingerprints") or {}
     rows, n_val, short, unreadable = {}, {}, [], []
     for f in tqdm(folds, desc=f"fold rules of {run.dataset_name}", disable=not progress,
                   leave=False):
@@ -244,7 +246,10 @@ def choose_fold_fusions(
             except (LeukolibError, OSError):  # reported where the set is segmented
                 unreadable.append(sid)
                 continue
-            if k not in (run.seen_by(s.image) or ()):  # another image under the same id
+            # another image under the same id: its recorded pixels, else the folds that saw it
+            recorded = prints.get(sid)
+            if (image_fingerprint(s.image) != recorded if recorded
+                    else k not in (run.seen_by(s.image) or ())):
                 continue
             hm = np.asarray(hm_of(s.image), dtype=bool)
             p, _ = run.predict_proba_with_source(s.image, folds=k, diameter=diameter,
