@@ -110,10 +110,37 @@ def table_a2_comparison(args, prof, jtsc, root, ours_run, progress: bool) -> dic
     cmp = paired_comparison(ours[theirs.index], theirs, names=("defaults", "Table A2"),
                             n_boot=args.n_boot, seed=args.seed)
     print("\nU-Net hyper-parameters on JTSC (out-of-fold IoU):", cmp)
-    return {"dataset": "jtsc", "defaults": ours_run.record["hparams"],
+    return {"dataset": "jtsc", "epochs": ours_run.record["config"]["epochs"],
+            "defaults": ours_run.record["hparams"],
             "table_a2": UNET_HPARAMS["jtsc"], "comparison": cmp,
             "defaults_oof_iou": float(ours.mean()), "table_a2_oof_iou": float(theirs.mean()),
             "profile_uses": prof.segmentation.hparams}
+
+
+def _carried_table_a2(ours_run) -> dict | None:
+    """The shipped Table A2 comparison, kept when this report does not train it again.
+
+    It is kept, marked with the epochs and the command that made it, when it compared
+    runs of another length than ``ours_run`` (the budget rule changed the epochs), and
+    returned unchanged when it compared this very run; ``None`` when there is none.
+    """
+    from leukolib import reference
+
+    if ours_run is None or not reference.available("segmentation"):
+        return None
+    shipped = reference.load("segmentation")
+    prev = shipped["results"].get("unet_hparams") or {}
+    if "comparison" not in prev:
+        return None
+    epochs = ours_run.record["config"]["epochs"]
+    made = prev.get("epochs") or shipped["results"].get("unet_runs", {}).get("jtsc", {}).get(
+        "epochs")
+    if made == epochs and "made_by" not in prev:
+        return {**prev, "epochs": made}
+    return {**prev, "epochs": made,
+            "made_by": prev.get("made_by") or shipped["provenance"]["command"],
+            "note": prev.get("note") or f"both U-Nets trained for {made} epochs; the profile's "
+                    f"run now trains for {epochs}, and Table A2 was not trained again"}
 
 
 def _table_a2_only(args, prof, jtsc, root, progress: bool, argv) -> int:
@@ -237,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
         train_unet(ds, rd, profile=prof, seed=args.seed, data_root=roots[name], progress=progress)
         runs[name] = load_unet_run(rd, tta=VIEW_SETS[0])  # one view until the views are chosen
     if args.no_table_a2:
-        results["unet_hparams"] = {"dataset": "jtsc", "skipped": "run with --no-table-a2",
-                                   "profile_uses": prof.segmentation.hparams}
+        results["unet_hparams"] = _carried_table_a2(runs.get("jtsc")) or {
+            "dataset": "jtsc", "skipped": "run with --no-table-a2",
+            "profile_uses": prof.segmentation.hparams}
     elif "jtsc" in data:
         results["unet_hparams"] = table_a2_comparison(args, prof, data["jtsc"], roots["jtsc"],
                                                       runs["jtsc"], progress)
@@ -522,6 +550,18 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
                 **{k: prev[k] for k in ("generalization", "overall_iou", "unet_runs") if k in prev}}
         elif "before_scale" in prev:
             results["before_scale"] = prev["before_scale"]
+        epochs = {d: r["epochs"] for d, r in prev.get("unet_runs", {}).items()}
+        if "scale" in prev and epochs and epochs != {d: results["unet_runs"][d]["epochs"]
+                                                     for d in epochs if d in results["unet_runs"]}:
+            # the runs at the nucleus scale, before the cpu profile's budget rule set the epochs
+            results["before_budget"] = {
+                "provenance": shipped["provenance"],
+                "what": "U-Nets at the nucleus scale trained for the profile's 8 epochs, before "
+                        "the budget rule set each dataset's epochs",
+                **{k: prev[k] for k in ("generalization", "overall_iou", "unet_runs", "summary")
+                   if k in prev}}
+        elif "before_budget" in prev:
+            results["before_budget"] = prev["before_budget"]
     results["seconds"] = time.perf_counter() - t_start
     print("\n", overall_table(ev).round(4))
     print("\n", matrix(ev, "ENSEMBLE").round(4))

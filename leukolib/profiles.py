@@ -129,6 +129,25 @@ class SegmentationProfile:
         ``"rgb"``: the image as it is (the paper's); ``"gray-world"``: the
         handcrafted method's colour constancy first
         (:func:`~leukolib.segmentation.augment.unet_input`).
+    dataset_epochs : tuple of (str, int)
+        Epochs of named datasets, in place of ``epochs``
+        (:meth:`epochs_for`; the run records the epochs it used). ``cpu``: the
+        budget rule below.
+
+    Notes
+    -----
+    **The budget rule of** ``cpu`` **(a rule of time, not a score).** Each
+    shared dataset's U-Net trains for as many epochs as its training-time
+    limit allows: ``floor(8 x limit / seconds of its 8-epoch run)``. The
+    limit is the training time of the U-Net that resized every image to one
+    square (the shipped ``segmentation.json``, ``before_scale``: 5240, 4714
+    and 2406 s), the seconds those of the 8-epoch runs at the nucleus scale
+    that replaced it (1582, 1290 and 2105 s, recorded as ``before_budget``),
+    both on the same machine: JTSC 26, ALL-IDB2 29, SMC_IDB 9 epochs. Any
+    other dataset (the synthetic smears, a user's own) trains for
+    ``epochs``; the book's chapters train on smears, so the rule adds nothing
+    to the book's time. ``benchmarks/unet_variants.py`` compares the 8-epoch
+    runs with these (``reference/unet_variants_cpu.json``).
     """
 
     image_size: int
@@ -139,6 +158,20 @@ class SegmentationProfile:
     hparams: str = "defaults"
     scale: str = "diameter"
     colour: str = "rgb"
+    dataset_epochs: tuple[tuple[str, int], ...] = ()
+
+    def epochs_for(self, dataset: str | None = None) -> int:
+        """Epochs of a U-Net trained on ``dataset`` (a dataset's name).
+
+        Examples
+        --------
+        >>> s = get_profile("cpu").segmentation
+        >>> s.epochs_for("jtsc"), s.epochs_for("bloodseg"), s.epochs_for("synthetic")
+        (26, 9, 8)
+        >>> get_profile("paper").segmentation.epochs_for("jtsc")
+        30
+        """
+        return dict(self.dataset_epochs).get(str(dataset), self.epochs)
 
 
 @dataclass(frozen=True)
@@ -471,8 +504,11 @@ PROFILES: dict[str, Profile] = {
         # at 128 px) took 5 minutes on 2 cores with 50 (271 s), 7 with 75; 40 pays for the
         # hard-attention models' longer training (synthetic_min_steps) inside the book's 25 minutes
         data=DataSizes(max_images=None, synthetic_images=40, synthetic_size=256),
+        # the three shared datasets by the budget rule (SegmentationProfile's notes)
         segmentation=SegmentationProfile(image_size=128, folds=5, epochs=8, batch_size=8,
-                                          val_fraction=0.1),
+                                          val_fraction=0.1,
+                                          dataset_epochs=(("jtsc", 26), ("all_idb2", 29),
+                                                          ("bloodseg", 9))),
         classification=ClassificationProfile(
             # ResNet-18, 2 folds x 8 epochs, batch 16: eight models on 48 px synthetic windows
             # (500 smears) took 9.9 minutes of the book on 2 cores (ResNet-50 from scratch learned

@@ -257,23 +257,24 @@ def test_the_mirroring_sentence_follows_the_rule_and_its_held_out_choices():
 
 
 def _variants(chosen: str | None) -> dict:
-    runs = {"library": {d: {"num_res_units": 0, "epochs": 8, "ensemble_iou": 0.92}
+    runs = {"epochs8": {d: {"num_res_units": 0, "epochs": 8, "ensemble_iou": 0.92}
                         for d in ("jtsc", "all_idb2")},
             "res2": {d: {"num_res_units": 2, "epochs": 8, "ensemble_iou": 0.90}
                      for d in ("jtsc", "all_idb2")},
-            "epochs26": {"jtsc": {"num_res_units": 0, "epochs": 26, "ensemble_iou": 0.93}}}
+            "budget": {"jtsc": {"num_res_units": 0, "epochs": 26, "ensemble_iou": 0.93,
+                                "continues_incumbent": True}}}
     paired = [{"variant": v, "dataset": d, "method": "ENSEMBLE", "mean_diff": 0.01,
                "ci_low": 0.005, "ci_high": 0.02, "wilcoxon_p_holm": 0.01,
-               "verdict": f"{v} better"} for v in ("res2", "epochs26") for d in runs[v]]
+               "verdict": f"{v} better"} for v in ("res2", "budget") for d in runs[v]]
     times = [{"variant": v, "dataset": d, "ratio": 2.0 if v == "res2" else 3.0,
               "shipped_seconds": 1000.0, "limit_seconds": 2500.0}
-             for v in ("res2", "epochs26") for d in runs[v]]
+             for v in ("res2", "budget") for d in runs[v]]
     choice = None if chosen is None else {"chosen": chosen, "reason": "because"}
     return {"provenance": {"commit": "abc"},
-            "results": {"incumbent": "library", "variants": ["library", "res2", "epochs26"],
-                        "datasets": ["jtsc", "all_idb2"],
+            "results": {"incumbent": "epochs8", "variants": ["epochs8", "res2", "budget"],
+                        "library": "epochs8", "datasets": ["jtsc", "all_idb2"],
                         "runs": runs, "paired": paired, "training_time": times,
-                        "choice": choice, "not_candidates": ["epochs26"]}}
+                        "choice": choice, "not_candidates": ["budget"]}}
 
 
 def _interval_mean(data: dict, dataset: str) -> float:
@@ -283,29 +284,56 @@ def _interval_mean(data: dict, dataset: str) -> float:
 
 def test_the_variants_sentence_gives_each_variant_and_the_rules_verdict():
     data = copy.deepcopy(DATA)
-    data["unet_variants_cpu"] = _variants("library")
+    data["unet_variants_cpu"] = _variants("epochs8")
     said = [s for s in findings.chapter_findings(4, data)
             if s.startswith("U-Nets with more capacity")]
     assert len(said) == 1
     s = said[0]
-    assert "`res2` (num_res_units 2, 8 epochs): JTSC 0.9200 -> 0.9000, res2 better (" in s
-    assert "`epochs26` (num_res_units 0, 26 epochs): JTSC 0.9200 -> 0.9300" in s
+    assert s.startswith("U-Nets with more capacity or more training, against `epochs8` (MONAI's "
+                        "num_res_units 0, 8 epochs) on its folds")
+    assert "`res2` (num_res_units 2): JTSC (8 epochs) 0.9200 -> 0.9000, res2 better (" in s
+    assert "`budget` (num_res_units 0): JTSC (26 epochs) 0.9200 -> 0.9300" in s
     assert "3.00 times as long, where the time limit allows 2.50" in s
     assert "2.00 times as long, where the time limit allows 2.50" in s
     shipped = _interval_mean(data, "jtsc")
     assert f"JTSC 0.9200 against the report's {shipped:.4f}" in s
-    assert s.endswith("The rule of the fixed defaults, on JTSC and ALL-IDB2, keeps `library`: no "
-                      "variant gained on each of them by more than the spread of its gains. "
-                      "`epochs26` was trained on JTSC only, so the rule could not weigh it.")
+    assert ("The rule of the fixed defaults, on JTSC and ALL-IDB2, keeps `epochs8`: no variant "
+            "gained on each of them by more than the spread of its gains. `budget` was trained "
+            "on JTSC only, so the rule could not weigh it. The library trains `epochs8`; ") in s
+    assert s.endswith("Each run of `budget` began with `epochs8`'s very epochs (the same "
+                      "validation IoU, epoch for epoch), so the model it kept was chosen among "
+                      "those epochs and the ones after.")
     data["unet_variants_cpu"] = _variants("res2")
     s = next(s for s in findings.chapter_findings(4, data)
              if s.startswith("U-Nets with more capacity"))
-    assert s.endswith("would take `res2`: a gain on each of them, above the spread of its gains. "
-                      "`epochs26` was trained on JTSC only, so the rule could not weigh it.")
+    assert "takes `res2`: a gain on each of them, above the spread of its gains." in s
     data["unet_variants_cpu"] = _variants(None)
+    data["unet_variants_cpu"]["results"]["library"] = "res2"
     s = next(s for s in findings.chapter_findings(4, data)
              if s.startswith("U-Nets with more capacity"))
-    assert s.endswith("chose nothing and `library` stays.")
+    assert "weighed none against `epochs8`. The library trains `res2`, by the budget rule" in s
+    assert "retrained here for the comparison: JTSC 0.9000 against the report's" in s
     del data["unet_variants_cpu"]
     assert not any(s.startswith("U-Nets with more capacity")
                    for s in findings.chapter_findings(4, data))
+
+
+def test_the_budget_sentence_gives_the_epochs_and_every_cell_before_and_after():
+    data = copy.deepcopy(DATA)
+    seg = data["segmentation"]["results"]
+    seg.pop("before_budget", None)
+    assert not any(s.startswith("The budget rule") for s in findings.chapter_findings(4, data))
+    rows = copy.deepcopy(seg["generalization"]["ENSEMBLE"])
+    for r in rows:
+        for k in ("jtsc", "all_idb2", "bloodseg"):
+            r[k] -= 0.01
+    seg["before_budget"] = {"generalization": {"ENSEMBLE": rows},
+                            "unet_runs": {d: {"epochs": 8} for d in seg["unet_runs"]}}
+    s = next(s for s in findings.chapter_findings(4, data) if s.startswith("The budget rule"))
+    now = {r["trained on"]: r for r in seg["generalization"]["ENSEMBLE"]}
+    j = now["jtsc"]["jtsc"]
+    assert f"JTSC 8 -> {seg['unet_runs']['jtsc']['epochs']}" in s
+    assert f"mean IoU JTSC {j - 0.01:.4f} -> {j:.4f}" in s
+    a = now["bloodseg"]["all_idb2"]
+    assert f"{findings.display_name('bloodseg')} -> ALL-IDB2 {a - 0.01:.4f} -> {a:.4f}" in s
+    assert s.count(" -> ") == 3 + 3 + 6 * 2

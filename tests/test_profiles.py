@@ -70,3 +70,22 @@ def test_tuning_smears_are_never_the_books():
     book = set(dataset_fingerprints(profile_dataset("synthetic", None, "smoke", seed=0)))
     tuning = load_dataset("synthetic", n_images=12, size=128, seed=TUNING_SEED_BASE)
     assert not book & set(dataset_fingerprints(tuning))
+
+
+def test_unet_epochs_follow_the_budget_rule_for_the_shared_datasets_only():
+    """``cpu`` trains each shared dataset for its own epochs; every other dataset for ``epochs``."""
+    from leukolib.data import profile_dataset
+    from leukolib.segmentation.hparams import unet_hparams
+    from leukolib.segmentation.training import _config
+
+    s = get_profile("cpu").segmentation
+    assert {d: s.epochs_for(d) for d in ("jtsc", "all_idb2", "bloodseg", "synthetic", None)} \
+        == {"jtsc": 26, "all_idb2": 29, "bloodseg": 9, "synthetic": 8, None: 8}
+    for name in ("smoke", "paper"):
+        p = get_profile(name).segmentation
+        assert p.epochs_for("jtsc") == p.epochs
+    ds = profile_dataset("synthetic", None, "smoke", seed=0)
+    cfg = _config(ds, get_profile("cpu"), unet_hparams(ds.name), 0, {}, {})
+    assert cfg["epochs"] == 8
+    assert _config(ds, get_profile("cpu"), unet_hparams(ds.name), 0, {"epochs": 3}, {})[
+        "epochs"] == 3

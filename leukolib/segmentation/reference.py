@@ -31,6 +31,7 @@ __all__ = [
     "gate_sentence",
     "generalization",
     "generalization_before",
+    "hparams_when",
     "held_out",
     "incumbent_name",
     "overall",
@@ -212,6 +213,34 @@ def generalization_before(method: str = "ENSEMBLE") -> pd.DataFrame | None:
     before = results().get("before_scale") or {}
     rows = (before.get("generalization") or {}).get(method)
     return pd.DataFrame(rows).set_index("trained on") if rows else None
+
+
+def hparams_when(report: Mapping[str, Any] | None = None) -> str:
+    """How long the U-Nets of the Table A2 comparison trained, and whether the profile's do now.
+
+    Parameters
+    ----------
+    report : mapping, optional
+        The report's results (default: the shipped ones).
+
+    Examples
+    --------
+    >>> print(hparams_when({"unet_hparams": {"epochs": 8}, "unet_runs": {"jtsc": {"epochs": 8}}}))
+    Both U-Nets trained for 8 epochs, as the profile's run does.
+    >>> later = {"unet_hparams": {"epochs": 8}, "unet_runs": {"jtsc": {"epochs": 26}}}
+    >>> print(hparams_when(later))  # doctest: +NORMALIZE_WHITESPACE
+    Both U-Nets trained for 8 epochs, before the profile's budget rule set JTSC's to 26;
+    Table A2 was not trained again at that length.
+    """
+    res = results() if report is None else report
+    made = (res.get("unet_hparams") or {}).get("epochs")
+    now = ((res.get("unet_runs") or {}).get("jtsc") or {}).get("epochs")
+    if made is None:
+        return "The report did not record how long the two U-Nets trained."
+    if made == now:
+        return f"Both U-Nets trained for {made} epochs, as the profile's run does."
+    return (f"Both U-Nets trained for {made} epochs, before the profile's budget rule set "
+            f"JTSC's to {now}; Table A2 was not trained again at that length.")
 
 
 def fallback_rates() -> pd.DataFrame | None:

@@ -304,7 +304,7 @@ def _config(dataset: Dataset, prof: Profile, hp: UNetHParams, seed: int, overrid
         "image_size": size,
         "scale": spec.to_dict(),
         "folds": int(overrides.get("folds") or sp.folds),
-        "epochs": int(overrides.get("epochs") or sp.epochs),
+        "epochs": int(overrides.get("epochs") or sp.epochs_for(dataset.name)),
         "batch_size": int(overrides.get("batch_size") or sp.batch_size),
         "val_fraction": float(sp.val_fraction),
         "seed": int(seed),
