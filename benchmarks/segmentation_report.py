@@ -120,9 +120,9 @@ def table_a2_comparison(args, prof, jtsc, root, ours_run, progress: bool) -> dic
 def _carried_table_a2(ours_run) -> dict | None:
     """The shipped Table A2 comparison, kept when this report does not train it again.
 
-    It is kept, marked with the epochs and the command that made it, when it compared
-    runs of another length than ``ours_run`` (the budget rule changed the epochs), and
-    returned unchanged when it compared this very run; ``None`` when there is none.
+    Returned as it is (with its epochs) when it compared ``ours_run`` itself (the same
+    out-of-fold mean IoU), else kept and marked with the epochs it was made at, the command
+    that made it and a note saying what it no longer describes; ``None`` when none is shipped.
     """
     from leukolib import reference
 
@@ -135,12 +135,28 @@ def _carried_table_a2(ours_run) -> dict | None:
     epochs = ours_run.record["config"]["epochs"]
     made = prev.get("epochs") or shipped["results"].get("unet_runs", {}).get("jtsc", {}).get(
         "epochs")
-    if made == epochs and "made_by" not in prev:
+    same = abs(float(prev.get("defaults_oof_iou", -1.0)) - ours_run.summary["iou"]["mean"])
+    if same < 1e-9 and "made_by" not in prev:
         return {**prev, "epochs": made}
-    return {**prev, "epochs": made,
+    length = (f"both U-Nets trained for {made} epochs" if made is not None else
+              "the U-Nets' epochs were not recorded")
+    return {**{k: v for k, v in prev.items() if k != "note"}, "epochs": made,
             "made_by": prev.get("made_by") or shipped["provenance"]["command"],
-            "note": prev.get("note") or f"both U-Nets trained for {made} epochs; the profile's "
-                    f"run now trains for {epochs}, and Table A2 was not trained again"}
+            "note": f"{length}; the report's own run is another one ({epochs} epochs), and "
+                    f"Table A2 was not trained again at its length"}
+
+
+def _before_budget(prev: dict, runs: dict, epochs: int) -> bool:
+    """Whether the shipped report ``prev`` holds the runs before the budget rule.
+
+    True when it is at the nucleus scale, every one of its runs trained for the profile's
+    ``epochs`` and this report's ``runs`` hold every one of its datasets, some of them
+    trained for other epochs (a partial rerun never replaces the record).
+    """
+    before = prev.get("unet_runs") or {}
+    return ("scale" in prev and bool(before) and set(before) <= set(runs)
+            and all(r.get("epochs") == epochs for r in before.values())
+            and any(runs[d]["epochs"] != epochs for d in before))
 
 
 def _table_a2_only(args, prof, jtsc, root, progress: bool, argv) -> int:
@@ -550,18 +566,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - a script, ste
                 **{k: prev[k] for k in ("generalization", "overall_iou", "unet_runs") if k in prev}}
         elif "before_scale" in prev:
             results["before_scale"] = prev["before_scale"]
-        epochs = {d: r["epochs"] for d, r in prev.get("unet_runs", {}).items()}
-        if "scale" in prev and epochs and epochs != {d: results["unet_runs"][d]["epochs"]
-                                                     for d in epochs if d in results["unet_runs"]}:
+        if "before_budget" in prev:
+            results["before_budget"] = prev["before_budget"]
+        elif _before_budget(prev, results["unet_runs"], prof.segmentation.epochs):
             # the runs at the nucleus scale, before the cpu profile's budget rule set the epochs
             results["before_budget"] = {
                 "provenance": shipped["provenance"],
-                "what": "U-Nets at the nucleus scale trained for the profile's 8 epochs, before "
-                        "the budget rule set each dataset's epochs",
+                "what": f"U-Nets at the nucleus scale trained for the profile's "
+                        f"{prof.segmentation.epochs} epochs, before the budget rule set each "
+                        f"dataset's epochs",
                 **{k: prev[k] for k in ("generalization", "overall_iou", "unet_runs", "summary")
                    if k in prev}}
-        elif "before_budget" in prev:
-            results["before_budget"] = prev["before_budget"]
     results["seconds"] = time.perf_counter() - t_start
     print("\n", overall_table(ev).round(4))
     print("\n", matrix(ev, "ENSEMBLE").round(4))

@@ -69,18 +69,20 @@ def _no_root(arg: str) -> str:
     return head + sep + (Path(tail).name if tail.startswith("/") else tail)
 
 
-def _shipped_like(shipped: dict, name: str, epochs: int) -> tuple[str, float]:
+def _shipped_like(shipped: dict, name: str, epochs: int) -> tuple[str, float] | None:
     """The shipped record of the runs like the incumbent's (same epochs), and its seconds.
 
     The report's current runs (``unet_runs``), else those before the budget rule set the
-    epochs (``before_budget``); the current ones when neither has ``epochs``.
+    epochs (``before_budget``); the current ones when they do not record their epochs (a
+    report before epochs were recorded); ``None`` when no record has the incumbent's length.
     """
     for where in ("unet_runs", "before_budget"):
         rec = (shipped if where == "unet_runs" else shipped.get(where) or {}).get(
             "unet_runs", {}).get(name)
         if rec and rec.get("epochs") == epochs:
             return where, float(rec["total_seconds"])
-    return "unet_runs", float(shipped["unet_runs"][name]["total_seconds"])
+    rec = shipped["unet_runs"][name]
+    return ("unet_runs", float(rec["total_seconds"])) if "epochs" not in rec else None
 
 
 def _continues(base: list[list[float]], longer: list[list[float]]) -> bool:
@@ -187,7 +189,13 @@ def main(argv: list[str] | None = None) -> int:
                 c = paired_comparison(x[ids].to_numpy(), y[ids].to_numpy(), names=(v, base))
                 rows.append({"variant": v, "dataset": name, "method": method, **c})
             ratio = runs[v][name]["total_seconds"] / runs[base][name]["total_seconds"]
-            where, recorded = _shipped_like(shipped, name, runs[base][name]["epochs"])
+            like = _shipped_like(shipped, name, runs[base][name]["epochs"])
+            if like is None:
+                print(f"{name}: no shipped record of runs of {base}'s "
+                      f"{runs[base][name]['epochs']} epochs to carry its time to",
+                      file=sys.stderr)
+                return 1
+            where, recorded = like
             limit = shipped["before_scale"]["unet_runs"][name]["total_seconds"]
             times.append({"variant": v, "dataset": name, "ratio": ratio,
                           "shipped_record": where, "shipped_seconds": recorded,
@@ -196,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     paired = holm_paired(pd.DataFrame(rows), [(r["variant"], base) for r in rows])
     for v in variants[1:]:  # a longer run of the same network replays the shorter one first
         for name in runs[v]:
-            runs[v][name]["continues_incumbent"] = _continues(histories[(base, name)],
-                                                              histories[(v, name)])
+            if runs[v][name]["epochs"] > runs[base][name]["epochs"]:
+                runs[v][name]["continues_incumbent"] = _continues(histories[(base, name)],
+                                                                  histories[(v, name)])
 
     table = pd.DataFrame({f"{m} {v}": {n: runs[v][n][f"{m.lower()}_iou"] for n in runs[v]}
                           for m in ("DEEP", "ENSEMBLE") for v in variants}).reindex(names)

@@ -319,8 +319,12 @@ def _budget_text(seg: Mapping[str, Any]) -> list[str]:
         return []
     old = pd.DataFrame(rows).set_index("trained on")
     sets = [d for d in SEG_SETS if d in now.index and d in old.index]
-    epochs = "; ".join(f"{display_name(d)} {before['unet_runs'][d]['epochs']} -> "
-                       f"{seg['unet_runs'][d]['epochs']}" for d in sets)
+    was, got = ({d: ((r.get("unet_runs") or {}).get(d) or {}).get("epochs") for d in sets}
+                for r in (before, seg))
+    epochs = "; ".join(f"{display_name(d)} {was[d]} -> {got[d]}" for d in sets
+                       if was[d] is not None and got[d] is not None)
+    if not sets or not epochs:
+        return []
     own = "; ".join(f"{display_name(d)} {old.loc[d, d]:.4f} -> {now.loc[d, d]:.4f}"
                     for d in sets)
     pairs = [(t, e) for t in sets for e in sets if t != e]
@@ -328,7 +332,9 @@ def _budget_text(seg: Mapping[str, Any]) -> list[str]:
                       f"{now.loc[t, e]:.4f}" for t, e in pairs)
     return [f"The budget rule of the `cpu` profile set each dataset's U-Net epochs ({epochs}), "
             f"and the report was run again with every default chosen anew: the ensemble's "
-            f"out-of-fold mean IoU {own}; across datasets {cross}."]
+            f"out-of-fold mean IoU {own}; across datasets {cross}. Report against report, "
+            f"not paired image by image: the paired comparison of the two lengths is the "
+            f"U-Net variants' below."]
 
 
 def _fold_text(seg: Mapping[str, Any]) -> list[str]:
@@ -426,7 +432,8 @@ def _variants_text(data: Mapping[str, Any]) -> list[str]:
                     + "; ".join(parts))
         if runs[v] and all(r.get("continues_incumbent") for r in runs[v].values()):
             replay.append(f"`{v}`")
-    b0 = next(iter(runs[base].values()))
+    b_epochs = sorted({r["epochs"] for r in runs[base].values()})
+    b_units = sorted({r["num_res_units"] for r in runs[base].values()})
     library = res.get("library")
     shipped = [f"{display_name(d)} {runs[v][d]['ensemble_iou']:.4f} against the report's "
                f"{row['mean']:.4f}" for v in ([library] if library else []) for d in runs[v]
@@ -459,8 +466,11 @@ def _variants_text(data: Mapping[str, Any]) -> list[str]:
                     f"(the same validation IoU, epoch for epoch), so the model it kept was "
                     f"chosen among those epochs and the ones after.")
     return [f"U-Nets with more capacity or more training, against `{base}` (MONAI's "
-            f"num_res_units {b0['num_res_units']}, {b0['epochs']} epochs) on its folds, the "
-            f"ensemble's out-of-fold mean IoU at the shipped defaults: "
+            f"num_res_units {', '.join(map(str, b_units))}, "
+            + (f"{b_epochs[0]} epochs" if len(b_epochs) == 1 else "epochs " + ", ".join(
+                f"{display_name(d)} {r['epochs']}" for d, r in runs[base].items()))
+            + ") on its folds, the "
+            "ensemble's out-of-fold mean IoU at the shipped defaults: "
             + "; ".join(said) + ". " + verdict]
 
 

@@ -141,13 +141,15 @@ class SegmentationProfile:
     limit allows: ``floor(8 x limit / seconds of its 8-epoch run)``. The
     limit is the training time of the U-Net that resized every image to one
     square (the shipped ``segmentation.json``, ``before_scale``: 5240, 4714
-    and 2406 s), the seconds those of the 8-epoch runs at the nucleus scale
-    that replaced it (1582, 1290 and 2105 s, recorded as ``before_budget``),
-    both on the same machine: JTSC 26, ALL-IDB2 29, SMC_IDB 9 epochs. Any
-    other dataset (the synthetic smears, a user's own) trains for
-    ``epochs``; the book's chapters train on smears, so the rule adds nothing
-    to the book's time. ``benchmarks/unet_variants.py`` compares the 8-epoch
-    runs with these (``reference/unet_variants_cpu.json``).
+    and 2406 s); the seconds are those of the 8-epoch runs at the nucleus
+    scale that replaced it (1582, 1290 and 2105 s, recorded as
+    ``before_budget``), both measured on the same machine: JTSC 26, ALL-IDB2
+    29, SMC_IDB 9 epochs. Any other dataset (the synthetic smears, a user's
+    own) trains for ``epochs``. The book's chapters train on smears by
+    default, so the rule adds nothing to the book's time; chapter 3 run on
+    JTSC (its ``dataset`` parameter) trains for 26 epochs.
+    ``benchmarks/unet_variants.py`` compares the 8-epoch runs with these
+    (``reference/unet_variants_cpu.json``).
     """
 
     image_size: int
@@ -162,6 +164,17 @@ class SegmentationProfile:
 
     def epochs_for(self, dataset: str | None = None) -> int:
         """Epochs of a U-Net trained on ``dataset`` (a dataset's name).
+
+        Parameters
+        ----------
+        dataset : str, optional
+            The dataset's name (``"jtsc"``, ``"all_idb2"``, ``"bloodseg"``,
+            ``"synthetic"``, ...).
+
+        Returns
+        -------
+        int
+            Its entry of ``dataset_epochs``, else ``epochs``.
 
         Examples
         --------

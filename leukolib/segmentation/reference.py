@@ -216,31 +216,38 @@ def generalization_before(method: str = "ENSEMBLE") -> pd.DataFrame | None:
 
 
 def hparams_when(report: Mapping[str, Any] | None = None) -> str:
-    """How long the U-Nets of the Table A2 comparison trained, and whether the profile's do now.
+    """How long the U-Nets of the Table A2 comparison trained, against the report's JTSC run.
 
     Parameters
     ----------
     report : mapping, optional
         The report's results (default: the shipped ones).
 
+    Returns
+    -------
+    str
+        One sentence, for the page that shows the comparison.
+
     Examples
     --------
     >>> print(hparams_when({"unet_hparams": {"epochs": 8}, "unet_runs": {"jtsc": {"epochs": 8}}}))
-    Both U-Nets trained for 8 epochs, as the profile's run does.
+    Both U-Nets trained for 8 epochs, as the report's JTSC run did.
     >>> later = {"unet_hparams": {"epochs": 8}, "unet_runs": {"jtsc": {"epochs": 26}}}
     >>> print(hparams_when(later))  # doctest: +NORMALIZE_WHITESPACE
-    Both U-Nets trained for 8 epochs, before the profile's budget rule set JTSC's to 26;
-    Table A2 was not trained again at that length.
+    Both U-Nets trained for 8 epochs; the report's JTSC run trained for 26, and Table A2 was
+    not trained again at that length.
     """
     res = results() if report is None else report
-    made = (res.get("unet_hparams") or {}).get("epochs")
     now = ((res.get("unet_runs") or {}).get("jtsc") or {}).get("epochs")
+    made = (res.get("unet_hparams") or {}).get("epochs")
     if made is None:
         return "The report did not record how long the two U-Nets trained."
+    if now is None:
+        return f"Both U-Nets trained for {made} epochs."
     if made == now:
-        return f"Both U-Nets trained for {made} epochs, as the profile's run does."
-    return (f"Both U-Nets trained for {made} epochs, before the profile's budget rule set "
-            f"JTSC's to {now}; Table A2 was not trained again at that length.")
+        return f"Both U-Nets trained for {made} epochs, as the report's JTSC run did."
+    return (f"Both U-Nets trained for {made} epochs; the report's JTSC run trained for {now}, "
+            f"and Table A2 was not trained again at that length.")
 
 
 def fallback_rates() -> pd.DataFrame | None:
