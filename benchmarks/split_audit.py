@@ -44,8 +44,7 @@ DERIVED = {
     "seg_ceiling.json": ["segmentation.json:jtsc", "segmentation.json:all_idb2",
                          "segmentation.json:bloodseg"],
     # its runs were trained anew on the folds of these (checked when it is made)
-    "unet_variants_cpu.json": ["segmentation.json:jtsc", "segmentation.json:all_idb2",
-                               "segmentation.json:bloodseg"],
+    "unet_variants_cpu.json": ["segmentation.json:jtsc", "segmentation.json:all_idb2"],
     "classification_jtsc_cpu_settings.json": ["classification_jtsc_cpu.json"],
     "classification_all_idb2_cpu_settings.json": [
         "classification_all_idb2_cpu.json", "classification_all_idb2_cpu_seed1.json",

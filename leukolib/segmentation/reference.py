@@ -239,7 +239,9 @@ def hparams_when(report: Mapping[str, Any] | None = None) -> str:
     """
     res = results() if report is None else report
     now = ((res.get("unet_runs") or {}).get("jtsc") or {}).get("epochs")
-    made = (res.get("unet_hparams") or {}).get("epochs")
+    hp = res.get("unet_hparams") or {}
+    # a comparison without its own epochs was made with the report's own run
+    made = hp.get("epochs", now if "comparison" in hp else None)
     if made is None:
         return "The report did not record how long the two U-Nets trained."
     if now is None:
