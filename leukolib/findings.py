@@ -435,10 +435,12 @@ def _variants_text(data: Mapping[str, Any]) -> list[str]:
     b_epochs = sorted({r["epochs"] for r in runs[base].values()})
     b_units = sorted({r["num_res_units"] for r in runs[base].values()})
     library = res.get("library")
-    shipped = [f"{display_name(d)} {runs[v][d]['ensemble_iou']:.4f} against the report's "
-               f"{row['mean']:.4f}" for v in ([library] if library else []) for d in runs[v]
+    # the variant like the report's runs: the profile's, or (files before "library") the incumbent
+    reported = library if "library" in res else base
+    shipped = [f"{display_name(d)} {runs[reported][d]['ensemble_iou']:.4f} against the "
+               f"report's {row['mean']:.4f}" for d in (runs.get(reported) or {})
                if (row := _interval(_seg(data), d, "ENSEMBLE"))
-               and abs(row["mean"] - runs[v][d]["ensemble_iou"]) >= 5e-5]
+               and abs(row["mean"] - runs[reported][d]["ensemble_iou"]) >= 5e-5]
     choice = res.get("choice")
     if not choice:
         verdict = ("No variant was trained on every dataset, so the rule of the fixed defaults "
@@ -458,9 +460,10 @@ def _variants_text(data: Mapping[str, Any]) -> list[str]:
         verdict += (f" The library trains `{library}`"
                     + ("" if library == base else ", by the budget rule of the `cpu` profile "
                        "(as many epochs as each dataset's time limit allows, a rule of time, "
-                       "not of scores)")
-                    + (f"; the report's numbers come from its runs as shipped, retrained here "
-                       f"for the comparison: {', '.join(shipped)}" if shipped else "") + ".")
+                       "not of scores)") + ".")
+    if shipped:
+        verdict += (f" `{reported}` was retrained here for the comparison; the report's numbers "
+                    f"come from its runs as shipped: {', '.join(shipped)}.")
     if replay:
         verdict += (f" Each run of {' and '.join(replay)} began with `{base}`'s very epochs "
                     f"(the same validation IoU, epoch for epoch), so the model it kept was "
