@@ -116,10 +116,10 @@ class EnsembleParams:
     fusion: str = "and"
     threshold: float = 0.5
     soft_weight: float = 0.75
-    min_area: int = 300  # chosen by the protocol: segmentation.json
+    min_area: int = 150  # chosen by the protocol: segmentation.json
     reference_area: int | None = HandcraftedParams().reference_area
     fallback_iou: float = 0.3  # chosen by the protocol (no-harm rule)
-    fallback_entropy: float = 0.35  # chosen by the protocol (no-harm rule)
+    fallback_entropy: float = 0.3  # chosen by the protocol (no-harm rule)
     gate_entropy: float = 0.15  # chosen by the protocol (no-harm rule)
 
     def __post_init__(self) -> None:
@@ -154,7 +154,7 @@ class EnsembleParams:
         Examples
         --------
         >>> EnsembleParams(fallback_iou=0.0, fallback_entropy=0.0, gate_entropy=0.0).label()
-        'AND, p >= 0.5, area opening 300 px at 256x256'
+        'AND, p >= 0.5, area opening 150 px at 256x256'
         >>> EnsembleParams(fallback_iou=0.3, fallback_entropy=0.5, gate_entropy=0).label()[-64:]
         "alone where IoU(HM, DEEP) < 0.3 or the U-Net's entropy > 0.5 bit"
         """
