@@ -112,6 +112,22 @@ def test_the_library_defaults_are_the_ones_the_protocol_chose():
     assert r["tta"]["incumbent"] == VIEW_SETS[0] and r["tta"]["leave_one_out"]
 
 
+def test_the_shipped_runs_trained_for_the_epochs_of_the_budget_rule():
+    """``cpu``'s epochs are floor(8 x limit / 8-epoch seconds) of the shipped records, and used."""
+    import math
+
+    from leukolib.profiles import get_profile
+
+    r = reference.load("segmentation")["results"]
+    sp = get_profile("cpu").segmentation
+    limit, eight = r["before_scale"]["unet_runs"], r["before_budget"]["unet_runs"]
+    for d, run in r["unet_runs"].items():
+        assert eight[d]["epochs"] == sp.epochs
+        assert sp.epochs_for(d) == math.floor(
+            sp.epochs * limit[d]["total_seconds"] / eight[d]["total_seconds"]), d
+        assert run["epochs"] == sp.epochs_for(d), d
+
+
 def test_a_long_selection_table_keeps_the_incumbent_the_choice_and_the_best():
     """The book shows dozens of fallback candidates as a short table, losing none that matter."""
     from leukolib.segmentation import reference as seg_ref
