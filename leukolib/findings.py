@@ -54,7 +54,9 @@ __all__ = [
     "VERDICTS",
     "CHAPTER_SOURCES",
     "Claim",
+    "chapter_details",
     "chapter_findings",
+    "chapter_main",
     "claims",
     "claims_table",
     "display_name",
@@ -269,8 +271,6 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
     label = (seg.get("defaults") or {}).get("ensemble_label")
     if label:
         out.append(f"The ensemble chosen by the protocol: {label}.")
-    out.extend(_fold_text(seg))
-    out.extend(_tta_text(seg))
     for d in SEG_SETS:
         ens = _interval(seg, d, "ENSEMBLE")
         if not ens:
@@ -304,10 +304,16 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
                        f"{display_name(worst[1])}, gives {g.loc[worst]:.3f} against HM's "
                        f"{hm[worst[1]]:.3f}.")
     out.extend(_gate_text(seg))
-    out.extend(_budget_text(seg))
-    out.extend(_ceiling_text(data))
-    out.extend(_variants_text(data))
     return out
+
+
+def _chapter4_details(data: Mapping[str, Any]) -> list[str]:
+    """Chapter 4's sentences on how the defaults were chosen and what bounds them."""
+    seg = _seg(data)
+    if not seg:
+        return []
+    return (_fold_text(seg) + _tta_text(seg) + _budget_text(seg) + _ceiling_text(data)
+            + _variants_text(data))
 
 
 def _budget_text(seg: Mapping[str, Any]) -> list[str]:
@@ -1032,6 +1038,8 @@ class Claim:
 
 
 _FINDERS = {2: _chapter2, 3: _chapter3, 4: _chapter4, 5: _chapter5, 6: _chapter6, 7: _chapter7}
+# Sentences a page folds (how a default was chosen, what bounds it), after the main ones.
+_DETAILS = {4: _chapter4_details}
 
 
 def chapter_findings(chapter: int, data: Mapping[str, Any] | None = None) -> list[str]:
@@ -1047,11 +1055,32 @@ def chapter_findings(chapter: int, data: Mapping[str, Any] | None = None) -> lis
     Returns
     -------
     list of str
-        Empty when the chapter's results are not shipped.
+        The main sentences, then the details (:func:`chapter_details`); empty
+        when the chapter's results are not shipped.
     """
+    data = shipped() if data is None else data
+    return chapter_main(chapter, data) + chapter_details(chapter, data)
+
+
+def chapter_main(chapter: int, data: Mapping[str, Any] | None = None) -> list[str]:
+    """The sentences of :func:`chapter_findings` a page shows in its main text."""
     if chapter not in _FINDERS:
         raise ValueError(f"chapter {chapter}: findings exist for chapters {sorted(_FINDERS)}")
     return _FINDERS[chapter](shipped() if data is None else data)
+
+
+def chapter_details(chapter: int, data: Mapping[str, Any] | None = None) -> list[str]:
+    """The sentences of :func:`chapter_findings` a page folds: how defaults were chosen.
+
+    Examples
+    --------
+    >>> chapter_details(2, {})
+    []
+    """
+    if chapter not in _FINDERS:
+        raise ValueError(f"chapter {chapter}: findings exist for chapters {sorted(_FINDERS)}")
+    finder = _DETAILS.get(chapter)
+    return finder(shipped() if data is None else data) if finder else []
 
 
 def claims(data: Mapping[str, Any] | None = None) -> list[Claim]:

@@ -210,7 +210,7 @@ def _inline(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
-_BLOCK_START = re.compile(r"\s*<(p|ul|ol|dl|div|table|pre|img|figure|h\d)\b", re.IGNORECASE)
+_BLOCK_START = re.compile(r"\s*<(p|ul|ol|dl|div|details|table|pre|img|figure|h\d)\b", re.IGNORECASE)
 
 
 def _box(title: str, body: str, kind: str = "note") -> HTML:
@@ -294,15 +294,24 @@ def real_data_findings(chapter: int) -> HTML:
     from leukolib import findings
 
     data = findings.shipped(findings.CHAPTER_SOURCES[chapter])
-    sentences = findings.chapter_findings(chapter, data)
-    if not sentences:
+    main, details = (findings.chapter_main(chapter, data),
+                     findings.chapter_details(chapter, data))
+    if not main + details:
         return _box("What we found on real data",
                     "<p>No committed real-data results are shipped with this copy of leukolib "
                     "(run the scripts of <code>benchmarks/</code>).</p>", "note")
-    items = "".join(f"<li>{_inline(s)}</li>" for s in sentences)
+
+    def listed(sentences: list[str]) -> str:
+        return "<ul>" + "".join(f"<li>{_inline(s)}</li>" for s in sentences) + "</ul>"
+
+    # how the defaults were chosen and what bounds them: folded, the main text stays short
+    folded = (f"<details><summary>How the defaults were chosen, and what bounds them "
+              f"({len(details)} findings, folded)</summary>{listed(details)}</details>"
+              if details else "")
     source = findings.source_line(findings.CHAPTER_SOURCES[chapter], data)
     return _box("What we found on real data (committed results)",
-                f'<ul>{items}</ul><p class="leukolib-source">{_inline(source)}</p>', "tip")
+                f'{listed(main) if main else ""}{folded}'
+                f'<p class="leukolib-source">{_inline(source)}</p>', "tip")
 
 
 def claim_box(number: int, claim: Any) -> HTML:

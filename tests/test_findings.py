@@ -153,6 +153,30 @@ def test_boxes_render_html():
     assert "<table" in box and "<code>cmd</code>" in box
 
 
+def test_chapter_4_folds_how_its_defaults_were_chosen():
+    """The results stay in the main text; fold rules, mirroring, budget, ceiling, variants fold."""
+    data = findings.shipped(findings.CHAPTER_SOURCES[4])  # what the page reads
+    main, details = findings.chapter_main(4, data), findings.chapter_details(4, data)
+    assert findings.chapter_findings(4, data) == main + details
+    assert main and details and not set(main) & set(details)
+    assert not any(s.startswith(("Each fold's own", "The budget rule", "U-Nets with more"))
+                   for s in main)
+    html = real_data_findings(4).data
+    head, _, folded = html.partition("<details>")
+    assert folded and all(_plain(s) in _plain(folded) for s in details)
+    assert not any(_plain(s) in _plain(head) for s in details)
+    assert f"({len(details)} findings, folded)" in folded
+    assert findings.chapter_details(2, DATA) == []
+
+
+def _plain(text: str) -> str:
+    """Words only: the box renders backticks and escapes characters."""
+    import html
+    import re
+
+    return " ".join(re.findall(r"[A-Za-z]+", html.unescape(re.sub(r"<[^>]+>", "", text))))
+
+
 def test_the_source_line_names_a_classification_report_s_profile_not_its_settings():
     """A classification report keeps its profile's settings under "profile" (a dict)."""
     from leukolib.findings import source_line
