@@ -373,3 +373,15 @@ def test_the_budget_sentence_gives_the_epochs_and_every_cell_before_and_after():
     a = now["bloodseg"]["all_idb2"]
     assert f"{findings.display_name('bloodseg')} -> ALL-IDB2 {a - 0.01:.4f} -> {a:.4f}" in s
     assert s.count(" -> ") == 3 + 3 + 6 * 2
+
+
+def test_a_verdict_without_significance_says_which_test_saw_a_difference():
+    """Both tests must agree for a verdict; the sentence says which one alone saw a difference."""
+    row = {"verdict": "no significant difference", "mean_diff": 0.003, "ci_low": -0.001,
+           "ci_high": 0.005, "wilcoxon_p_holm": 2.5e-15}
+    said = findings._paired_text(row)
+    assert said.endswith("the image-by-image ranks differ, the mean does not)")
+    row.update(ci_low=0.001, wilcoxon_p_holm=0.2)
+    assert findings._paired_text(row).endswith("the mean differs, the image-by-image ranks do not)")
+    row.update(ci_low=-0.001)
+    assert findings._paired_text(row).endswith("p = 0.2)")
