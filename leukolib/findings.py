@@ -46,6 +46,7 @@ from typing import Any
 import pandas as pd
 
 from leukolib.data.datasets import display_name, display_names_in
+from leukolib.stats import ALPHA
 from leukolib.tables import format_interval
 
 __all__ = [
@@ -187,8 +188,8 @@ def _paired_text(row: Mapping[str, Any]) -> str:
     if row["verdict"] == "no significant difference" and lo is not None and hi is not None:
         if lo > 0 or hi < 0:
             note = "; the mean differs, the image-by-image ranks do not"
-        elif p is not None and p < 0.05:  # many small wins, a few large losses
-            note = "; the image-by-image ranks differ, the mean does not"
+        elif p is not None and p < ALPHA:  # the ranks lean one way, the mean's interval does not
+            note = "; the signed-rank test sees a difference, the mean's interval holds 0"
     return f"{row['verdict']} ({diff}{test}{note})"
 
 
@@ -251,9 +252,12 @@ def _chapter3(data: Mapping[str, Any]) -> list[str]:
     hp = seg.get("unet_hparams") or {}
     comp = hp.get("comparison")
     if comp:
+        from leukolib.segmentation.reference import hparams_when
+
         out.append(f"On {display_name(hp.get('dataset', 'jtsc'))}, our U-Net defaults against "
                    f"the paper's Table A2 hyper-parameters (the same folds): "
-                   f"{_paired_text(comp).replace('defaults better', 'the defaults better')}.")
+                   f"{_paired_text(comp).replace('defaults better', 'the defaults better')}. "
+                   f"{hparams_when(seg)}")
     g = _generalization(seg, "DEEP")
     pairs = [] if g is None else [te for te in _cross_pairs(g) if pd.notna(g.loc[te])]
     if pairs:
@@ -304,7 +308,7 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
                        f"{worse}, no significant difference on {len(pairs) - better - worse} of "
                        f"{len(pairs)} ordered pairs; the weakest, {display_name(worst[0])} -> "
                        f"{display_name(worst[1])}, gives {g.loc[worst]:.3f} against HM's "
-                       f"{hm[worst[1]]:.3f}.")
+                       f"{hm[worst[1]]:.3f}." + _undecided_pairs(seg, pairs))
     out.extend(_gate_text(seg))
     return out
 
@@ -316,6 +320,20 @@ def _chapter4_details(data: Mapping[str, Any]) -> list[str]:
         return []
     return (_fold_text(seg) + _tta_text(seg) + _budget_text(seg) + _ceiling_text(data)
             + _variants_text(data))
+
+
+def _undecided_pairs(seg: Mapping[str, Any], pairs: list[tuple[str, str]]) -> str:
+    """The cross pairs without a verdict, each with its numbers; identical ones named apart."""
+    rows = [(t, e, r) for t, e in pairs if (r := _paired(seg, e, t, "ENSEMBLE - HM"))
+            and r.get("verdict") == "no significant difference"]
+    same = [(t, e) for t, e, r in rows if r.get("degenerate") and not r.get("mean_diff")]
+    named = [f"{display_name(t)} -> {display_name(e)} {_paired_text(r)}"
+             for t, e, r in rows if (t, e) not in same]
+    said = ([f"Without a verdict: {'; '.join(named)}."] if named else []) + (
+        [f"Identical to HM, image for image: "
+         f"{', '.join(f'{display_name(t)} -> {display_name(e)}' for t, e in same)}."]
+        if same else [])
+    return "".join(f" {x}" for x in said)
 
 
 def _budget_text(seg: Mapping[str, Any]) -> list[str]:
@@ -498,7 +516,8 @@ def _ceiling_text(data: Mapping[str, Any]) -> list[str]:
     out = [f"How far post-processing alone could take these U-Nets in their own domain, with "
            f"every threshold, fusion rule and erosion of HM, and a per-image pick of HM, DEEP or "
            f"AND, chosen on the test images themselves (an upper bound for any one rule over a "
-           f"whole dataset, not a result): {said}."]
+           f"whole dataset, not a result; the shipped ensemble, whose folds each choose their "
+           f"own rule, may pass it): {said}."]
     seg = _seg(data)
     reached = [d for d, r in rows if (_interval(seg, d, "ENSEMBLE") or {}).get("mean", -1.0)
                >= r["target"]]
@@ -915,6 +934,14 @@ def _chapter7(data: Mapping[str, Any]) -> list[str]:
                        + (", an interval that holds zero." if _holds_zero(comp) else "."))
         segr = r.get("segmentation") or {}
         cmp = segr.get("comparisons") or {}
+        ens = segr.get("ensemble")
+        if cmp and ens:  # the rule the sweep ran, which a later report may have replaced
+            from leukolib.segmentation.ensemble import EnsembleParams
+
+            out.append(f"{name}: the segmentation sweep's ENSEMBLE is the rule its report "
+                       f"recorded, {ens}"
+                       + ("." if ens == EnsembleParams().label() else
+                          ", not the library's default of today."))
         for key, what in (("ENSEMBLE_vs_HM", "HM"), ("ENSEMBLE_vs_DEEP", "DEEP")):
             v = cmp.get(key)
             if not v:
@@ -1143,7 +1170,7 @@ def source_line(names: Sequence[str], data: Mapping[str, Any] | None = None) -> 
 
 def main() -> int:  # pragma: no cover - a convenience for authors
     """Print every chapter's findings and the claims' verdicts."""
-    data = shipped()
+    data = shipped(tuple(dict.fromkeys(SHIPPED + sum(CHAPTER_SOURCES.values(), ()))))
     for chapter, subject in CHAPTERS.items():
         print(f"Chapter {chapter} ({subject}):")
         for sentence in chapter_findings(chapter, data):

@@ -305,9 +305,9 @@ def real_data_findings(chapter: int) -> HTML:
         return "<ul>" + "".join(f"<li>{_inline(s)}</li>" for s in sentences) + "</ul>"
 
     # how the defaults were chosen and what bounds them: folded, the main text stays short
-    folded = (f"<details><summary>How the defaults were chosen, and what bounds them "
-              f"({len(details)} findings, folded)</summary>{listed(details)}</details>"
-              if details else "")
+    n = f"{len(details)} finding{'s' if len(details) != 1 else ''}"
+    folded = (f"<details><summary>How the defaults were chosen, and what bounds them ({n}, "
+              f"folded)</summary>{listed(details)}</details>" if details else "")
     source = findings.source_line(findings.CHAPTER_SOURCES[chapter], data)
     return _box("What we found on real data (committed results)",
                 f'{listed(main) if main else ""}{folded}'

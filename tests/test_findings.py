@@ -380,8 +380,37 @@ def test_a_verdict_without_significance_says_which_test_saw_a_difference():
     row = {"verdict": "no significant difference", "mean_diff": 0.003, "ci_low": -0.001,
            "ci_high": 0.005, "wilcoxon_p_holm": 2.5e-15}
     said = findings._paired_text(row)
-    assert said.endswith("the image-by-image ranks differ, the mean does not)")
+    assert said.endswith("the signed-rank test sees a difference, the mean's interval holds 0)")
     row.update(ci_low=0.001, wilcoxon_p_holm=0.2)
     assert findings._paired_text(row).endswith("the mean differs, the image-by-image ranks do not)")
     row.update(ci_low=-0.001)
     assert findings._paired_text(row).endswith("p = 0.2)")
+
+
+def test_the_cross_pairs_without_a_verdict_are_named_with_their_numbers():
+    """A pair the gate gave HM's masks is identical, not 'no significant difference'."""
+    data, seg = changed("segmentation")
+    rows = [r for r in seg["results"]["paired"]
+            if r["comparison"] == "ENSEMBLE - HM" and r["dataset"] != r["trained_on"]]
+    for r in rows:  # one identical pair, one undecided, the rest decided
+        r.update(verdict="ENSEMBLE better", degenerate=False, mean_diff=0.01)
+    rows[0].update(verdict="no significant difference", degenerate=True, mean_diff=0.0)
+    rows[1].update(verdict="no significant difference", ci_low=-0.001, ci_high=0.005)
+    s = next(s for s in findings.chapter_findings(4, data) if s.startswith("With the U-Net"))
+    first = f"{findings.display_name(rows[0]['trained_on'])} -> "
+    assert "Identical to HM, image for image: " + first in s
+    assert s.count("no significant difference (") == 1 and "Without a verdict: " in s
+
+
+def test_chapter_7_names_the_ensemble_its_sweep_ran():
+    from leukolib.segmentation.ensemble import EnsembleParams
+
+    data, rob = changed("robustness")
+    seg = next(v["segmentation"] for v in rob["results"].values()
+               if isinstance(v, dict) and v.get("segmentation"))
+    seg["ensemble"] = "AND, p >= 0.5"
+    said = [s for s in findings.chapter_findings(7, data) if "sweep's ENSEMBLE" in s]
+    assert said and said[0].endswith("AND, p >= 0.5, not the library's default of today.")
+    seg["ensemble"] = EnsembleParams().label()
+    said = [s for s in findings.chapter_findings(7, data) if "sweep's ENSEMBLE" in s]
+    assert said[0].endswith(f"{EnsembleParams().label()}.")
