@@ -83,8 +83,10 @@ ALPHA = 0.05
 
 
 def _bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
-    # bin k holds confidences in (k / n, (k + 1) / n]; 0 falls in the first
-    return np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    # bin k holds confidences in (k / n, (k + 1) / n]; 0 falls in the first. A NaN
+    # confidence goes to the first bin, where its NaN still makes the bin's sum NaN.
+    c = np.where(np.isfinite(confidence), confidence, 0.0)
+    return np.clip(np.ceil(c * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
 
 
 def _binned(probs: np.ndarray, labels: np.ndarray,
