@@ -298,7 +298,8 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
     if g is not None:
         hm = _hm_row(g)
         pairs = [te for te in _cross_pairs(g) if pd.notna(g.loc[te])]
-        verdicts = [(_paired(seg, e, t, "ENSEMBLE - HM") or {}).get("verdict") for t, e in pairs]
+        rows = {(t, e): _paired(seg, e, t, "ENSEMBLE - HM") or {} for t, e in pairs}
+        verdicts = [r.get("verdict") for r in rows.values()]
         better = sum(v == "ENSEMBLE better" for v in verdicts)
         worse = sum(v == "HM better" for v in verdicts)
         if pairs:
@@ -308,7 +309,7 @@ def _chapter4(data: Mapping[str, Any]) -> list[str]:
                        f"{worse}, no significant difference on {len(pairs) - better - worse} of "
                        f"{len(pairs)} ordered pairs; the weakest, {display_name(worst[0])} -> "
                        f"{display_name(worst[1])}, gives {g.loc[worst]:.3f} against HM's "
-                       f"{hm[worst[1]]:.3f}." + _undecided_pairs(seg, pairs))
+                       f"{hm[worst[1]]:.3f}." + _undecided_pairs(rows))
     out.extend(_gate_text(seg))
     return out
 
@@ -322,10 +323,13 @@ def _chapter4_details(data: Mapping[str, Any]) -> list[str]:
             + _variants_text(data))
 
 
-def _undecided_pairs(seg: Mapping[str, Any], pairs: list[tuple[str, str]]) -> str:
-    """The cross pairs without a verdict, each with its numbers; identical ones named apart."""
-    rows = [(t, e, r) for t, e in pairs if (r := _paired(seg, e, t, "ENSEMBLE - HM"))
-            and r.get("verdict") == "no significant difference"]
+def _undecided_pairs(paired: Mapping[tuple[str, str], Mapping[str, Any]]) -> str:
+    """The cross pairs without a verdict, each with its numbers; identical ones named apart.
+
+    ``paired``: each (trained on, evaluated on) pair's ENSEMBLE - HM row.
+    """
+    rows = [(t, e, r) for (t, e), r in paired.items()
+            if r.get("verdict") == "no significant difference"]
     same = [(t, e) for t, e, r in rows if r.get("degenerate") and not r.get("mean_diff")]
     named = [f"{display_name(t)} -> {display_name(e)} {_paired_text(r)}"
              for t, e, r in rows if (t, e) not in same]
@@ -1091,10 +1095,14 @@ def chapter_findings(chapter: int, data: Mapping[str, Any] | None = None) -> lis
     return chapter_main(chapter, data) + chapter_details(chapter, data)
 
 
-def chapter_main(chapter: int, data: Mapping[str, Any] | None = None) -> list[str]:
-    """The sentences of :func:`chapter_findings` a page shows in its main text."""
+def _known(chapter: int) -> None:
     if chapter not in _FINDERS:
         raise ValueError(f"chapter {chapter}: findings exist for chapters {sorted(_FINDERS)}")
+
+
+def chapter_main(chapter: int, data: Mapping[str, Any] | None = None) -> list[str]:
+    """The sentences of :func:`chapter_findings` a page shows in its main text."""
+    _known(chapter)
     return _FINDERS[chapter](shipped() if data is None else data)
 
 
@@ -1106,8 +1114,7 @@ def chapter_details(chapter: int, data: Mapping[str, Any] | None = None) -> list
     >>> chapter_details(2, {})
     []
     """
-    if chapter not in _FINDERS:
-        raise ValueError(f"chapter {chapter}: findings exist for chapters {sorted(_FINDERS)}")
+    _known(chapter)
     finder = _DETAILS.get(chapter)
     return finder(shipped() if data is None else data) if finder else []
 
